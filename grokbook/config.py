@@ -1,0 +1,250 @@
+"""One config object describes a run completely; its hash names the run in the store.
+
+Presets name the scale (``test``, ``cpu``, ``gpu``, ``paper``). Every field can be
+overridden with a dotted name (``data.phi=18``), and every bad value is a
+``ConfigError`` (a ``ValueError``) that names the field, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field, fields
+
+
+class ConfigError(ValueError):
+    """A config field has a value it cannot take. The message names the field."""
+
+
+@dataclass
+class DataConfig:
+    n_entities: int = 2000
+    n_relations: int = 200
+    out_degree: int = 20          # distinct relations per head entity
+    ood_ratio: float = 0.05       # fraction of atomic facts that are OOD
+    iid_test_ratio: float = 0.005  # fraction of ID two-hop facts held out
+    phi: float = 18.0             # inferred / ID-atomic ratio in training
+    probe_cap: int = 3000         # at most this many queries per probe set
+    regime: str = "natural"       # augmentation regime (grokbook.regimes)
+    from_json: str = ""           # a directory in the original JSON format, instead of a graph
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "transformer"     # "transformer" (Wang) or "trm" (the study's recursive model)
+    n_layer: int = 8
+    n_loops: int = 1              # >1: the same blocks run again (parameter sharing)
+    d_model: int = 768
+    n_head: int = 12
+    dropout: float = 0.0
+    tie_embeddings: bool = True
+    # TRM only
+    trm_inner_steps: int = 6
+    trm_cycles: int = 2
+    trm_expansion: int = 4
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 512
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.999
+    warmup_steps: int = 2000
+    grad_clip: float = 1.0
+    max_steps: int = 1_500_000
+    eval_every: int = 2000        # dense evaluation every this many steps ...
+    eval_dense_until: int = 20000  # ... up to here, then log-spaced
+    eval_per_decade: int = 20
+    checkpoint_every: int = 50000
+    ema: float = 0.0              # >0: evaluate an exponential moving average of the weights
+    device: str = "auto"          # "auto", "cpu" or "cuda"
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    parent: str = ""              # fine-tuning: "<run id>@<step>" of the starting checkpoint
+    finetune: str = ""            # fine-tuning: name of the transfer set (grokbook.transfer)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Short stable id of everything that changes the numbers of a run."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def replace(self, **overrides) -> "Config":
+        """A copy with dotted overrides: ``cfg.replace(**{"data.phi": 9.0})``."""
+        new = copy.deepcopy(self)
+        for key, value in overrides.items():
+            set_field(new, key, value)
+        validate(new)
+        return new
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        cfg = cls()
+        for section in ("data", "model", "train"):
+            for k, v in d.get(section, {}).items():
+                set_field(cfg, f"{section}.{k}", v)
+        for k in ("seed", "parent", "finetune"):
+            if k in d:
+                set_field(cfg, k, d[k])
+        return cfg
+
+
+# ---------------------------------------------------------------- presets
+def _paper() -> Config:
+    return Config()
+
+
+def _cpu() -> Config:
+    # Small enough to grok on 2 cores in minutes; tuned by measurement (see README).
+    return Config(
+        data=DataConfig(n_entities=200, n_relations=20, out_degree=20, phi=12.6),
+        model=ModelConfig(n_layer=4, d_model=128, n_head=4),
+        train=TrainConfig(lr=1e-3, weight_decay=0.3, warmup_steps=200, max_steps=3000,
+                          eval_every=50, eval_dense_until=3000, checkpoint_every=250),
+    )
+
+
+def _test() -> Config:
+    return Config(
+        data=DataConfig(n_entities=60, n_relations=10, out_degree=6, phi=4.0, probe_cap=200),
+        model=ModelConfig(n_layer=2, d_model=32, n_head=2),
+        train=TrainConfig(batch_size=128, lr=3e-3, weight_decay=0.1, warmup_steps=20,
+                          max_steps=200, eval_every=25, eval_dense_until=200,
+                          checkpoint_every=50),
+    )
+
+
+def _gpu() -> Config:
+    # One Colab-class GPU, tens of minutes. Not measured on a GPU yet (see README).
+    return Config(
+        data=DataConfig(n_entities=1000, n_relations=100, out_degree=20, phi=12.6),
+        model=ModelConfig(n_layer=4, d_model=256, n_head=8),
+        train=TrainConfig(lr=1e-3, weight_decay=0.3, warmup_steps=500, max_steps=30000,
+                          eval_every=250, eval_dense_until=5000, checkpoint_every=2500),
+    )
+
+
+PRESETS = {"test": _test, "cpu": _cpu, "gpu": _gpu, "paper": _paper}
+
+
+def preset(name: str, **overrides) -> Config:
+    """A complete config for a named scale, with optional dotted overrides."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
+    cfg = PRESETS[name]()
+    return cfg.replace(**overrides) if overrides else (validate(cfg) or cfg)
+
+
+# ---------------------------------------------------------------- overrides
+def field_names(cfg: Config | None = None) -> list[str]:
+    cfg = cfg or Config()
+    names = []
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            names += [f"{f.name}.{g.name}" for g in fields(value)]
+        else:
+            names.append(f.name)
+    return names
+
+
+def _coerce(name: str, typ, value):
+    typ = {"int": int, "float": float, "str": str, "bool": bool}.get(typ, typ)
+    if isinstance(value, str) and typ is not str:
+        text = value.strip()
+        try:
+            if typ is bool:
+                if text.lower() in ("1", "true", "yes"):
+                    return True
+                if text.lower() in ("0", "false", "no"):
+                    return False
+                raise ValueError
+            if typ is int:
+                return int(float(text)) if float(text).is_integer() else int(text)
+            return typ(text)
+        except ValueError:
+            raise ConfigError(f"{name}: cannot read {value!r} as {typ.__name__}") from None
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"{name}: expected {typ.__name__}, got {value!r}")
+    return value
+
+
+def set_field(cfg: Config, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    target = cfg
+    for p in parts[:-1]:
+        sub = getattr(target, p, None)
+        if not dataclasses.is_dataclass(sub):
+            raise ConfigError(f"{dotted}: unknown field; valid fields: {', '.join(field_names(cfg))}")
+        target = sub
+    hints = {f.name: f.type for f in fields(target)}
+    if parts[-1] not in hints or dataclasses.is_dataclass(getattr(target, parts[-1])):
+        raise ConfigError(f"{dotted}: unknown field; valid fields: {', '.join(field_names(cfg))}")
+    setattr(target, parts[-1], _coerce(dotted, hints[parts[-1]], value))
+
+
+def parse_sets(items: typing.Iterable[str]) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. data.phi=18")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+# ---------------------------------------------------------------- validation
+def _check(ok: bool, name: str, value, allowed: str):
+    if not ok:
+        raise ConfigError(f"{name}: {value!r} is not allowed; allowed: {allowed}")
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError naming the first field whose value is impossible."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    for name in ("n_entities", "n_relations", "out_degree", "probe_cap"):
+        v = getattr(d, name)
+        _check(v > 0, f"data.{name}", v, "a positive integer")
+    _check(d.out_degree <= d.n_relations, "data.out_degree", d.out_degree,
+           f"1 to data.n_relations ({d.n_relations}): each head has distinct relations")
+    _check(0 < d.ood_ratio < 1, "data.ood_ratio", d.ood_ratio, "strictly between 0 and 1")
+    _check(0 < d.iid_test_ratio < 1, "data.iid_test_ratio", d.iid_test_ratio,
+           "strictly between 0 and 1")
+    _check(d.phi >= 0, "data.phi", d.phi, "0 or more (and at most the graph's max_phi)")
+    from .regimes import REGIMES  # late import: regimes imports data which imports config
+    _check(d.regime in REGIMES, "data.regime", d.regime, ", ".join(REGIMES))
+    _check(m.arch in ("transformer", "trm"), "model.arch", m.arch, "transformer, trm")
+    for name in ("n_layer", "n_loops", "d_model", "n_head", "trm_inner_steps", "trm_cycles",
+                 "trm_expansion"):
+        v = getattr(m, name)
+        _check(v > 0, f"model.{name}", v, "a positive integer")
+    _check(m.d_model % m.n_head == 0, "model.n_head", m.n_head,
+           f"a divisor of model.d_model ({m.d_model})")
+    _check(0 <= m.dropout < 1, "model.dropout", m.dropout, "0 <= dropout < 1")
+    for name in ("batch_size", "max_steps", "eval_every", "checkpoint_every", "eval_per_decade"):
+        v = getattr(t, name)
+        _check(v > 0, f"train.{name}", v, "a positive integer")
+    _check(t.lr > 0, "train.lr", t.lr, "a positive number")
+    _check(t.weight_decay >= 0, "train.weight_decay", t.weight_decay, "0 or more")
+    _check(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "0 or more")
+    _check(t.grad_clip >= 0, "train.grad_clip", t.grad_clip, "0 (off) or more")
+    _check(0 <= t.beta1 < 1, "train.beta1", t.beta1, "0 <= beta1 < 1")
+    _check(0 <= t.beta2 < 1, "train.beta2", t.beta2, "0 <= beta2 < 1")
+    _check(0 <= t.ema < 1, "train.ema", t.ema, "0 (off) <= ema < 1")
+    _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu, cuda")

@@ -1,0 +1,277 @@
+"""The run store: ``train(config)`` returns a stored run, resumes one, or trains one.
+
+Layout of a run (``<store>/runs/<id>/``)::
+
+    config.json     the full config (its hash is the id)
+    state.pt        resume state at the last checkpoint (removed when complete)
+    ckpt/<step>.pt  evaluated weights at each checkpoint step
+    metrics.json    tidy table: step, split, loss, accuracy
+    timeline.json   step -> wall seconds (kept apart: it is the only non-deterministic column)
+    info.json       device, versions, wall time, steps/s
+    COMPLETE        written last, atomically: only then is the run served as complete
+
+Every file is written to a temporary name and renamed. A lock file per run keeps two
+processes from training the same run at once; the second waits and then reads it.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .config import Config, validate
+from .data import build_dataset, json_digest
+from .models import build_model
+from .train import Trainer, resolve_device, run_loop
+
+__all__ = ["Run", "RunStoreError", "train", "load_run", "store_path", "list_runs", "run_id"]
+
+
+class RunStoreError(RuntimeError):
+    """A stored run cannot be read. The message names its path and how to remove it."""
+
+
+def store_path(store=None) -> Path:
+    p = Path(store or os.environ.get("GROKBOOK_STORE") or Path.home() / ".cache" / "grokbook")
+    (p / "runs").mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def resolved(cfg: Config) -> Config:
+    """The config as it will run: ``train.device = auto`` resolved to this machine."""
+    return cfg.replace(**{"train.device": resolve_device(cfg.train.device)})
+
+
+def run_id(cfg: Config) -> str:
+    cfg = resolved(cfg)
+    rid = cfg.hash()
+    if cfg.data.from_json:  # the data's content, not only its path, names the run
+        import hashlib
+        rid = hashlib.sha256((rid + json_digest(cfg.data.from_json)).encode()).hexdigest()[:12]
+    return rid
+
+
+def _atomic_write(path: Path, data: bytes):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_json(path: Path, obj):
+    _atomic_write(path, json.dumps(obj, indent=1, allow_nan=True).encode())
+
+
+def _atomic_torch(path: Path, obj):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _corrupt(path: Path, why: str) -> RunStoreError:
+    return RunStoreError(
+        f"stored run at {path} is corrupt ({why}). Nothing was changed. Remove that one run "
+        f"with `rm -rf {path}` (or `grokbook runs rm {path.name}`) and ask for it again; "
+        f"the rest of the store is unaffected.")
+
+
+class Run:
+    """A complete run: config, metrics, checkpoints."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.id = self.path.name
+        try:
+            self.complete = json.loads((self.path / "COMPLETE").read_text())
+            self.config = Config.from_dict(json.loads((self.path / "config.json").read_text()))
+            self.metrics = pd.DataFrame(json.loads((self.path / "metrics.json").read_text()),
+                                        columns=["step", "split", "loss", "accuracy"])
+            self.timeline = pd.DataFrame(json.loads((self.path / "timeline.json").read_text()),
+                                         columns=["step", "wall_seconds"])
+            self.info = json.loads((self.path / "info.json").read_text())
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise _corrupt(self.path, f"{type(e).__name__}: {e}") from None
+        missing = [s for s in self.complete.get("checkpoints", [])
+                   if not (self.path / "ckpt" / f"{s:08d}.pt").exists()]
+        if missing:
+            raise _corrupt(self.path, f"checkpoint files missing for steps {missing[:5]}")
+        if self.metrics.empty:
+            raise _corrupt(self.path, "empty metrics table")
+
+    def __repr__(self):
+        return f"Run({self.id}, steps={self.steps}, {self.path})"
+
+    @property
+    def steps(self) -> int:
+        return int(self.metrics["step"].max())
+
+    @property
+    def checkpoints(self) -> list[int]:
+        return list(self.complete["checkpoints"])
+
+    @cached_property
+    def dataset(self):
+        from .transfer import dataset_for
+        return dataset_for(self.config)
+
+    def load_model(self, step: int | None = None, device: str = "cpu"):
+        """The evaluated weights at a checkpoint step (the nearest stored one at or before)."""
+        steps = self.checkpoints
+        if step is None:
+            step = steps[-1]
+        eligible = [s for s in steps if s <= step]
+        s = eligible[-1] if eligible else steps[0]
+        model = build_model(self.config, len(self.dataset.vocab))
+        try:
+            weights = torch.load(self.path / "ckpt" / f"{s:08d}.pt", map_location=device,
+                                 weights_only=True)
+        except Exception as e:  # torch raises many kinds here
+            raise _corrupt(self.path, f"checkpoint {s}: {type(e).__name__}: {e}") from None
+        model.load_state_dict(weights)
+        return model.to(device).eval()
+
+    def accuracy(self) -> pd.DataFrame:
+        """Wide table: one row per evaluated step, one column per probe set."""
+        m = self.metrics[self.metrics.split != "train"]
+        return m.pivot(index="step", columns="split", values="accuracy")
+
+    def summary(self) -> dict:
+        from .measures import first_step
+        acc = self.accuracy()
+        final = {k: round(float(v), 4) for k, v in acc.iloc[-1].items()}
+        return {"run": self.id, "steps": self.steps,
+                "wall_seconds": round(self.info["wall_seconds"], 2),
+                "steps_per_second": round(self.info["steps_per_second"], 2),
+                "final": final,
+                "memorized_step": first_step(acc, "train_inferred", 0.99),
+                "grokked_step": first_step(acc, "test_inferred_iid", 0.9)}
+
+
+def list_runs(store=None) -> list[str]:
+    root = store_path(store) / "runs"
+    return sorted(p.name for p in root.iterdir() if (p / "COMPLETE").exists())
+
+
+def load_run(rid: str, store=None) -> Run:
+    path = store_path(store) / "runs" / rid
+    if not (path / "COMPLETE").exists():
+        raise RunStoreError(f"no complete run {rid!r} at {path}")
+    return Run(path)
+
+
+def train(cfg: Config, store=None, progress: bool = True, stop_after: int | None = None) -> Run:
+    """Return the complete run of ``cfg``: from the store, resumed, or trained now."""
+    validate(cfg)
+    cfg = resolved(cfg)
+    rid = run_id(cfg)
+    root = store_path(store)
+    path = root / "runs" / rid
+    if (path / "COMPLETE").exists():
+        return Run(path)
+    with _lock(root / "locks" / f"{rid}.lock"):
+        if (path / "COMPLETE").exists():  # another process finished it while we waited
+            return Run(path)
+        return _train_locked(cfg, path, progress, stop_after)
+
+
+def _init_weights(cfg: Config, store) -> dict | None:
+    """Fine-tuning starts from the parent run's checkpoint ``<id>@<step>``."""
+    if not cfg.parent:
+        return None
+    rid, _, step = cfg.parent.partition("@")
+    parent = load_run(rid, store)
+    return parent.load_model(int(step) if step else None).state_dict()
+
+
+def _train_locked(cfg: Config, path: Path, progress: bool, stop_after) -> Run:
+    from .transfer import dataset_for
+    (path / "ckpt").mkdir(parents=True, exist_ok=True)
+    _atomic_json(path / "config.json", cfg.to_dict())
+    ds = dataset_for(cfg, store=path.parent.parent)
+    trainer = Trainer(cfg, ds, cfg.train.device, _init_weights(cfg, path.parent.parent))
+    wall_offset, timeline = 0.0, []
+    if (path / "state.pt").exists():
+        try:
+            state = torch.load(path / "state.pt", map_location=cfg.train.device,
+                               weights_only=False)
+            trainer.load_state(state["trainer"])
+        except Exception as e:
+            raise _corrupt(path, f"resume state: {type(e).__name__}: {e}") from None
+        wall_offset, timeline = state["wall_seconds"], list(state["timeline"])
+
+    def on_checkpoint(tr: Trainer, wall: float):
+        _atomic_torch(path / "ckpt" / f"{tr.step:08d}.pt", tr.weights())
+        _atomic_torch(path / "state.pt", {"trainer": tr.state(), "wall_seconds": wall,
+                                          "timeline": list(timeline)})
+
+    start = trainer.step
+    wall = run_loop(trainer, on_checkpoint, progress, stop_after, wall_offset, timeline)
+    if trainer.step < cfg.train.max_steps:
+        raise KeyboardInterrupt(f"stopped at step {trainer.step} (stop_after={stop_after}); "
+                                f"state kept at the last checkpoint in {path}")
+    ckpts = sorted(int(p.stem) for p in (path / "ckpt").glob("*.pt"))
+    trained = trainer.step - start
+    _atomic_json(path / "metrics.json", trainer.rows)
+    _atomic_json(path / "timeline.json", timeline)
+    _atomic_json(path / "info.json", {
+        "device": device_name(cfg.train.device), "torch": torch.__version__,
+        "python": platform.python_version(), "wall_seconds": wall,
+        "steps_per_second": trained / max(wall - wall_offset, 1e-9),
+        "n_params": trainer.model.num_params(), "dataset": ds.summary(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    _atomic_json(path / "COMPLETE", {"checkpoints": ckpts, "id": path.name})
+    (path / "state.pt").unlink(missing_ok=True)
+    return Run(path)
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def remove_run(rid: str, store=None) -> Path:
+    path = store_path(store) / "runs" / rid
+    if path.exists():
+        shutil.rmtree(path)
+    return path
