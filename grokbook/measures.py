@@ -48,3 +48,8 @@ def flops_per_step_of(run) -> float:
     model = run.load_model(0)
     per_token = model.flops_per_token() if hasattr(model, "flops_per_token") else 0.0
     return per_token * SEQ_LEN * run.config.train.batch_size
+
+
+def grokking_table(runs, **thresholds) -> pd.DataFrame:
+    """``grokking_measures`` of several runs, one row each (thresholds as keywords)."""
+    return pd.DataFrame([grokking_measures(r, **thresholds) for r in runs])

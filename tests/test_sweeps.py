@@ -1,0 +1,56 @@
+import pandas as pd
+
+import grokbook.runs
+from conftest import small
+from grokbook.sweeps import LocalExecutor, by_value, compute_table, default_grid, sweep
+
+
+def test_sweep_rerun_hits_the_store(store, monkeypatch):
+    cfg = small()
+    first = sweep(cfg, progress=False, seed=[0, 1])
+    assert list(first["status"]) == ["ok", "ok"] and list(first["seed"]) == [0, 1]
+    assert {"run", "reason", "memorized_step", "grokked_step", "grok_flops"} <= set(first)
+
+    def no_training(*a, **k):
+        raise AssertionError("retrained")
+    monkeypatch.setattr(grokbook.runs, "_train_locked", no_training)
+    again = sweep(cfg, progress=False, seed=[0, 1])
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_impossible_phi_is_skipped_with_reason(store):
+    t = sweep(small(), progress=False, **{"data.phi": [3.0, 50.0]})
+    assert list(t["status"]) == ["ok", "skipped"]
+    assert "max_phi" in t.loc[1, "reason"] and t.loc[1, "data.phi"] == 50.0
+    bad = sweep(small(), progress=False, data__n_layer=[1], **{"model.n_head": [3]})
+    assert bad.loc[0, "status"] == "skipped" and "model.n_head" in bad.loc[0, "reason"]
+    assert list(by_value(t)["data.phi"]) == [3.0]
+    assert list(compute_table(t).columns)[:3] == ["data.phi", "seed", "phase"]
+
+
+def test_a_failing_point_does_not_stop_the_others(store, monkeypatch):
+    real = grokbook.runs.train
+
+    def flaky(cfg, *a, **k):
+        if cfg.seed == 1:
+            raise RuntimeError("disk on fire")
+        return real(cfg, *a, **k)
+    monkeypatch.setattr(grokbook.runs, "train", flaky)
+    t = sweep(small(), progress=False, seed=[0, 1, 2])
+    assert list(t["status"]) == ["ok", "failed", "ok"]
+    assert "disk on fire" in t.loc[1, "reason"]
+
+    class Broken(LocalExecutor):  # an executor that loses a point reports it as failed
+        def map(self, fn, items):
+            out = super().map(fn, items)
+            out[0] = ("error", "worker lost")
+            return out
+    t2 = sweep(small(), executor=Broken(), progress=False, seed=[0, 2])
+    assert list(t2["status"]) == ["failed", "ok"] and t2.loc[0, "reason"] == "worker lost"
+
+
+def test_default_grid_depends_on_the_preset():
+    test, cpu = default_grid("test"), default_grid("cpu")
+    assert len(test["phis"]) * len(test["seeds"]) < len(cpu["phis"]) * len(cpu["seeds"])
+    assert len(cpu["seeds"]) >= 3
+    assert default_grid("cpu", seeds=[0])["seeds"] == [0]
