@@ -65,10 +65,20 @@ class TrainConfig:
 
 
 @dataclass
+class TransferConfig:
+    # Sizes of a transfer set (grokbook.transfer); only read when ``Config.finetune`` is set.
+    new_facts: int = 0            # new atomic facts; 0: scaled to the graph (transfer.sizes)
+    chain_fraction: float = 0.5   # share of the new facts built as chains a -> b -> t
+    replay: int = 0               # old items replayed (atomic + their two-hop); 0: 4 x new_facts
+    probe_cap: int = 0            # at most this many queries per probe; 0: data.probe_cap
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     seed: int = 0
     parent: str = ""              # fine-tuning: "<run id>@<step>" of the starting checkpoint
     finetune: str = ""            # fine-tuning: name of the transfer set (grokbook.transfer)
@@ -78,7 +88,10 @@ class Config:
 
     def hash(self) -> str:
         """Short stable id of everything that changes the numbers of a run."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        d = self.to_dict()
+        if not self.finetune:  # only fine-tuning reads it: other runs keep their ids
+            d.pop("transfer")
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def replace(self, **overrides) -> "Config":
@@ -92,7 +105,7 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
         cfg = cls()
-        for section in ("data", "model", "train"):
+        for section in ("data", "model", "train", "transfer"):
             for k, v in d.get(section, {}).items():
                 set_field(cfg, f"{section}.{k}", v)
         for k in ("seed", "parent", "finetune"):
@@ -248,3 +261,6 @@ def validate(cfg: Config) -> None:
     _check(0 <= t.beta2 < 1, "train.beta2", t.beta2, "0 <= beta2 < 1")
     _check(0 <= t.ema < 1, "train.ema", t.ema, "0 (off) <= ema < 1")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu, cuda")
+    if cfg.finetune:
+        from .transfer import validate_transfer  # late import, as for regimes
+        validate_transfer(cfg)

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+
+from conftest import small
+from grokbook import ConfigError, load_run, preset, train
+from grokbook.data import build_dataset
+from grokbook.transfer import (PROBE_KINDS, build_transfer, dataset_for, finetune_config,
+                               pick_checkpoints, transfer_table)
+
+# a graph like the cpu preset's, with free (head, relation) pairs
+CPU_LIKE = {"data.n_entities": 150, "data.n_relations": 15, "data.out_degree": 10,
+            "data.phi": 5.0}
+
+
+def _lookup(*tables):
+    facts = {}
+    for t in tables:
+        for h, r, tail in zip(t["h"], t["r1"], t["t"]):
+            assert (h, r) not in facts          # one answer per (head, relation)
+            facts[(int(h), int(r))] = int(tail)
+    return facts
+
+
+def test_new_facts_never_collide_with_old_pairs():
+    cfg = preset("test", finetune="new_knowledge")
+    ds = build_transfer(cfg)
+    old = build_dataset(cfg.data, cfg.seed).atomic
+    old_pairs = set(zip(old["h"].tolist(), old["r1"].tolist()))
+    new_pairs = list(zip(ds.new["h"].tolist(), ds.new["r1"].tolist()))
+    assert len(set(new_pairs)) == len(new_pairs) > 0
+    assert not old_pairs & set(new_pairs)
+    # same vocabulary; the fine-tuning set is replay + new atomic facts, no new two-hop fact
+    assert len(ds.vocab) == len(build_dataset(cfg.data, cfg.seed).vocab)
+    new_set = set(new_pairs)
+    two = ds.train["r2"] >= 0
+    assert not any((h, r) in new_set or (b, r2) in new_set for h, r, b, r2 in zip(
+        ds.train["h"][two], ds.train["r1"][two], ds.train["b"][two], ds.train["r2"][two]))
+    assert ds.counts["new_facts"] == len(new_pairs) and ds.counts["replay_total"] > 0
+
+
+def test_compositions_give_the_stated_answers_and_chains_exist():
+    cfg = preset("test", finetune="new_knowledge")
+    ds = build_transfer(cfg)
+    old = build_dataset(cfg.data, cfg.seed).atomic
+    facts = _lookup(old, ds.new)
+    new = set(zip(ds.new["h"].tolist(), ds.new["r1"].tolist()))
+    kinds = {"new_new": (True, True), "new_hop1_old_hop2": (True, False),
+             "old_hop1_new_hop2": (False, True)}
+    for name, (hop1_new, hop2_new) in kinds.items():
+        p = ds.probes[name]
+        for h, r1, r2, b, t in zip(*(p[c].tolist() for c in ("h", "r1", "r2", "b", "t"))):
+            assert facts[(h, r1)] == b and facts[(b, r2)] == t
+            assert ((h, r1) in new) == hop1_new and ((b, r2) in new) == hop2_new
+    # the chains: fact 2k ends at the head of fact 2k+1
+    n = ds.counts["chain_facts"]
+    assert n > 0 and np.array_equal(ds.new["t"][0:n:2], ds.new["h"][1:n:2])
+
+
+def test_every_probe_kind_has_hundreds_of_queries_at_cpu_scale():
+    ds = build_transfer(preset("cpu", finetune="new_knowledge", **CPU_LIKE))
+    for name in PROBE_KINDS:
+        assert len(ds.probes[name]["h"]) >= 200, name
+    t = build_transfer(preset("test", finetune="new_knowledge"))
+    for name in PROBE_KINDS:
+        assert len(t.probes[name]["h"]) >= 100, name
+
+
+def test_transfer_set_is_seeded():
+    cfg = preset("test", finetune="new_knowledge")
+    assert build_transfer(cfg).digest() == build_transfer(cfg).digest()
+    assert build_transfer(cfg).digest() != build_transfer(cfg.replace(seed=1)).digest()
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"data.out_degree": 10}, "data.out_degree"),            # == n_relations: no free pair
+    ({"finetune": "nonsense"}, "finetune"),
+    ({"transfer.chain_fraction": 1.5}, "transfer.chain_fraction"),
+    ({"transfer.new_facts": 100000}, "transfer.new_facts"),
+])
+def test_bad_transfer_config_names_the_field(overrides, field):
+    base = {"finetune": "new_knowledge"}
+    base.update(overrides)
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        preset("test", **base)
+
+
+def test_finetuned_run_records_its_parent_and_reloads(store):
+    parent = train(small(), progress=False)
+    cfg = finetune_config(parent, parent.checkpoints[-1], lr=1e-3, max_steps=24)
+    assert cfg.parent == f"{parent.id}@{parent.checkpoints[-1]}"
+    run = train(cfg, progress=False)
+    again = load_run(run.id, store)
+    assert again.config.parent == cfg.parent and again.config.finetune == "new_knowledge"
+    assert again.id != parent.id and again.steps == 24
+    assert again.dataset.digest() == dataset_for(cfg).digest()
+    # step 0 of the fine-tuning run is the parent's checkpoint
+    w0, wp = again.load_model(0).state_dict(), parent.load_model().state_dict()
+    assert all(np.allclose(w0[k].numpy(), wp[k].numpy()) for k in wp)
+    assert {"new_atomic", "new_new", "old_inferred"} <= set(again.accuracy().columns)
+    table = transfer_table(again, steps=[0, 24])
+    assert set(table.columns) >= {"step", "probe", "accuracy", "bridge_found_strict",
+                                  "bridge_found_lenient"}
+    two_hop = table[table.probe == "new_new"]
+    assert two_hop.bridge_found_lenient.between(0, 1).all()
+    assert (two_hop.bridge_found_lenient >= two_hop.bridge_found_strict).all()
+    assert set(pick_checkpoints(parent).role) <= {"grokked", "memorized"}
+    with pytest.raises(ConfigError, match="parent"):
+        finetune_config(parent, 7)              # not a stored checkpoint
