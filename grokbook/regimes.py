@@ -1,9 +1,29 @@
 """Data regimes of the study: compositions that use OOD atomic facts, added to training.
 
-Hop-1 injection: an OOD fact (h, r1, b) joined with k ID facts (b, r2, t).
-Hop-2 injection: an OOD fact (b, r2, t) joined with k ID facts (h, r1, b).
-Both kinds are *mixed* compositions (one OOD hop, one ID hop), so they are never an
-OOD test query (both hops OOD) and never in the ID pool (both hops ID).
+He et al. (2026) add *mixed* compositions, built on the OOD atomic facts that sit behind
+the OOD test queries, to the training set of Wang et al. (2024):
+
+- **Hop-1 injection**: an OOD fact (h, r1, b) joined with ID facts (b, r2, t) leaving b.
+- **Hop-2 injection**: an OOD fact (b, r2, t) joined with ID facts (h, r1, b) entering b.
+
+For a regime ``(ratio, k)`` per hop: ``round(ratio x |OOD atomic|)`` OOD facts are chosen
+(without replacement); for each, ``k`` partner facts are drawn *with replacement* among all
+the facts that meet its bridge; partners that are themselves OOD are dropped (that
+composition would be an OOD test query), and repeated draws are dropped (duplicates
+removed). Every added row is therefore a mixed composition: never an OOD test query (both
+hops OOD), never in the ID pool or the held-out ID set (both hops ID). The draws are
+seeded by the run seed (the study used seed 42), and the counts are reported in
+``Dataset.counts`` as ``hop1_added`` / ``hop2_added``.
+
+**Counts at paper scale.** Drawing with replacement and dropping OOD partners and
+duplicates leaves about 11 distinct partners per OOD fact for k = 18, not 18. That is
+why the study's "both full" adds 22,697 + 21,492 rather than 2,000 x 18 = 36,000 per hop;
+our generator gives the same order (``python -m grokbook data --preset paper --set
+data.regime=both_full --json``: 22,916 + 22,612 with seed 0, +1 % and +5 % of the study).
+For "both half" (ratio 0.5, k = 9) ours gives 7,118 + 6,923 where the study reports
+5,724 + 5,778; the study's code does something at half ratio that its paper does not
+state (its graph is also a different random draw). The book uses our counts and reports
+them; the regimes differ from the study's in size by those amounts.
 """
 from __future__ import annotations
 
@@ -23,53 +43,64 @@ def _empty():
     return {c: np.zeros(0, dtype=np.int64) for c in ("h", "r1", "r2", "b", "t")}
 
 
+def _pairs(rng, chosen, partners_of, ood, k):
+    """(first-hop index, second-hop index) pairs: k draws with replacement per chosen OOD
+    fact among ``partners_of(i)``, OOD partners and duplicates dropped. Sorted."""
+    rows = []
+    for i in chosen:
+        cand = partners_of(i)
+        if len(cand) == 0:
+            continue
+        drawn = np.unique(rng.choice(cand, k, replace=True))
+        rows.append(drawn[~ood[drawn]])
+    return rows
+
+
 def injections(atomic: dict, ood: np.ndarray, d: int, seed: int, hop1=(0.0, 0),
                hop2=(0.0, 0)) -> tuple[dict, dict]:
     """The mixed compositions of one regime, seeded, with their counts.
 
-    ``hop1 = (ratio, k)``: that fraction of OOD facts, each joined with up to k ID facts
-    leaving its tail. ``hop2`` likewise, joined with up to k ID facts entering its head.
+    ``hop1 = (ratio, k)``: that fraction of OOD facts, each joined with the distinct ID
+    facts among k draws leaving its tail. ``hop2`` likewise, entering its head.
+    Rows of ``atomic`` are ordered by head with ``d`` facts each (as make_graph gives).
     """
-    from .data import _rng, _AUG, _concat, _table
-    rng = _rng(seed, _AUG)
+    from .data import _AUG, _concat, _rng, _table
     ood_idx = np.flatnonzero(ood)
     parts, counts = [], {"hop1_added": 0, "hop2_added": 0}
-    (r1, k1), (r2, k2) = hop1, hop2
-    if r1 > 0 and k1 > 0:
-        chosen = np.sort(rng.choice(ood_idx, int(round(r1 * len(ood_idx))), replace=False))
-        rows = []
-        for i in chosen:
-            b = atomic["t"][i]
-            out = np.arange(b * d, b * d + d)            # facts leaving the bridge
-            out = out[~ood[out]]
-            rows += [(i, j) for j in np.sort(rng.choice(out, min(k1, len(out)), replace=False))]
-        if rows:
-            a = np.array(rows)
-            parts.append(_table(h=atomic["h"][a[:, 0]], r1=atomic["r1"][a[:, 0]],
-                                r2=atomic["r1"][a[:, 1]], b=atomic["t"][a[:, 0]],
-                                t=atomic["t"][a[:, 1]]))
-            counts["hop1_added"] = len(rows)
-    if r2 > 0 and k2 > 0:
-        chosen = np.sort(rng.choice(ood_idx, int(round(r2 * len(ood_idx))), replace=False))
-        incoming = {}
-        for j in np.flatnonzero(~ood):
-            incoming.setdefault(int(atomic["t"][j]), []).append(j)
-        rows = []
-        for i in chosen:
-            b = int(atomic["h"][i])
-            inc = np.array(incoming.get(b, []), dtype=np.int64)
-            if len(inc):
-                rows += [(j, i) for j in np.sort(rng.choice(inc, min(k2, len(inc)), replace=False))]
-        if rows:
-            a = np.array(rows)
-            parts.append(_table(h=atomic["h"][a[:, 0]], r1=atomic["r1"][a[:, 0]],
-                                r2=atomic["r1"][a[:, 1]], b=atomic["t"][a[:, 0]],
-                                t=atomic["t"][a[:, 1]]))
-            counts["hop2_added"] = len(rows)
+    (ratio1, k1), (ratio2, k2) = hop1, hop2
+
+    def table(first, second):
+        return _table(h=atomic["h"][first], r1=atomic["r1"][first], r2=atomic["r1"][second],
+                      b=atomic["t"][first], t=atomic["t"][second])
+
+    if ratio1 > 0 and k1 > 0:
+        rng = _rng(seed, _AUG, 1)
+        chosen = np.sort(rng.choice(ood_idx, int(round(ratio1 * len(ood_idx))), replace=False))
+        # partners of (h, r1, b): the facts leaving b, rows b*d .. b*d+d-1
+        rows = _pairs(rng, chosen, lambda i: np.arange(atomic["t"][i] * d,
+                                                      atomic["t"][i] * d + d), ood, k1)
+        first = np.concatenate([np.full(len(r), i) for i, r in zip(chosen, rows)] or [[]])
+        second = np.concatenate(rows or [[]])
+        if len(first):
+            parts.append(table(first.astype(np.int64), second.astype(np.int64)))
+        counts["hop1_added"] = int(len(first))
+    if ratio2 > 0 and k2 > 0:
+        rng = _rng(seed, _AUG, 2)
+        chosen = np.sort(rng.choice(ood_idx, int(round(ratio2 * len(ood_idx))), replace=False))
+        order = np.argsort(atomic["t"], kind="stable")      # facts grouped by their tail
+        starts = np.searchsorted(atomic["t"][order], np.arange(int(atomic["h"].max()) + 2))
+        incoming = lambda i: order[starts[atomic["h"][i]]:starts[atomic["h"][i] + 1]]  # noqa: E731
+        rows = _pairs(rng, chosen, incoming, ood, k2)
+        kept = [i for i in chosen if len(incoming(i))]
+        first = np.concatenate(rows or [[]])
+        second = np.concatenate([np.full(len(r), i) for i, r in zip(kept, rows)] or [[]])
+        if len(first):
+            parts.append(table(first.astype(np.int64), second.astype(np.int64)))
+        counts["hop2_added"] = int(len(first))
     return (_concat(*parts) if parts else _empty()), counts
 
 
 def augment(cfg, seed: int, atomic: dict, ood: np.ndarray, d: int) -> tuple[dict, dict]:
-    """The extra training compositions of ``cfg.regime``."""
+    """The extra training compositions of ``cfg.regime`` and their counts."""
     r1, k1, r2, k2 = REGIMES[cfg.regime]
     return injections(atomic, ood, d, seed, (r1, k1), (r2, k2))

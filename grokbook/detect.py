@@ -1,0 +1,406 @@
+"""Fake grokking: does accuracy on unseen queries come with the inference path, or without?
+
+He et al. (2026) train under five data regimes (``grokbook.regimes``) and follow two
+curves per run: accuracy on the OOD test queries, and the rate at which the bridge entity
+b is "found" inside the model by the logit lens. When accuracy rises while the bridge is
+never resolved, they call it *fake grokking*; when the bridge is resolved but accuracy
+stays low, the path exists without the accuracy. This module measures both curves over a
+run's checkpoints and classifies the run:
+
+- ``bridge_over_training(run)``: per checkpoint, the bridge-found rate on a probe set
+  under the strict rule (b top-1 at the r1 position at one fixed stage) and the lenient
+  one of the study (b top-1 at any stage and any position), plus a *control*: the lenient
+  rule applied to a wrong bridge (another query's b), i.e. how often the lenient rule
+  "finds" an entity that plays no role in the query.
+- ``crossings`` / ``classify`` / ``detect``: the steps where accuracy and bridge rates
+  first reach thresholds, and one of four verdicts (``CLASSES``).
+- ``STUDY_NUMBERS``: the study's TRM numbers at paper scale, once, as data.
+- ``chapter_configs(preset)``: the 15 runs of the chapter (5 regimes x 3 architectures).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .regimes import REGIMES
+
+CIRCUIT_WITH_ACCURACY = "circuit with accuracy"
+FAKE = "accuracy without circuit"          # the study's "fake grokking"
+CIRCUIT_ONLY = "circuit without accuracy"
+NEITHER = "neither"
+CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER)
+RULES = ("strict", "lenient")
+ARCHS = ("transformer", "looped", "trm")
+
+# The study's TRM at paper scale (He et al. 2026): first step where a curve passes a
+# threshold (None = never), and the values at the end (~1.5M steps). "both half" is not in
+# the study's table of crossings.
+STUDY_NUMBERS = pd.DataFrame([
+    dict(regime="natural", train_09=49_000, bridge_05=219_000, bridge_09=311_000,
+         ood_05=396_000, ood_09=None, bridge_end=1.00, ood_end=0.68, ood_peak=0.80),
+    dict(regime="both_full", train_09=37_000, bridge_05=52_000, bridge_09=60_000,
+         ood_05=37_000, ood_09=37_000, bridge_end=1.00, ood_end=1.00, ood_peak=1.00),
+    dict(regime="hop1_only", train_09=44_000, bridge_05=58_000, bridge_09=73_000,
+         ood_05=744_000, ood_09=1_060_000, bridge_end=1.00, ood_end=0.22, ood_peak=0.97),
+    dict(regime="hop2_only", train_09=44_000, bridge_05=647_000, bridge_09=None,
+         ood_05=291_000, ood_09=677_000, bridge_end=0.65, ood_end=0.97, ood_peak=0.97),
+]).astype({c: "Int64" for c in ("train_09", "bridge_05", "bridge_09", "ood_05", "ood_09")})
+
+
+# ---------------------------------------------------------------- the chapter's runs
+def chapter_configs(preset_name: str = "cpu", regimes=None, archs=ARCHS) -> dict:
+    """{(regime, arch): Config} for the fake-grokking chapter.
+
+    ``arch`` is ``transformer`` (the preset's decoder), ``looped`` (the same with
+    ``model.n_loops = 2``, Wang's parameter sharing) or ``trm`` (``grokbook.trm``).
+    At ``cpu`` the 15 runs are sized to take about 20 minutes together on 2 cores: a
+    graph of 100 entities x 10 relations with 10 % OOD facts (100 OOD facts, about 100
+    OOD test queries), phi = 7.2, d_model 64, 2 layers, batch 256, 1,500 steps; the TRM
+    has one block, 2 inner steps and 2 cycles. The study's runs took 1.5M steps.
+    """
+    from .config import preset
+    from .trm import TRM_OVERRIDES
+    sizes = {
+        "test": {"train.max_steps": 80, "train.eval_every": 20, "train.eval_dense_until": 80,
+                 "train.checkpoint_every": 40},
+        "cpu": {"data.n_entities": 100, "data.n_relations": 20, "data.out_degree": 10,
+                "data.ood_ratio": 0.1, "data.phi": 7.2,
+                "model.d_model": 64, "model.n_head": 4, "model.n_layer": 2,
+                "train.batch_size": 256, "train.lr": 3e-3, "train.warmup_steps": 50,
+                "train.max_steps": 1500, "train.eval_every": 50,
+                "train.eval_dense_until": 1500, "train.checkpoint_every": 150},
+    }.get(preset_name, {})
+    out = {}
+    for regime in regimes or REGIMES:
+        for arch in archs:
+            ov = {"data.regime": regime, **sizes}
+            if arch == "looped":
+                ov["model.n_loops"] = 2
+            elif arch == "trm":
+                trm = dict(TRM_OVERRIDES.get(preset_name, TRM_OVERRIDES["cpu"]))
+                if preset_name == "cpu":
+                    trm.update({"model.d_model": 64, "model.n_layer": 1, "train.lr": 3e-3,
+                                "model.trm_inner_steps": 2})
+                ov.update(trm)
+            elif arch != "transformer":
+                raise ValueError(f"arch: {arch!r} is not allowed; allowed: {', '.join(ARCHS)}")
+            out[(regime, arch)] = preset(preset_name, **ov)
+    return out
+
+
+def train_chapter(preset_name: str = "cpu", regimes=None, archs=ARCHS, store=None,
+                  progress: bool = False) -> dict:
+    """Train (or load from the store) every run of ``chapter_configs``."""
+    from .runs import train
+    return {key: train(cfg, store=store, progress=progress)
+            for key, cfg in chapter_configs(preset_name, regimes, archs).items()}
+
+
+# ---------------------------------------------------------------- bridge over training
+def _queries(ds, probe: str, max_queries: int | None):
+    q = ds.probes[probe]
+    keep = np.flatnonzero(q["r2"] >= 0)[:max_queries]
+    return {k: v[keep] for k, v in q.items()}
+
+
+def _strict_stage(model, ds, queries) -> str:
+    from .lens import bridge_rates, logit_lens
+    return bridge_rates(logit_lens(model, ds, queries, targets=("b",)))["strict_stage"]
+
+
+@torch.no_grad()
+def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "both",
+                         stage: str | None = None, steps=None, max_queries: int | None = 500,
+                         control: bool = True, seed: int = 0) -> pd.DataFrame:
+    """Tidy table: step, rule, rate, n, stage (the strict rule's stage), per checkpoint.
+
+    ``rule``: ``strict``, ``lenient``, or ``both``. The strict rule reads one fixed stage
+    for the whole run: ``stage``, or by default the stage where b is top-1 at the r1
+    position most often at the last checkpoint. With ``control``, a ``lenient_control``
+    row gives the lenient rule's rate for a wrong bridge (the b of another query, drawn
+    with ``seed``): what the lenient rule "finds" by chance.
+    """
+    from .lens import bridge_rates, logit_lens
+    if rule not in ("strict", "lenient", "both"):
+        raise ValueError(f"rule: {rule!r} is not allowed; allowed: strict, lenient, both")
+    ds = run.dataset
+    q = _queries(ds, probe, max_queries)
+    steps = list(run.checkpoints if steps is None else steps)
+    if stage is None:
+        stage = _strict_stage(run.load_model(run.checkpoints[-1]), ds, q)
+    wrong = dict(q, b=np.random.default_rng(seed).permutation(q["b"]))
+    rows = []
+    for step in steps:
+        model = run.load_model(step)
+        r = bridge_rates(logit_lens(model, ds, q, targets=("b",)), stage)
+        for name in RULES:
+            if rule in (name, "both"):
+                rows.append(dict(step=step, rule=name, rate=r[name], n=r["n"], stage=stage))
+        if control:
+            c = bridge_rates(logit_lens(model, ds, wrong, targets=("b",)), stage)
+            rows.append(dict(step=step, rule="lenient_control", rate=c["lenient"], n=c["n"],
+                             stage=stage))
+    return pd.DataFrame(rows, columns=["step", "rule", "rate", "n", "stage"])
+
+
+# ---------------------------------------------------------------- crossings and verdicts
+def first_crossing(series: pd.Series, threshold: float):
+    """First index (step) where ``series`` reaches ``threshold``; None if never."""
+    s = series.dropna()
+    hit = s.index[s >= threshold]
+    return int(hit[0]) if len(hit) else None
+
+
+def _end(series: pd.Series, tail: int) -> float:
+    s = series.dropna().sort_index()
+    return float(s.iloc[-tail:].mean()) if len(s) else math.nan
+
+
+def classify(accuracy: pd.Series, bridge: pd.Series, acc_threshold: float = 0.9,
+             bridge_threshold: float = 0.9, tail: int = 1) -> str:
+    """One of ``CLASSES`` from an accuracy curve and a bridge-found curve (index: step).
+
+    A run *has accuracy* if its accuracy at the end (mean of the last ``tail`` values)
+    reaches ``acc_threshold``, and *has the circuit* if its bridge rate at the end reaches
+    ``bridge_threshold``.
+    """
+    acc = _end(accuracy, tail) >= acc_threshold
+    circuit = _end(bridge, tail) >= bridge_threshold
+    return {(True, True): CIRCUIT_WITH_ACCURACY, (True, False): FAKE,
+            (False, True): CIRCUIT_ONLY, (False, False): NEITHER}[(acc, circuit)]
+
+
+def crossings(accuracy: pd.Series, bridge: pd.Series, thresholds=(0.5, 0.9)) -> dict:
+    """Steps where accuracy and bridge rate first reach each threshold (None = never)."""
+    out = {}
+    for th in thresholds:
+        out[f"acc_{th:g}"] = first_crossing(accuracy, th)
+        out[f"bridge_{th:g}"] = first_crossing(bridge, th)
+    return out
+
+
+def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_inferred_ood",
+           acc_threshold: float = 0.9, bridge_threshold: float = 0.9, thresholds=(0.5, 0.9),
+           tail: int = 1) -> pd.DataFrame:
+    """The detector: one row per bridge rule with crossings, end values and the verdict.
+
+    ``accuracy`` is ``run.accuracy()`` (index step, one column per probe); ``bridge`` is
+    ``bridge_over_training``'s table (step, rule, rate). Accuracy is taken at the
+    checkpoint steps only, so both curves are read at the same steps.
+    """
+    acc = accuracy[acc_probe]
+    rows = []
+    for rule in [r for r in RULES if r in set(bridge["rule"])]:
+        b = bridge[bridge["rule"] == rule].set_index("step")["rate"].sort_index()
+        a = acc.reindex(b.index) if set(b.index) <= set(acc.index) else acc
+        rows.append(dict(rule=rule, **crossings(a, b, thresholds),
+                         acc_end=round(_end(a, tail), 4), bridge_end=round(_end(b, tail), 4),
+                         acc_peak=round(float(a.max()), 4),
+                         verdict=classify(a, b, acc_threshold, bridge_threshold, tail)))
+    return pd.DataFrame(rows)
+
+
+def study_verdicts(acc_threshold: float = 0.9, bridge_threshold: float = 0.9) -> pd.DataFrame:
+    """The same rule applied to the study's end values (its lenient bridge rule)."""
+    s = STUDY_NUMBERS
+    v = [classify(pd.Series([a]), pd.Series([b]), acc_threshold, bridge_threshold)
+         for a, b in zip(s["ood_end"], s["bridge_end"])]
+    return s[["regime", "ood_end", "bridge_end"]].assign(verdict=v)
+
+
+# ---------------------------------------------------------------- the chapter's tables
+def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: int = 500,
+                   acc_threshold: float = 0.9, bridge_threshold: float = 0.9):
+    """(curves, verdicts) over ``{(regime, arch): run}``.
+
+    ``curves``: regime, arch, step, curve (``OOD accuracy``, ``bridge strict``, ``bridge
+    lenient``, ``bridge lenient, wrong b``), value. ``verdicts``: one row per run and rule.
+    """
+    curves, verdicts = [], []
+    names = {"strict": "bridge strict", "lenient": "bridge lenient",
+             "lenient_control": "bridge lenient, wrong b"}
+    for (regime, arch), run in runs.items():
+        bridge = bridge_over_training(run, probe, max_queries=max_queries)
+        acc = run.accuracy()
+        a = acc[probe].reindex(sorted(set(bridge["step"])))
+        curves.append(pd.DataFrame(dict(regime=regime, arch=arch, step=a.index,
+                                        curve="OOD accuracy", value=a.values)))
+        curves.append(bridge.assign(regime=regime, arch=arch, curve=bridge["rule"].map(names))
+                      .rename(columns={"rate": "value"})[["regime", "arch", "step", "curve",
+                                                          "value"]])
+        d = detect(acc, bridge, probe, acc_threshold, bridge_threshold)
+        d.insert(0, "arch", arch)
+        d.insert(0, "regime", regime)
+        d["strict_stage"] = bridge["stage"].iloc[0] if len(bridge) else None
+        c = bridge[bridge["rule"] == "lenient_control"]["rate"]
+        d["control_end"] = round(float(c.iloc[-1]), 4) if len(c) else math.nan
+        verdicts.append(d)
+    return pd.concat(curves, ignore_index=True), pd.concat(verdicts, ignore_index=True)
+
+
+def side_by_side(verdicts: pd.DataFrame, arch: str = "trm", rule: str = "lenient",
+                 acc_threshold: float = 0.9, bridge_threshold: float = 0.9) -> pd.DataFrame:
+    """Our runs of one architecture and rule next to the study's TRM numbers."""
+    ours = verdicts[(verdicts["arch"] == arch) & (verdicts["rule"] == rule)]
+    ours = ours[["regime", "acc_end", "bridge_end", "verdict"]].rename(columns={
+        "acc_end": "ours: OOD end", "bridge_end": f"ours: bridge ({rule})",
+        "verdict": "ours: verdict"})
+    study = study_verdicts(acc_threshold, bridge_threshold).rename(columns={
+        "ood_end": "study: OOD end", "bridge_end": "study: bridge (lenient)",
+        "verdict": "study: verdict"})
+    return ours.merge(study, on="regime", how="left").reset_index(drop=True)
+
+
+def lenient_gap(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per run: bridge rate at the end under each rule, the lenient rule's excess over the
+    strict one, and the lenient rate for a wrong bridge (its chance level)."""
+    w = verdicts.pivot_table(index=["regime", "arch"], columns="rule", values="bridge_end")
+    w["lenient - strict"] = w["lenient"] - w["strict"]
+    ctrl = verdicts.groupby(["regime", "arch"])["control_end"].first()
+    w["lenient, wrong b"] = ctrl
+    return w.reset_index().round(4)
+
+
+def where_lenient_finds(run, probe: str = "test_inferred_ood", step: int | None = None,
+                        max_queries: int | None = 500) -> pd.DataFrame:
+    """At one checkpoint: for the queries the lenient rule counts but the strict one does
+    not, the (stage, position) sites where b is top-1, as fractions of those queries."""
+    from .lens import bridge_found, logit_lens
+    ds = run.dataset
+    q = _queries(ds, probe, max_queries)
+    model = run.load_model(step)
+    lens = logit_lens(model, ds, q, targets=("b",))
+    stage = _strict_stage(run.load_model(run.checkpoints[-1]), ds, q)
+    f = bridge_found(lens, stage)
+    extra = set(f.loc[f["lenient"] & ~f["strict"], "query"])
+    hits = lens[(lens["rank"] == 1) & lens["query"].isin(extra)]
+    out = hits.groupby(["stage", "position"], observed=True)["query"].nunique()
+    out = (out / max(len(extra), 1)).rename("fraction").reset_index()
+    out["queries"] = len(extra)
+    return out.sort_values("fraction", ascending=False).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- charts
+def curves_chart(curves: pd.DataFrame, width: int = 170, height: int = 110):
+    """One panel per run (row: architecture, column: regime): OOD accuracy and the three
+    bridge curves over training, with a regime selector bound to a drop-down."""
+    import altair as alt
+    regimes = list(dict.fromkeys(curves["regime"]))
+    pick = alt.param(name="regime_pick", value="all",
+                     bind=alt.binding_select(options=["all"] + regimes, name="regime "))
+    colors = alt.Scale(domain=["OOD accuracy", "bridge strict", "bridge lenient",
+                               "bridge lenient, wrong b"],
+                       range=["#d62728", "#1f77b4", "#7fb2e5", "#bbbbbb"])
+    return alt.Chart(curves).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title=None),
+        color=alt.Color("curve:N", scale=colors, title=None),
+        strokeDash=alt.condition("datum.curve == 'bridge lenient, wrong b'",
+                                 alt.value([3, 3]), alt.value([1, 0])),
+        tooltip=["regime", "arch", "step", "curve", alt.Tooltip("value:Q", format=".3f")],
+    ).add_params(pick).transform_filter(
+        "regime_pick == 'all' || datum.regime == regime_pick"
+    ).properties(width=width, height=height).facet(
+        row=alt.Row("arch:N", sort=list(ARCHS), title=None),
+        column=alt.Column("regime:N", sort=regimes, title=None))
+
+
+def verdict_grid_chart(verdicts: pd.DataFrame, rule: str = "strict"):
+    """Grid regime x architecture, one cell per run, coloured by the detector's verdict."""
+    import altair as alt
+    d = verdicts[verdicts["rule"] == rule]
+    base = alt.Chart(d).encode(
+        x=alt.X("regime:N", sort=list(REGIMES), title=None),
+        y=alt.Y("arch:N", sort=list(ARCHS), title=None))
+    cells = base.mark_rect().encode(
+        color=alt.Color("verdict:N", scale=alt.Scale(
+            domain=list(CLASSES), range=["#2ca02c", "#d62728", "#1f77b4", "#dddddd"])),
+        tooltip=["regime", "arch", "verdict", "acc_end", "bridge_end"])
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.Text("label:N")).transform_calculate(
+        label="format(datum.acc_end, '.2f') + ' / ' + format(datum.bridge_end, '.2f')")
+    return (cells + text).properties(width=420, height=120,
+                                     title=f"verdicts ({rule} rule): OOD acc / bridge at end")
+
+
+# ---------------------------------------------------------------- benchmark
+def bench_arch(preset_name: str = "cpu", steps: int = 30, warmup: int = 5, repeats: int = 3,
+               archs=("looped", "trm"), regime: str = "natural") -> dict:
+    """Training steps per second of each architecture at the chapter's config:
+    ``warmup`` steps, then the median over ``repeats`` of ``steps`` timed steps."""
+    from .data import build_dataset
+    from .train import Trainer, resolve_device
+    cfgs = chapter_configs(preset_name, [regime], archs)
+    out = {"preset": preset_name, "steps": steps, "repeats": repeats,
+           "threads": torch.get_num_threads()}
+    for (_, arch), cfg in cfgs.items():
+        device = resolve_device(cfg.train.device)
+        tr = Trainer(cfg, build_dataset(cfg.data, cfg.seed), device)
+        for _ in range(warmup):
+            tr.train_step()
+        rates = []
+        for _ in range(repeats):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                tr.train_step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+            rates.append(steps / (time.perf_counter() - t0))
+        out[arch] = {"steps_per_second": round(statistics.median(rates), 2),
+                     "max_steps": cfg.train.max_steps,
+                     "est_run_seconds": round(cfg.train.max_steps / statistics.median(rates), 1),
+                     "params": tr.model.num_params(),
+                     "flops_per_token": float(tr.model.flops_per_token())}
+    return out
+
+
+# ---------------------------------------------------------------- prose from numbers
+def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = 0.9,
+                      bridge_threshold: float = 0.9) -> str:
+    """Markdown: what the detector found, phrased from the computed verdicts."""
+    def runs_of(rule, verdict):
+        d = verdicts[(verdicts["rule"] == rule) & (verdicts["verdict"] == verdict)]
+        return [f"{r} / {a}" for r, a in zip(d["regime"], d["arch"])]
+
+    n = verdicts[["regime", "arch"]].drop_duplicates().shape[0]
+    lines = [f"Thresholds: OOD accuracy ≥ {acc_threshold:g} and bridge found ≥ "
+             f"{bridge_threshold:g} at the last checkpoint; {n} runs."]
+    for rule in RULES:
+        fake = runs_of(rule, FAKE)
+        counts = verdicts[verdicts["rule"] == rule]["verdict"].value_counts()
+        tally = ", ".join(f"{counts.get(c, 0)} × *{c}*" for c in CLASSES)
+        lines.append(f"- **{rule} rule**: {tally}.")
+        if fake:
+            lines.append(f"  Fake grokking (accuracy without the bridge) appears in: "
+                         f"{', '.join(fake)}.")
+        else:
+            lines.append("  No run shows fake grokking under this rule at this scale.")
+    best = verdicts.sort_values("acc_end", ascending=False).iloc[0]
+    if best["acc_end"] < acc_threshold:
+        lines.append(f"\nNo run reaches the accuracy threshold: the best OOD accuracy at the "
+                     f"end is {best['acc_end']:.2f} ({best['regime']} / {best['arch']}). At "
+                     f"this scale and budget the comparison with the study is about the "
+                     f"early part of its curves only, and the verdicts say so.")
+    return "\n".join(lines)
+
+
+def describe_gap(gap: pd.DataFrame) -> str:
+    """Markdown: how much the lenient rule overstates, from ``lenient_gap``'s table."""
+    g = gap.dropna(subset=["lenient - strict"])
+    if g.empty:
+        return "No bridge rates to compare."
+    worst = g.sort_values("lenient - strict", ascending=False).iloc[0]
+    return (f"Averaged over the {len(g)} runs, the lenient rule reports "
+            f"{g['lenient'].mean():.2f} where the strict rule reports {g['strict'].mean():.2f} "
+            f"(largest gap {worst['lenient - strict']:.2f}, {worst['regime']} / "
+            f"{worst['arch']}). For a *wrong* bridge, the b of another query, the lenient rule "
+            f"still fires in {g['lenient, wrong b'].mean():.2f} of the queries on average "
+            f"(up to {g['lenient, wrong b'].max():.2f}): that much of a lenient rate can "
+            f"be reached without the bridge playing any role.")

@@ -1,0 +1,82 @@
+import pandas as pd
+import pytest
+
+from grokbook.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, CLASSES, FAKE, NEITHER,
+                             STUDY_NUMBERS, chapter_configs, classify, detect,
+                             first_crossing, study_verdicts)
+
+STEPS = [0, 100, 200, 300, 400]
+
+
+def _tables(acc, strict, lenient):
+    accuracy = pd.DataFrame({"test_inferred_ood": acc}, index=pd.Index(STEPS, name="step"))
+    rows = [dict(step=s, rule=r, rate=v, n=100, stage="x")
+            for r, vals in (("strict", strict), ("lenient", lenient))
+            for s, v in zip(STEPS, vals)]
+    return accuracy, pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("acc,strict,lenient,expected", [
+    ([0, .1, .6, .95, .97], [0, .3, .7, .92, .95], [0, .5, .9, 1, 1],
+     (CIRCUIT_WITH_ACCURACY, CIRCUIT_WITH_ACCURACY)),
+    ([0, .2, .7, .96, .97], [0, .1, .2, .3, .4], [0, .2, .6, .8, .95], (FAKE, CIRCUIT_WITH_ACCURACY)),
+    ([0, 0, .05, .1, .1], [0, .4, .9, .95, .99], [0, .8, 1, 1, 1], (CIRCUIT_ONLY, CIRCUIT_ONLY)),
+    ([0, 0, 0, .01, .02], [0, 0, .1, .1, .1], [0, .1, .3, .5, .6], (NEITHER, NEITHER)),
+])
+def test_detector_classifies_hand_built_tables(acc, strict, lenient, expected):
+    accuracy, bridge = _tables(acc, strict, lenient)
+    d = detect(accuracy, bridge).set_index("rule")
+    assert (d.loc["strict", "verdict"], d.loc["lenient", "verdict"]) == expected
+    assert d.loc["strict", "acc_end"] == acc[-1]
+
+
+def test_all_four_classes_and_thresholds_are_arguments():
+    a, b = pd.Series([0.0, 0.95]), pd.Series([0.0, 0.6])
+    assert classify(a, b) == FAKE
+    assert classify(a, b, bridge_threshold=0.5) == CIRCUIT_WITH_ACCURACY
+    assert classify(a, b, acc_threshold=0.99, bridge_threshold=0.5) == CIRCUIT_ONLY
+    assert classify(a, b, acc_threshold=0.99) == NEITHER
+    assert len(set(CLASSES)) == 4
+    # the end value can be a mean over the last few evaluations (an unstable run)
+    assert classify(pd.Series([0.97, 0.2]), pd.Series([1.0, 1.0]), tail=2) == CIRCUIT_ONLY
+
+
+def test_crossings_are_first_steps():
+    accuracy, bridge = _tables([0, .1, .6, .95, .97], [0, .3, .7, .92, .95], [0, 1, 1, 1, 1])
+    d = detect(accuracy, bridge).set_index("rule")
+    assert d.loc["strict", "acc_0.5"] == 200 and d.loc["strict", "acc_0.9"] == 300
+    assert d.loc["strict", "bridge_0.5"] == 200 and d.loc["strict", "bridge_0.9"] == 300
+    assert d.loc["lenient", "bridge_0.5"] == 100
+    assert first_crossing(pd.Series([0.1, 0.2], index=[5, 10]), 0.5) is None
+
+
+def test_study_numbers_give_the_studys_verdicts():
+    v = study_verdicts().set_index("regime")["verdict"]
+    assert v["hop2_only"] == FAKE and v["both_full"] == CIRCUIT_WITH_ACCURACY
+    assert v["natural"] == CIRCUIT_ONLY
+    assert pd.isna(STUDY_NUMBERS.set_index("regime").loc["hop2_only", "bridge_09"])
+
+
+def test_chapter_configs_cover_regimes_and_architectures():
+    cfgs = chapter_configs("test")
+    assert len(cfgs) == 15
+    assert cfgs[("natural", "looped")].model.n_loops == 2
+    assert cfgs[("hop2_only", "trm")].model.arch == "trm"
+    assert cfgs[("hop2_only", "trm")].data.regime == "hop2_only"
+    assert len({c.hash() for c in cfgs.values()}) == 15
+
+
+def test_bridge_over_training_on_a_tiny_run(store):
+    from grokbook.detect import bridge_over_training, chapter_tables
+    from grokbook.runs import train
+    cfg = chapter_configs("test", ["hop2_only"], ["trm"])[("hop2_only", "trm")]
+    cfg = cfg.replace(**{"train.max_steps": 40, "train.checkpoint_every": 20})
+    run = train(cfg, progress=False)
+    t = bridge_over_training(run, max_queries=50)
+    assert set(t["rule"]) == {"strict", "lenient", "lenient_control"}
+    assert sorted(set(t["step"])) == run.checkpoints
+    assert t["rate"].between(0, 1).all()
+    wide = t.pivot(index="step", columns="rule", values="rate")
+    assert (wide["lenient"] >= wide["strict"]).all()
+    curves, verdicts = chapter_tables({("hop2_only", "trm"): run}, max_queries=50)
+    assert set(verdicts["verdict"]) <= set(CLASSES) and len(verdicts) == 2
