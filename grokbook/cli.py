@@ -27,7 +27,8 @@ def cmd_data(args):
         ds = build_dataset(cfg.data, cfg.seed)
     s = ds.summary()
     keys = ["n_entities", "n_relations", "atomic", "id_atomic", "ood_atomic", "train_inferred",
-            "test_inferred_iid", "test_inferred_ood", "max_phi", "vocab_size", "probes"]
+            "test_inferred_iid", "test_inferred_ood", "max_phi", "vocab_size", "probes",
+            "augmented", "hop1_added", "hop2_added", "train"]
     out = {k: s.get(k) for k in keys}
     if args.export:
         out["exported_to"] = str(export_json(ds, args.export))
@@ -77,6 +78,65 @@ def cmd_book(args):
                       html=not args.no_html)
 
 
+def cmd_paths(args):
+    """Lens + causal tracing of N queries at every stage and position of one checkpoint."""
+    import time
+    t0 = time.perf_counter()
+    from .runs import train
+    from .lens import bridge_rates, logit_lens, lens_summary
+    from .patching import causal_tracing
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = train(_config(args), store=args.store, progress=not args.json)
+    t1 = time.perf_counter()
+    step = run.checkpoints[-1] if args.step is None else args.step
+    model, ds = run.load_model(step), run.dataset
+    queries = {k: v[:args.queries] for k, v in ds.probes[args.probe].items()}
+    t2 = time.perf_counter()
+    lens = logit_lens(model, ds, queries)
+    summary = lens_summary(lens)
+    t3 = time.perf_counter()
+    tracing = causal_tracing(model, ds, queries)
+    t4 = time.perf_counter()
+    out = {"run": run.id, "step": int(step), "probe": args.probe,
+           "queries": int(len(queries["h"])), "stages": len(model.stage_names),
+           "positions": int(summary["position"].nunique()),
+           "bridge": bridge_rates(lens),
+           "tracing_max_strength": {k: round(float(v), 4) for k, v in
+                                    tracing.groupby("swap")["strength"].max().items()},
+           "seconds": {"run": round(t1 - t0, 3), "load": round(t2 - t1, 3),
+                       "lens": round(t3 - t2, 3), "tracing": round(t4 - t3, 3),
+                       "analysis": round(t4 - t2, 3)}}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:>22}: {v}")
+    return 0
+
+
+def cmd_bench(args):
+    """Time grokbook's training step against a Wang-style Hugging Face loop."""
+    from .bench import bench, format_report
+    r = bench(_config(args), device=args.device, steps=args.steps, repeats=args.repeats,
+              warmup=args.warmup, baseline=args.baseline, threads=args.threads,
+              compile=args.compile, compile_timeout=args.compile_timeout,
+              autocast="bf16" if args.bf16 else None, split=not args.no_split,
+              preset_name=args.preset, baseline_steps=args.baseline_steps,
+              baseline_repeats=args.baseline_repeats, baseline_vocab=args.baseline_vocab)
+    print(json.dumps(r) if args.json else format_report(r))
+    return 0
+
+
+def cmd_bench_arch(args):
+    from .detect import bench_arch
+    out = bench_arch(args.preset, steps=args.steps, repeats=args.repeats,
+                     archs=args.archs.split(","))
+    print(json.dumps(out) if args.json else "\n".join(f"{k:>12}: {v}" for k, v in out.items()))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="grokbook", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -108,6 +168,45 @@ def main(argv=None) -> int:
     p.add_argument("--executed-dir", help="render executed notebooks from this folder instead")
     p.add_argument("--no-html", action="store_true", help="execute only")
     p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("paths", help="logit lens + causal tracing of one checkpoint, timed")
+    _add_config_args(p)
+    p.add_argument("--queries", type=int, default=1000, help="how many probe queries")
+    p.add_argument("--probe", default="train_inferred")
+    p.add_argument("--step", type=int, help="checkpoint step (default: the last)")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--store")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_paths)
+
+    p = sub.add_parser("bench", help="time training steps (grokbook vs a Wang-style loop)")
+    _add_config_args(p)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=3, help="repeats; medians are reported")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time Wang's way (transformers GPT2LMHeadModel); default on")
+    p.add_argument("--baseline-steps", type=int, help="timed baseline steps per repeat")
+    p.add_argument("--baseline-repeats", type=int, help="baseline repeats")
+    p.add_argument("--baseline-vocab", choices=["gpt2", "graph"], default="gpt2",
+                   help="gpt2: 50257 unused rows + the graph's tokens (Wang); graph: only those")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads for the run")
+    p.add_argument("--compile", action="store_true", help="torch.compile grokbook's model")
+    p.add_argument("--compile-timeout", type=float, default=300,
+                   help="give up on torch.compile after this many seconds of warm-up")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU too")
+    p.add_argument("--no-split", action="store_true", help="skip the forward/backward split")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("bench-arch", help="steps/s of the chapter-5 architectures")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--steps", type=int, default=30, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--archs", default="transformer,looped,trm")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_arch)
 
     args = ap.parse_args(argv)
     try:
