@@ -1,0 +1,316 @@
+"""The book pipeline: papermill executes the chapters, Jupyter Book 1 renders them.
+
+``build_book(preset)``:
+
+1. reads the chapters from ``_toc.yml`` (``book/NN_name``); a listed notebook that does
+   not exist yet is skipped with a warning and dropped from the staged table of contents;
+2. executes each chapter with papermill (``preset`` injected after its ``parameters``
+   cell, working directory ``book/``) into ``<out>/executed/book/NN_name.ipynb``, and adds
+   provenance (notebook metadata ``grokbook`` and a visible footer cell);
+   ``executed_dir=DIR`` takes already-executed notebooks (e.g. ``results/gpu``) from DIR
+   and executes only the chapters missing there;
+3. stages ``_config.yml``, ``_toc.yml``, ``book/intro.md``, the executed notebooks and
+   the vega bundle (``_static/vega-bundle.js``) in ``<out>/stage`` and builds HTML with
+   Jupyter Book 1 (``-W -n --keep-going``) into ``<out>/html``.
+
+A chapter whose executed copy was made from the same notebook, preset and library code
+is not executed again, and staged files keep their times when unchanged, so a rebuild
+costs little more than Jupyter Book itself. A failing chapter stops the build; the
+message names the chapter, the cell and the error.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNEL = "python3"
+
+
+class ChapterError(RuntimeError):
+    """A chapter failed to execute. The message names the chapter, the cell and the error."""
+
+
+def log(msg: str) -> None:
+    print(f"grokbook book: {msg}", flush=True)
+
+
+# ---------------------------------------------------------------- chapters
+def toc_entries(root: Path) -> list[str]:
+    """Files listed in _toc.yml (root first), as written there: ``book/01_data``."""
+    import yaml
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    found = [toc["root"]]
+
+    def walk(items):
+        for item in items or []:
+            if "file" in item:
+                found.append(item["file"])
+            walk(item.get("sections"))
+            for part in item.get("parts", []) or []:
+                walk(part.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []) or []:
+        walk(part.get("chapters"))
+    return found
+
+
+def chapter_list(root: Path, chapters=None) -> tuple[list[str], list[str]]:
+    """(notebook chapters to build, listed ones that do not exist yet)."""
+    entries = [e for e in toc_entries(root) if re.match(r"book/\d\d_", e)]
+    if chapters:
+        wanted = [str(c).strip() for c in chapters]
+        unknown = [c for c in wanted if not any(Path(e).name.startswith(c) for e in entries)]
+        if unknown:
+            raise ValueError(f"--chapters: no chapter {', '.join(unknown)} in _toc.yml; "
+                             f"listed: {', '.join(Path(e).name for e in entries)}")
+        entries = [e for e in entries if any(Path(e).name.startswith(c) for c in wanted)]
+    present = [e for e in entries if (Path(root) / f"{e}.ipynb").exists()]
+    return present, [e for e in entries if e not in present]
+
+
+# ---------------------------------------------------------------- kernel and provenance
+def ensure_kernel(out: Path) -> str:
+    """A kernel spec named ``python3`` that runs *this* interpreter, first on JUPYTER_PATH."""
+    kdir = Path(out) / "jupyter" / "kernels" / KERNEL
+    kdir.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (grokbook)", "language": "python"}
+    (kdir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    paths = os.environ.get("JUPYTER_PATH", "").split(os.pathsep)
+    first = str(Path(out) / "jupyter")
+    if first not in paths:
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([first] + [p for p in paths if p])
+    return KERNEL
+
+
+def git_commit(root: Path) -> str:
+    try:
+        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def code_digest(root: Path, notebook: Path, preset: str) -> str:
+    """What an executed chapter depends on: its notebook, the preset, the library code."""
+    h = hashlib.sha256(preset.encode())
+    h.update(Path(notebook).read_bytes())
+    lib = Path(__file__).resolve().parent
+    for p in sorted(lib.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def provenance(preset: str, wall: float, root: Path) -> dict:
+    import torch
+    from . import __version__
+    from .runs import device_name
+    from .train import resolve_device
+    return {"preset": preset, "device": device_name(resolve_device("auto")),
+            "torch": torch.__version__, "grokbook": __version__,
+            "commit": git_commit(root), "wall_seconds": round(wall, 1)}
+
+
+FOOTER_TAG = "grokbook-provenance"
+
+
+def add_provenance(path: Path, info: dict, digest: str | None = None) -> None:
+    """Notebook metadata ``grokbook`` and a visible footer cell with the same facts."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    meta = dict(info)
+    if digest:
+        meta["digest"] = digest
+    nb.metadata["grokbook"] = meta
+    nb.cells = [c for c in nb.cells if FOOTER_TAG not in c.get("metadata", {}).get("tags", [])]
+    for c in nb.cells:  # papermill's injected cell is plumbing, like the parameters cell
+        tags = c.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            c.metadata["tags"] = tags + ["remove-cell"]
+    text = (f"*Executed with preset `{info['preset']}` on {info['device']}; "
+            f"torch {info['torch']}, grokbook {info['grokbook']}, commit `{info['commit']}`; "
+            f"this chapter took {info['wall_seconds']:.1f} s.*")
+    cell = nbformat.v4.new_markdown_cell("---\n" + text)
+    cell.metadata["tags"] = [FOOTER_TAG]
+    nb.cells.append(cell)
+    nbformat.write(nb, path)
+
+
+def _cached(path: Path, digest: str) -> bool:
+    if not path.exists():
+        return False
+    try:
+        return json.loads(path.read_text())["metadata"]["grokbook"].get("digest") == digest
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str,
+                    force: bool = False) -> float:
+    """papermill one chapter into ``dest``; returns wall seconds (0 when reused)."""
+    import papermill as pm
+    src = Path(root) / f"{entry}.ipynb"
+    digest = code_digest(root, src, preset)
+    if not force and _cached(dest, digest):
+        log(f"{entry}: unchanged since its last execution, reused")
+        return 0.0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    log(f"{entry}: executing with preset {preset!r} ...")
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
+                            kernel_name=kernel, cwd=str(src.parent), progress_bar=False)
+    except pm.PapermillExecutionError as e:
+        raise ChapterError(_describe_failure(entry, dest, e)) from None
+    wall = time.perf_counter() - t0
+    add_provenance(dest, provenance(preset, wall, root), digest)
+    log(f"{entry}: done in {wall:.1f} s")
+    return wall
+
+
+def _describe_failure(entry: str, dest: Path, e) -> str:
+    source = ""
+    try:  # papermill puts an error banner first: find the cell by its execution count
+        import nbformat
+        nb = nbformat.read(dest, as_version=4)
+        hits = [c for c in nb.cells if c.cell_type == "code" and e.exec_count is not None
+                and c.get("execution_count") == e.exec_count]
+        lines = hits[0].source.strip().splitlines() if hits else []
+        source = lines[0] if lines else ""
+    except Exception:  # the partial output may be unreadable; the error still names the cell
+        pass
+    where = f"cell {e.cell_index}" + (f" (execution count {e.exec_count})" if e.exec_count else "")
+    first = f"\n    first line of the cell: {source}" if source else ""
+    return (f"chapter {entry} failed at {where}: {e.ename}: {e.evalue}{first}\n"
+            f"    the partly executed notebook is at {dest}")
+
+
+# ---------------------------------------------------------------- staging and HTML
+def _put(src: Path | bytes, dest: Path) -> None:
+    """Copy only when the content differs, so Sphinx sees unchanged files as unchanged."""
+    data = src if isinstance(src, bytes) else Path(src).read_bytes()
+    if dest.exists() and dest.read_bytes() == data:
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(data)
+
+
+def stage(root: Path, out: Path, executed: dict[str, Path], missing: list[str]) -> Path:
+    """A source tree for Jupyter Book: config, toc (without missing chapters), intro,
+    executed notebooks, the vega bundle."""
+    import yaml
+    from .charts import write_bundle
+    st = Path(out) / "stage"
+    st.mkdir(parents=True, exist_ok=True)
+    _put(Path(root) / "_config.yml", st / "_config.yml")
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text())
+    drop = set(missing)
+
+    def prune(items):
+        kept = []
+        for item in items or []:
+            if item.get("file") in drop:
+                continue
+            if "sections" in item:
+                item["sections"] = prune(item["sections"])
+            kept.append(item)
+        return kept
+
+    toc["chapters"] = prune(toc.get("chapters"))
+    if not toc["chapters"]:
+        del toc["chapters"]
+    _put(yaml.safe_dump(toc, sort_keys=False).encode(), st / "_toc.yml")
+    for f in ("book/intro.md", "book/references.bib"):
+        if (Path(root) / f).exists():
+            _put(Path(root) / f, st / f)
+    for entry, path in executed.items():
+        _put(path, st / f"{entry}.ipynb")
+    wanted = {f"{e}.ipynb" for e in executed}
+    for old in (st / "book").glob("*.ipynb"):  # chapters no longer built
+        if f"book/{old.name}" not in wanted:
+            old.unlink()
+    write_bundle(st / "_static")
+    return st
+
+
+def build_html(st: Path, html: Path) -> int:
+    """Jupyter Book 1 with -W -n --keep-going, in a subprocess (Sphinx keeps global state)."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from jupyter_book.sphinx import build_sphinx\n"
+        f"src, out = Path({str(st)!r}), Path({str(html)!r})\n"
+        "r = build_sphinx(src, out, noconfig=True, path_config=str(src / '_config.yml'),\n"
+        "    confoverrides={'external_toc_path': (src / '_toc.yml').as_posix(),\n"
+        "                   'nitpicky': True, 'latex_individualpages': False},\n"
+        "    builder='html', warningiserror=True, keep_going=True, quiet=True)\n"
+        "if r != 0: print(f'jupyter-book build failed: {r!r}', file=sys.stderr)\n"
+        "sys.exit(0 if r == 0 else 1)\n")
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-c", code], cwd=st, env=env).returncode
+
+
+# ---------------------------------------------------------------- the whole pipeline
+def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool = True,
+               root=None, out=None, force: bool = False) -> int:
+    """Execute the chapters (or take them from ``executed_dir``) and build the HTML book.
+
+    Returns 0 on success, 1 when a chapter or the HTML build fails (the message names
+    the chapter, its failing cell and the error).
+    """
+    from .config import preset as get_preset
+    get_preset(preset)  # an unknown preset is a ConfigError before anything runs
+    root = Path(root or ROOT).resolve()
+    out = Path(out or root / "_build").resolve()
+    t_all = time.perf_counter()
+    present, missing = chapter_list(root, chapters)
+    for entry in missing:
+        log(f"warning: {entry}.ipynb is listed in _toc.yml but does not exist yet; skipped")
+    if chapters:  # a partial build renders only the chapters asked for
+        listed = [e for e in toc_entries(root) if re.match(r"book/\d\d_", e)]
+        missing = missing + [e for e in listed if e not in present and e not in missing]
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    kernel = ensure_kernel(out)
+    executed: dict[str, Path] = {}
+    given = Path(executed_dir).resolve() if executed_dir else None
+    for entry in present:
+        name = Path(entry).name + ".ipynb"
+        if given is not None:
+            hit = next((p for p in (given / f"{entry}.ipynb", given / name) if p.exists()),
+                       None)
+            if hit is not None:
+                log(f"{entry}: rendering the executed notebook {hit}")
+                executed[entry] = hit
+                continue
+            log(f"{entry}: not in {given}; executing it here")
+        dest = out / "executed" / f"{entry}.ipynb"
+        try:
+            execute_chapter(root, entry, preset, dest, kernel, force=force)
+        except ChapterError as e:
+            print(f"grokbook book: error: {e}", file=sys.stderr, flush=True)
+            return 1
+        executed[entry] = dest
+    if not html:
+        log(f"executed {len(executed)} chapter(s) in {time.perf_counter() - t_all:.1f} s")
+        return 0
+    st = stage(root, out, executed, missing)
+    t_html = time.perf_counter()
+    rc = build_html(st, out / "html")
+    if rc != 0:
+        print("grokbook book: error: the Jupyter Book build failed (see the warnings above)",
+              file=sys.stderr, flush=True)
+        return 1
+    log(f"HTML in {time.perf_counter() - t_html:.1f} s; whole build "
+        f"{time.perf_counter() - t_all:.1f} s: {out / 'html' / 'index.html'}")
+    return 0

@@ -1,0 +1,118 @@
+"""The book end to end at the ``test`` preset: papermill, nbval, Jupyter Book, failures.
+
+One session fixture builds the whole book (the chapters that exist) into a tmp folder
+with a tmp run store; the tests then re-execute every chapter with nbval against the
+papermill outputs, check the HTML, and check that a broken chapter stops the build with
+a message naming it.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+
+@pytest.fixture(scope="session")
+def book(tmp_path_factory):
+    from grokbook.book import build_book, chapter_list
+    tmp = tmp_path_factory.mktemp("book")
+    store, out = tmp / "store", tmp / "out"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GROKBOOK_STORE", str(store))
+        mp.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+        mp.setenv("JUPYTER_PATH", os.environ.get("JUPYTER_PATH", ""))
+        rc = build_book(preset="test", root=ROOT, out=out)
+    assert rc == 0, "the book did not build at the test preset (see the output above)"
+    present, _ = chapter_list(ROOT)
+    return {"out": out, "store": store, "chapters": present}
+
+
+def test_every_chapter_was_executed_with_provenance(book):
+    assert book["chapters"], "no chapter notebooks in _toc.yml exist"
+    for entry in book["chapters"]:
+        path = book["out"] / "executed" / f"{entry}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        meta = nb.metadata["grokbook"]
+        assert meta["preset"] == "test"
+        assert {"device", "torch", "grokbook", "commit", "wall_seconds"} <= set(meta)
+        assert "Executed with preset `test`" in nb.cells[-1].source
+        assert nb.metadata["papermill"]["parameters"] == {"preset": "test"}
+
+
+def test_nbval_reexecution_matches_papermill_outputs(book):
+    notebooks = [str(book["out"] / "executed" / f"{e}.ipynb") for e in book["chapters"]]
+    env = dict(os.environ, GROKBOOK_STORE=str(book["store"]), OMP_NUM_THREADS="1",
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--nbval", *notebooks, "--nbval-current-env",
+         "--nbval-sanitize-with", str(SANITIZE), "-p", "no:cacheprovider",
+         "--rootdir", str(book["out"]), "-c", os.devnull],
+        cwd=book["out"], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+
+
+def test_html_pages_have_charts_and_colab_links(book):
+    html = book["out"] / "html"
+    assert (html / "index.html").exists()
+    assert (html / "_static" / "vega-bundle.js").stat().st_size > 100_000
+    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    slug = repo.rstrip("/").split("github.com/")[1]
+    assert (html / "book" / "intro.html").exists()
+    for entry in book["chapters"]:
+        page = (html / f"{entry}.html").read_text()
+        assert "vega-bundle.js" in page, f"{entry}: the vega libraries are not served"
+        assert re.search(r"window\.vegaEmbed\(el, spec", page), f"{entry}: no vega-embed chart"
+        colab = f"https://colab.research.google.com/github/{slug}/blob/main/{entry}.ipynb"
+        assert colab in page, f"{entry}: no Colab link to {colab}"
+    first = (html / "book" / "01_data.html").read_text()
+    assert "application/vnd.jupyter.widget-state+json" in first
+
+
+def test_pytest_does_not_collect_build_outputs():
+    import tomllib
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "_build" in cfg["norecursedirs"]
+
+
+def _broken_book(tmp: Path) -> Path:
+    (tmp / "book").mkdir(parents=True)
+    (tmp / "_config.yml").write_text((ROOT / "_config.yml").read_text())
+    (tmp / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/01_broken\n"
+        "  - file: book/02_not_written_yet\n")
+    (tmp / "book" / "intro.md").write_text("# A broken book\n")
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('preset = "cpu"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("raise RuntimeError('chapter is broken on purpose')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, tmp / "book" / "01_broken.ipynb")
+    return tmp
+
+
+def test_broken_chapter_stops_the_build_and_is_named(tmp_path, capsys, monkeypatch):
+    from grokbook import book as gbook
+    from grokbook.cli import main
+    root = _broken_book(tmp_path / "src")
+    monkeypatch.setenv("JUPYTER_PATH", os.environ.get("JUPYTER_PATH", ""))
+    rc = gbook.build_book(preset="test", root=root, out=tmp_path / "out", html=False)
+    err = capsys.readouterr()
+    assert rc != 0
+    assert "book/01_broken" in err.err and "RuntimeError" in err.err
+    assert "chapter is broken on purpose" in err.err and "cell" in err.err
+    assert "02_not_written_yet" in err.out  # a missing chapter is a warning, not a failure
+    # the command line, through the same function
+    monkeypatch.setattr(gbook, "ROOT", root)
+    assert main(["book", "--preset", "test", "--no-html"]) != 0
+    assert "book/01_broken" in capsys.readouterr().err
