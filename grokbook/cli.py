@@ -124,7 +124,8 @@ def cmd_bench(args):
               compile=args.compile, compile_timeout=args.compile_timeout,
               autocast="bf16" if args.bf16 else None, split=not args.no_split,
               preset_name=args.preset, baseline_steps=args.baseline_steps,
-              baseline_repeats=args.baseline_repeats, baseline_vocab=args.baseline_vocab)
+              baseline_repeats=args.baseline_repeats, baseline_vocab=args.baseline_vocab,
+              compile_mode=args.compile_mode)
     print(json.dumps(r) if args.json else format_report(r))
     return 0
 
@@ -193,6 +194,7 @@ def main(argv=None) -> int:
                    help="gpt2: 50257 unused rows + the graph's tokens (Wang); graph: only those")
     p.add_argument("--threads", type=int, help="torch.set_num_threads for the run")
     p.add_argument("--compile", action="store_true", help="torch.compile grokbook's model")
+    p.add_argument("--compile-mode", help="torch.compile mode, e.g. reduce-overhead (CUDA graphs)")
     p.add_argument("--compile-timeout", type=float, default=300,
                    help="give up on torch.compile after this many seconds of warm-up")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU too")
