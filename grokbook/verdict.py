@@ -1,0 +1,329 @@
+"""Chapter 7: the cost ledger and the claims scorecard, computed from the book's own runs.
+
+``collect(preset)`` gathers every run the chapters train (from the store: free when the
+book was built in order), ``ledger(book)`` prices each one, and ``scorecard(book)`` sets
+this book's numbers beside the studies' (``grokbook.study``) with a verdict per claim.
+Each verdict comes from a rule written in ``RULES`` and applied in code: no verdict is
+typed by hand, and changing a run changes the scorecard.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import study
+from .measures import first_step, flops_per_step_of
+
+REPLICATES, PARTLY, NOT_REPLICATED, NOT_MEASURED = (
+    "replicates", "partly", "does not replicate at this scale", "not measured")
+
+RULES = {
+    "wang_grokking": "replicates if held-out ID accuracy reaches 0.9 at least 2x later than "
+                     "train_inferred reaches 0.99; partly if it reaches 0.9 sooner than that, "
+                     "or only reaches 0.5; otherwise does not replicate.",
+    "wang_ood": "replicates if final OOD two-hop accuracy of every run of chapters 2-3 is at "
+                "most 0.1; partly if at most 0.3; otherwise does not replicate.",
+    "wang_phi": "replicates if at least two phi values grok and the mean grokked step (over "
+                "seeds that grokked) strictly falls as phi rises; partly if its rank "
+                "correlation with phi is negative but the fall is not strict; otherwise "
+                "does not replicate; not measured if fewer than two phi values grok.",
+    "claim1_same_path": "replicates if chapter 4's path verdict on trained ID queries is "
+                        "'same' between a real non-grokked and a real grokked checkpoint; "
+                        "partly if the heatmap correlation is at least 0.5; otherwise does "
+                        "not replicate; not measured if either checkpoint does not exist.",
+    "claim2_fake_grokking": "replicates if any hop-2-only run ends with OOD accuracy >= 0.9 "
+                            "while the strict bridge rate stays < 0.9 (accuracy without "
+                            "circuit); partly if such a run exists in another regime; "
+                            "otherwise does not replicate.",
+    "claim3_transfer": "replicates if, fine-tuning the grokked checkpoint, new-as-hop-1 "
+                       "reaches >= 0.5 while old+new-as-hop-2 and new+new stay <= 0.2; "
+                       "partly if new-as-hop-1 beats both by at least 0.2 without those "
+                       "thresholds; not measured if the new atomic facts were not learned "
+                       "(< 0.9); otherwise does not replicate.",
+}
+
+
+# ---------------------------------------------------------------- gathering the runs
+def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dict:
+    """Every run the book's chapters use, by chapter (trained only if missing)."""
+    from . import detect, sweeps, transfer
+    from .config import preset
+    from .runs import load_run, train
+    base = preset(preset_name)
+    default = train(base, store=store, progress=progress)
+    grid = sweeps.default_grid(preset_name)
+    phi_table = sweeps.sweep(base, store=store, progress=progress,
+                             **{"data.phi": grid["phis"], "seed": grid["seeds"]})
+    size_table = sweeps.sweep(base, store=store, progress=progress,
+                              **{"data.n_entities": grid["sizes"]})
+    fake = detect.train_chapter(preset_name, store=store, progress=progress)
+    picks = transfer.pick_checkpoints(default)
+    settings = transfer.chapter_finetune_settings(preset_name)
+    finetunes = {r.role: train(transfer.finetune_config(default, r.step, **settings),
+                               store=store, progress=progress) for r in picks.itertuples()}
+
+    def ok_runs(table):
+        return {row.run: load_run(row.run, store) for row in table.itertuples()
+                if row.status == "ok"}
+
+    return {"preset": preset_name, "default": default, "phi_table": phi_table,
+            "size_table": size_table, "phi_runs": ok_runs(phi_table),
+            "size_runs": ok_runs(size_table), "fake": fake, "picks": picks,
+            "finetunes": finetunes}
+
+
+# ---------------------------------------------------------------- the ledger
+def _bridge_step(run, probe: str, threshold: float = 0.5, max_queries: int = 200):
+    """First checkpoint where the strict bridge rule reaches ``threshold`` (None: never)."""
+    from .detect import bridge_over_training, first_crossing
+    if probe not in run.dataset.probes or not len(run.dataset.probes[probe]["h"]):
+        return None
+    b = bridge_over_training(run, probe=probe, rule="strict", max_queries=max_queries,
+                             control=False)
+    return first_crossing(b.set_index("step")["rate"], threshold)
+
+
+def run_costs(run, chapter: str, circuit_probe: str = "test_inferred_iid", **labels) -> dict:
+    """Compute spent by one run to memorize, generalize ID, generalize OOD, form the circuit."""
+    acc = run.accuracy()
+    cfg = run.config
+    per_step = flops_per_step_of(run)
+    wall = run.timeline.set_index("step")["wall_seconds"]
+    events = {"memorize": first_step(acc, "train_inferred", 0.99),
+              "generalize_id": first_step(acc, "test_inferred_iid", 0.9),
+              "generalize_ood": first_step(acc, "test_inferred_ood", 0.5),
+              "circuit": _bridge_step(run, circuit_probe)}
+    row = {"chapter": chapter, "run": run.id, "regime": cfg.data.regime, "phi": cfg.data.phi,
+           "arch": cfg.model.arch + (f" x{cfg.model.n_loops}" if cfg.model.n_loops > 1 else ""),
+           "n_entities": cfg.data.n_entities, "seed": cfg.seed,
+           "train_examples": run.info.get("dataset", {}).get("train"),
+           "steps_run": run.steps, **labels}
+    for name, step in events.items():
+        row[f"{name}_step"] = step
+        row[f"{name}_examples"] = None if step is None else step * cfg.train.batch_size
+        row[f"{name}_flops"] = None if step is None else step * per_step
+        near = wall[wall.index <= step] if step is not None else wall.iloc[:0]
+        row[f"{name}_seconds"] = float(near.iloc[-1]) if len(near) else None
+    return row
+
+
+def ledger(book: dict) -> pd.DataFrame:
+    """One row per run of the book with the compute each milestone took (None: never)."""
+    rows = [run_costs(book["default"], "2 training")]
+    for rid, run in book["phi_runs"].items():
+        if rid != book["default"].id:
+            rows.append(run_costs(run, "3 phi sweep"))
+    for rid, run in book["size_runs"].items():
+        if rid != book["default"].id and rid not in book["phi_runs"]:
+            rows.append(run_costs(run, "3 graph size"))
+    for (regime, arch), run in book["fake"].items():
+        rows.append(run_costs(run, "5 regimes", circuit_probe="test_inferred_ood"))
+    return pd.DataFrame(rows)
+
+
+def tradeoff_chart(table: pd.DataFrame, milestone: str = "generalize_id",
+                   measure: str = "flops"):
+    """More data or longer training? Training-set size vs compute to reach a milestone."""
+    import altair as alt
+    col = f"{milestone}_{measure}"
+    d = table.assign(reached=table[col].notna(),
+                     cost=table[col].fillna(table["steps_run"] * 0)).copy()
+    d = d[d.reached]
+    sel = alt.selection_point(fields=["chapter"], bind="legend")
+    return alt.Chart(d, title=f"data vs compute: {measure} to {milestone.replace('_', ' ')}").mark_point(
+        filled=True, size=70).encode(
+        x=alt.X("train_examples:Q", title="training examples (phi and augmentation)"),
+        y=alt.Y("cost:Q", title=measure, scale=alt.Scale(type="log")),
+        color=alt.Color("chapter:N"), shape=alt.Shape("arch:N"),
+        opacity=alt.condition(sel, alt.value(1.0), alt.value(0.15)),
+        tooltip=["chapter", "run", "regime", "phi", "arch", "seed", "train_examples",
+                 alt.Tooltip("cost:Q", format=".3g")]).add_params(sel).properties(
+        width=520, height=300)
+
+
+# ---------------------------------------------------------------- the scorecard
+def _fmt(x, digits=3):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "never"
+    return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
+
+
+def verdict_grokking(mem, grok, final_iid) -> str:
+    if grok is not None and mem is not None and grok >= 2 * mem:
+        return REPLICATES
+    if grok is not None or (final_iid is not None and final_iid >= 0.5):
+        return PARTLY
+    return NOT_REPLICATED
+
+
+def verdict_ood(final_oods) -> str:
+    vals = [v for v in final_oods if v is not None and not math.isnan(v)]
+    if not vals:
+        return NOT_MEASURED
+    top = max(vals)
+    return REPLICATES if top <= 0.1 else PARTLY if top <= 0.3 else NOT_REPLICATED
+
+
+def verdict_phi(by_phi: pd.Series) -> str:
+    """``by_phi``: mean grokked step per phi (NaN where no seed grokked)."""
+    s = by_phi.dropna().sort_index()
+    if len(s) < 2:
+        return NOT_MEASURED
+    if all(b < a for a, b in zip(s.values, s.values[1:])):
+        return REPLICATES
+    rho = pd.Series(s.index, dtype=float).corr(pd.Series(s.values, dtype=float),
+                                                method="spearman")
+    return PARTLY if rho < 0 else NOT_REPLICATED
+
+
+def verdict_paths(found: bool, path_verdict: str, correlation) -> str:
+    if not found:
+        return NOT_MEASURED
+    if path_verdict == "same":
+        return REPLICATES
+    if correlation is not None and not math.isnan(correlation) and correlation >= 0.5:
+        return PARTLY
+    return NOT_REPLICATED
+
+
+def verdict_fake(verdicts: pd.DataFrame) -> str:
+    """``verdicts``: the detector's table (regime, arch, rule, verdict)."""
+    from .detect import FAKE
+    strict = verdicts[verdicts["rule"] == "strict"]
+    fake = strict[strict["verdict"] == FAKE]
+    if (fake["regime"] == "hop2_only").any():
+        return REPLICATES
+    return PARTLY if len(fake) else NOT_REPLICATED
+
+
+def verdict_transfer(best: dict) -> str:
+    """``best``: best accuracy per probe kind while fine-tuning the grokked checkpoint."""
+    if best.get("new_atomic", 0.0) < 0.9:
+        return NOT_MEASURED
+    h1, h2, nn = (best.get(k, math.nan) for k in
+                  ("new_hop1_old_hop2", "old_hop1_new_hop2", "new_new"))
+    if h1 >= 0.5 and h2 <= 0.2 and nn <= 0.2:
+        return REPLICATES
+    if h1 - max(h2, nn) >= 0.2:
+        return PARTLY
+    return NOT_REPLICATED
+
+
+def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> dict:
+    """The measured quantity behind each claim, with the runs it came from."""
+    from . import detect, paths, transfer
+    from .sweeps import by_value
+    out = {}
+    d = book["default"]
+    s = d.summary()
+    acc = d.accuracy()
+    out["wang_grokking"] = dict(memorized=s["memorized_step"], grokked=s["grokked_step"],
+                                final_iid=float(acc["test_inferred_iid"].iloc[-1]), runs=[d.id])
+    oods = [float(r.accuracy()["test_inferred_ood"].iloc[-1])
+            for r in [d, *book["phi_runs"].values()]]
+    out["wang_ood"] = dict(max_final_ood=max(oods), runs=[d.id, *book["phi_runs"]])
+    table = book["phi_table"]
+    if len(table) and "grokked_step" in table:
+        grouped = table[table["status"] == "ok"].groupby("data.phi")["grokked_step"]
+        by_phi = grouped.apply(lambda x: pd.to_numeric(x, errors="coerce").mean())
+    else:
+        by_phi = pd.Series(dtype=float)
+    out["wang_phi"] = dict(mean_grokked_step=by_phi.round(0).to_dict(),
+                           runs=list(book["phi_runs"]), series=by_phi)
+    pair = paths.checkpoint_pair(d)
+    summaries = [paths.path_summary(d, st, "train_inferred", n_queries)
+                 for st in (pair["step_a"], pair["step_b"])]
+    cmp = paths.compare_paths(*summaries)
+    out["claim1_same_path"] = dict(found=pair["found"], steps=(pair["step_a"], pair["step_b"]),
+                                   correlation=cmp["heatmap_correlation"],
+                                   path_verdict=paths.verdict(cmp), runs=[d.id])
+    _, verdicts = detect.chapter_tables(book["fake"], max_queries=max_queries)
+    hop2 = verdicts[(verdicts.regime == "hop2_only") & (verdicts.rule == "strict")]
+    out["claim2_fake_grokking"] = dict(verdicts=verdicts, hop2=hop2[["arch", "acc_end",
+                                       "bridge_end", "verdict"]].to_dict("records"),
+                                       runs=[r.id for r in book["fake"].values()])
+    if "grokked" in book["finetunes"]:
+        t = transfer.transfer_table(book["finetunes"]["grokked"])
+        best = t.groupby("probe")["accuracy"].max().to_dict()
+        when_wrong = t[t.probe == "new_new"]["bridge_found_when_wrong"].max()
+        out["claim3_transfer"] = dict(best=best, new_new_bridge_when_wrong=when_wrong,
+                                      runs=[book["finetunes"]["grokked"].id])
+    else:
+        out["claim3_transfer"] = dict(best={}, runs=[])
+    return out
+
+
+def scorecard(numbers: dict) -> pd.DataFrame:
+    """One row per claim: the study's statement and number, this book's, the verdict."""
+    n = numbers
+    g = n["wang_grokking"]
+    rows = [("wang_grokking", "held-out ID accuracy reaches ~1.0 long after train accuracy",
+             f"memorized at step {_fmt(g['memorized'])}, held-out ID >= 0.9 at step "
+             f"{_fmt(g['grokked'])} (final {g['final_iid']:.2f})",
+             verdict_grokking(g["memorized"], g["grokked"], g["final_iid"]), g["runs"])]
+    o = n["wang_ood"]
+    rows.append(("wang_ood", "OOD two-hop accuracy stays near 0",
+                 f"highest final OOD accuracy {o['max_final_ood']:.3f}",
+                 verdict_ood([o["max_final_ood"]]), o["runs"]))
+    p = n["wang_phi"]
+    rows.append(("wang_phi", "larger phi groks sooner (paper: phi 3.6 ... 18)",
+                 "mean grokked step by phi: " + ", ".join(
+                     f"{k:g}: {_fmt(v)}" for k, v in p["mean_grokked_step"].items()),
+                 verdict_phi(p["series"]), p["runs"]))
+    c = n["claim1_same_path"]
+    rows.append(("claim1_same_path", "same inference path before and after grokking",
+                 f"checkpoints {c['steps'][0]} vs {c['steps'][1]}: heatmap correlation "
+                 f"{_fmt(c['correlation'])}, path verdict '{c['path_verdict']}'"
+                 + ("" if c["found"] else " (a real non-grokked/grokked pair is missing)"),
+                 verdict_paths(c["found"], c["path_verdict"], c["correlation"]), c["runs"]))
+    f = n["claim2_fake_grokking"]
+    rows.append(("claim2_fake_grokking", "hop-2-only: OOD 0.97 with bridge ~0.65 (TRM)",
+                 "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
+                     f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),
+                 verdict_fake(f["verdicts"]), f["runs"]))
+    t = n["claim3_transfer"]
+    b = t["best"]
+    rows.append(("claim3_transfer", "new as hop 1: 1.0; new as hop 2: <= 0.11; new+new: <= 0.036",
+                 ", ".join(f"{k} {b[k]:.2f}" for k in ("new_atomic", "new_hop1_old_hop2",
+                                                      "old_hop1_new_hop2", "new_new") if k in b)
+                 or "no fine-tuning run",
+                 verdict_transfer(b) if b else NOT_MEASURED, t["runs"]))
+    table = pd.DataFrame(rows, columns=["claim", "study", "this book", "verdict", "runs"])
+    table.insert(1, "source", [study.CLAIMS[k][0] for k in table["claim"]])
+    table["rule"] = [RULES[k] for k in table["claim"]]
+    return table
+
+
+def scorecard_chart(card: pd.DataFrame):
+    import altair as alt
+    order = [REPLICATES, PARTLY, NOT_REPLICATED, NOT_MEASURED]
+    return alt.Chart(card).mark_rect().encode(
+        y=alt.Y("claim:N", sort=list(card["claim"]), title=None),
+        x=alt.X("verdict:N", sort=order, title=None),
+        color=alt.Color("verdict:N", sort=order, scale=alt.Scale(
+            domain=order, range=["#2a9d8f", "#e9c46a", "#e76f51", "#bbbbbb"])),
+        tooltip=["claim", "source", "study", "this book", "verdict", "rule"]).properties(
+        width=360, height=28 * len(card))
+
+
+def describe(card: pd.DataFrame, costs: pd.DataFrame) -> str:
+    """A plain-words answer built only from the computed scorecard and ledger."""
+    v = card.set_index("claim")["verdict"]
+    d = costs[costs.chapter == "2 training"].iloc[0]
+    parts = []
+    mem, gen = d["memorize_step"], d["generalize_id_step"]
+    if gen is not None and not pd.isna(gen) and mem is not None and not pd.isna(mem):
+        parts.append(f"The book's default run memorized its training facts at step {int(mem)} "
+                     f"and reached 0.9 on held-out ID queries at step {int(gen)}: the wait "
+                     f"cost {gen / mem:.1f}x the compute of memorizing "
+                     f"({_fmt(float(gen - mem) * d['memorize_flops'] / max(mem, 1), 2)} extra FLOPs).")
+    else:
+        parts.append("The book's default run did not reach 0.9 on held-out ID queries within "
+                     "its budget, so the price of waiting is at least its whole run.")
+    parts.append(f"Whether the wait buys a new circuit (claim 1): {v['claim1_same_path']}. "
+                 f"Whether accuracy and the circuit come apart (claim 2): "
+                 f"{v['claim2_fake_grokking']}. Whether the circuit transfers only as hop 1 "
+                 f"(claim 3): {v['claim3_transfer']}.")
+    return " ".join(parts)
