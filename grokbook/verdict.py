@@ -327,3 +327,41 @@ def describe(card: pd.DataFrame, costs: pd.DataFrame) -> str:
                  f"{v['claim2_fake_grokking']}. Whether the circuit transfers only as hop 1 "
                  f"(claim 3): {v['claim3_transfer']}.")
     return " ".join(parts)
+
+
+# ---------------------------------------------------------------- other presets' results
+MARK = "GROKBOOK_SCORECARD "
+
+
+def publish(card: pd.DataFrame) -> None:
+    """Print the scorecard as one JSON line, so an executed notebook carries it."""
+    import json
+    print(MARK + json.dumps(card[["claim", "this book", "verdict"]].to_dict("records")))
+
+
+def other_scorecards(results_dir="../results"):
+    """Scorecards of executed chapter-7 notebooks kept under ``results/<preset>/``
+    (with their provenance), side by side; a note when there are none."""
+    import json
+    from pathlib import Path
+
+    import nbformat
+    from IPython.display import Markdown
+    frames = []
+    for path in sorted(Path(results_dir).glob("*/07_verdict.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        prov = nb.metadata.get("grokbook", {})
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                text = out.get("text", "") if out.get("output_type") == "stream" else ""
+                for line in text.splitlines():
+                    if line.startswith(MARK):
+                        df = pd.DataFrame(json.loads(line[len(MARK):]))
+                        df.insert(0, "preset", prov.get("preset", path.parent.name))
+                        df.insert(1, "device", prov.get("device", "unknown"))
+                        frames.append(df)
+    if not frames:
+        return Markdown(f"No executed results of a larger preset are kept under "
+                        f"`{Path(results_dir).name}/` yet, so only this preset's scorecard "
+                        f"is shown.")
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,79 @@
+"""Chapter 7's verdict rules on hand-built numbers, and the scorecard following them."""
+import math
+
+import pandas as pd
+
+from grokbook import verdict as v
+from grokbook.detect import CIRCUIT_ONLY, FAKE, NEITHER
+
+
+def _numbers(**changes):
+    n = {
+        "wang_grokking": dict(memorized=1000, grokked=3000, final_iid=0.95, runs=["a"]),
+        "wang_ood": dict(max_final_ood=0.05, runs=["a"]),
+        "wang_phi": dict(mean_grokked_step={5.4: 4000.0, 7.2: 3000.0}, runs=["b", "c"],
+                         series=pd.Series({5.4: 4000.0, 7.2: 3000.0})),
+        "claim1_same_path": dict(found=True, steps=(1000, 3000), correlation=0.93,
+                                 path_verdict="same", runs=["a"]),
+        "claim2_fake_grokking": dict(
+            verdicts=pd.DataFrame([dict(regime="hop2_only", arch="trm", rule="strict",
+                                        verdict=FAKE, acc_end=0.95, bridge_end=0.4)]),
+            hop2=[dict(arch="trm", acc_end=0.95, bridge_end=0.4, verdict=FAKE)], runs=["d"]),
+        "claim3_transfer": dict(best={"new_atomic": 1.0, "new_hop1_old_hop2": 0.9,
+                                      "old_hop1_new_hop2": 0.05, "new_new": 0.02}, runs=["e"]),
+    }
+    for key, upd in changes.items():
+        n[key] = {**n[key], **upd}
+    return n
+
+
+def test_grokking_rule():
+    assert v.verdict_grokking(1000, 3000, 0.95) == v.REPLICATES
+    assert v.verdict_grokking(1000, 1500, 0.95) == v.PARTLY
+    assert v.verdict_grokking(1000, None, 0.6) == v.PARTLY
+    assert v.verdict_grokking(1000, None, 0.1) == v.NOT_REPLICATED
+
+
+def test_ood_and_phi_rules():
+    assert v.verdict_ood([0.02, 0.08]) == v.REPLICATES
+    assert v.verdict_ood([0.25]) == v.PARTLY
+    assert v.verdict_ood([0.6]) == v.NOT_REPLICATED
+    assert v.verdict_ood([]) == v.NOT_MEASURED
+    assert v.verdict_phi(pd.Series({3.6: 900.0, 5.4: 600.0, 7.2: 500.0})) == v.REPLICATES
+    assert v.verdict_phi(pd.Series({3.6: 900.0, 5.4: 1000.0, 7.2: 500.0})) == v.PARTLY
+    assert v.verdict_phi(pd.Series({3.6: 500.0, 7.2: 900.0})) == v.NOT_REPLICATED
+    assert v.verdict_phi(pd.Series({3.6: math.nan, 7.2: 900.0})) == v.NOT_MEASURED
+
+
+def test_path_fake_and_transfer_rules():
+    assert v.verdict_paths(True, "same", 0.9) == v.REPLICATES
+    assert v.verdict_paths(True, "different", 0.6) == v.PARTLY
+    assert v.verdict_paths(True, "different", 0.1) == v.NOT_REPLICATED
+    assert v.verdict_paths(False, "same", 0.99) == v.NOT_MEASURED
+    table = pd.DataFrame([dict(regime="natural", arch="trm", rule="strict", verdict=FAKE),
+                          dict(regime="hop2_only", arch="trm", rule="strict", verdict=CIRCUIT_ONLY),
+                          dict(regime="hop2_only", arch="trm", rule="lenient", verdict=FAKE)])
+    assert v.verdict_fake(table) == v.PARTLY       # fake only outside hop-2 under strict
+    table.loc[1, "verdict"] = FAKE
+    assert v.verdict_fake(table) == v.REPLICATES
+    table["verdict"] = NEITHER
+    assert v.verdict_fake(table) == v.NOT_REPLICATED
+    good = {"new_atomic": 1.0, "new_hop1_old_hop2": 0.9, "old_hop1_new_hop2": 0.05, "new_new": 0.0}
+    assert v.verdict_transfer(good) == v.REPLICATES
+    assert v.verdict_transfer({**good, "old_hop1_new_hop2": 0.4}) == v.PARTLY
+    assert v.verdict_transfer({**good, "new_hop1_old_hop2": 0.1}) == v.NOT_REPLICATED
+    assert v.verdict_transfer({**good, "new_atomic": 0.5}) == v.NOT_MEASURED
+
+
+def test_scorecard_follows_the_numbers():
+    card = v.scorecard(_numbers())
+    assert list(card["verdict"]) == [v.REPLICATES] * 6
+    assert set(card["source"]) == {"Wang et al. 2024 (arXiv 2405.15071)",
+                                   "He et al. 2026 (arXiv 2601.09049)"}
+    assert all(card["rule"].str.len() > 40) and all(card["runs"].map(len) > 0)
+    # change one underlying metric: only that claim's verdict moves
+    changed = v.scorecard(_numbers(wang_grokking=dict(grokked=None, final_iid=0.2)))
+    diff = card["verdict"] != changed["verdict"]
+    assert list(card.loc[diff, "claim"]) == ["wang_grokking"]
+    assert changed.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_REPLICATED
+    assert "never" in changed.set_index("claim").loc["wang_grokking", "this book"]
