@@ -61,6 +61,8 @@ class TrainConfig:
     eval_per_decade: int = 20
     checkpoint_every: int = 50000
     ema: float = 0.0              # >0: evaluate an exponential moving average of the weights
+    stop_at: float = 0.0          # >0: the run ends at the first evaluation where
+                                  # test_inferred_iid accuracy reaches this (sweeps use it)
     device: str = "auto"          # "auto", "cpu" or "cuda"
 
 
@@ -260,6 +262,7 @@ def validate(cfg: Config) -> None:
     _check(0 <= t.beta1 < 1, "train.beta1", t.beta1, "0 <= beta1 < 1")
     _check(0 <= t.beta2 < 1, "train.beta2", t.beta2, "0 <= beta2 < 1")
     _check(0 <= t.ema < 1, "train.ema", t.ema, "0 (off) <= ema < 1")
+    _check(0 <= t.stop_at <= 1, "train.stop_at", t.stop_at, "0 (off) to 1")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu, cuda")
     if cfg.finetune:
         from .transfer import validate_transfer  # late import, as for regimes

@@ -237,8 +237,8 @@ def _train_locked(cfg: Config, path: Path, progress: bool, stop_after) -> Run:
                                           "timeline": list(timeline)})
 
     start = trainer.step
-    wall = run_loop(trainer, on_checkpoint, progress, stop_after, wall_offset, timeline)
-    if trainer.step < cfg.train.max_steps:
+    wall, done = run_loop(trainer, on_checkpoint, progress, stop_after, wall_offset, timeline)
+    if not done:
         raise KeyboardInterrupt(f"stopped at step {trainer.step} (stop_after={stop_after}); "
                                 f"state kept at the last checkpoint in {path}")
     ckpts = sorted(int(p.stem) for p in (path / "ckpt").glob("*.pt"))

@@ -178,7 +178,9 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
     """Train to ``max_steps``, evaluating and checkpointing on schedule.
 
     ``on_checkpoint(trainer, wall_seconds)`` persists state. ``stop_after`` ends the call
-    after that many steps (used to test interruption). Returns wall seconds so far.
+    after that many steps (used to test interruption). ``train.stop_at`` ends the run
+    early, complete, once held-out ID accuracy reaches it. Returns (wall seconds so far,
+    whether the run is complete).
     """
     from tqdm.auto import tqdm
     t = trainer.cfg.train
@@ -192,19 +194,29 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
     def wall():
         return wall_offset + time.perf_counter() - t0
 
+    done = False
     while True:
         s = trainer.step
         if s > start or fresh:
+            reached = False
             if s in evals:
                 res = trainer.evaluate()
                 timeline.append({"step": s, "wall_seconds": wall()})
                 bar.set_postfix({k.replace("test_inferred_", ""): f"{a:.2f}" for k, (_, a)
                                  in res.items() if "inferred" in k}, refresh=False)
-            if s in ckpts:
+                iid = res.get("test_inferred_iid", (None, 0.0))[1]
+                reached = t.stop_at > 0 and iid >= t.stop_at
+            if s in ckpts or reached:
                 on_checkpoint(trainer, wall())
-        if s >= t.max_steps or (stop_after is not None and s - start >= stop_after):
+            if reached:
+                done = True
+                break
+        if s >= t.max_steps:
+            done = True
+            break
+        if stop_after is not None and s - start >= stop_after:
             break
         trainer.train_step()
         bar.update(1)
     bar.close()
-    return wall()
+    return wall(), done

@@ -124,3 +124,17 @@ def test_cli_train_json_and_original_format_trains(store, tmp_path):
                 "grokked_step"):
         assert key in out
     assert out["steps"] == 40 and "test_inferred_iid" in out["final"]
+
+
+def test_stop_at_ends_the_run_complete_at_the_first_evaluation_that_reaches_it(store):
+    cfg = small(**{"train.max_steps": 200, "train.stop_at": 0.05})
+    run = train(cfg, progress=False)
+    iid = run.accuracy()["test_inferred_iid"]
+    last = int(iid.index[-1])
+    assert (iid.iloc[:-1] < 0.05).all()
+    if last < 200:
+        assert iid.iloc[-1] >= 0.05 and last in run.checkpoints
+    assert run.load_model(last) is not None
+    full = train(small(**{"train.max_steps": 200}), progress=False)
+    pd.testing.assert_frame_equal(full.metrics[full.metrics.step <= last].reset_index(drop=True),
+                                  run.metrics.reset_index(drop=True))
