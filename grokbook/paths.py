@@ -18,7 +18,7 @@ from .patching import causal_tracing, heatmap_matrix, tracing_heatmap
 
 MEMORIZED_AT = 0.99
 GROKKED_AT = 0.9
-LOW_AT = 0.5
+LOW_AT = GROKKED_AT  # not yet grokked
 
 
 # ---------------------------------------------------------------- checkpoint selection
@@ -31,15 +31,18 @@ def checkpoint_accuracy(run) -> pd.DataFrame:
 
 
 def non_grokked_step(run, memorized_at: float = MEMORIZED_AT, low_at: float = LOW_AT):
-    """The latest checkpoint where ``train_inferred`` >= ``memorized_at`` while
-    ``test_inferred_iid`` < ``low_at`` (memorized, not generalized); None if absent.
-    The latest such one is the strongest non-grokked model: training has saturated
-    longest without held-out accuracy."""
+    """The earliest checkpoint where ``train_inferred`` >= ``memorized_at`` while
+    ``test_inferred_iid`` < ``low_at`` (memorized, not yet grokked); None if absent.
+
+    The earliest such checkpoint is the one whose held-out accuracy is lowest once the
+    training facts are fitted. At small scale held-out accuracy can already be midway
+    when memorization completes (chapter 2), so the default ``low_at`` is the grokked
+    threshold; the chapter prints the checkpoint's held-out accuracy beside it."""
     a = checkpoint_accuracy(run)
     if "train_inferred" not in a or "test_inferred_iid" not in a:
         return None
     ok = a[(a["train_inferred"] >= memorized_at) & (a["test_inferred_iid"] < low_at)]
-    return int(ok.index[-1]) if len(ok) else None
+    return int(ok.index[0]) if len(ok) else None
 
 
 def grokked_step(run, threshold: float = GROKKED_AT, memorized_at: float = MEMORIZED_AT):
