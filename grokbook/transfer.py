@@ -265,7 +265,7 @@ def chapter_finetune_settings(preset: str) -> dict:
 
 
 # ---------------------------------------------------------------- which checkpoints
-def pick_checkpoints(run, memorized_at: float = 0.99, low: float = 0.3,
+def pick_checkpoints(run, memorized_at: float = 0.99, low: float = 0.9,
                      grokked_at: float = 0.9) -> pd.DataFrame:
     """The two starting points of the chapter, from the parent's metrics at stored checkpoints.
 
@@ -297,7 +297,7 @@ def pick_checkpoints(run, memorized_at: float = 0.99, low: float = 0.3,
     return out
 
 
-def describe_checkpoints(picks: pd.DataFrame, memorized_at=0.99, low=0.3, grokked_at=0.9) -> str:
+def describe_checkpoints(picks: pd.DataFrame, memorized_at=0.99, low=0.9, grokked_at=0.9) -> str:
     """Plain words for ``pick_checkpoints``: which steps, and whether each criterion held."""
     words = []
     for r in picks.itertuples():
