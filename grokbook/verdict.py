@@ -54,9 +54,10 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     base = preset(preset_name)
     default = train(base, store=store, progress=progress)
     grid = sweeps.default_grid(preset_name)
-    phi_table = sweeps.sweep(base, store=store, progress=progress,
+    sweep_base = sweeps.chapter_base(preset_name)
+    phi_table = sweeps.sweep(sweep_base, store=store, progress=progress,
                              **{"data.phi": grid["phis"], "seed": grid["seeds"]})
-    size_table = sweeps.sweep(base, store=store, progress=progress,
+    size_table = sweeps.sweep(sweep_base, store=store, progress=progress,
                               **{"data.n_entities": grid["sizes"]})
     fake = detect.train_chapter(preset_name, store=store, progress=progress)
     picks = transfer.pick_checkpoints(default)
