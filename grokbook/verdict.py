@@ -174,8 +174,8 @@ def verdict_phi(by_phi: pd.Series) -> str:
         return NOT_MEASURED
     if all(b < a for a, b in zip(s.values, s.values[1:])):
         return REPLICATES
-    rho = pd.Series(s.index, dtype=float).corr(pd.Series(s.values, dtype=float),
-                                                method="spearman")
+    # Spearman's rho as Pearson's r of the ranks (pandas' own spearman needs scipy)
+    rho = pd.Series(s.index, dtype=float).rank().corr(pd.Series(s.values, dtype=float).rank())
     return PARTLY if rho < 0 else NOT_REPLICATED
 
 
