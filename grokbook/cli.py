@@ -12,6 +12,16 @@ def _config(args):
     return preset(args.preset, **parse_sets(args.set))
 
 
+def _emit(out: dict, as_json: bool, width: int = 18) -> int:
+    """Print a result: one JSON line, or aligned ``key: value`` lines."""
+    if as_json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:>{width}}: {v}")
+    return 0
+
+
 def _add_config_args(p):
     p.add_argument("--preset", default="cpu", help="test, cpu, gpu or paper (default cpu)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -32,12 +42,7 @@ def cmd_data(args):
     out = {k: s.get(k) for k in keys}
     if args.export:
         out["exported_to"] = str(export_json(ds, args.export))
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for k, v in out.items():
-            print(f"{k:>18}: {v}")
-    return 0
+    return _emit(out, args.json)
 
 
 def cmd_train(args):
@@ -46,13 +51,7 @@ def cmd_train(args):
     if args.from_json:
         cfg = cfg.replace(**{"data.from_json": args.from_json})
     run = train(cfg, store=args.store, progress=not args.quiet)
-    s = run.summary()
-    if args.json:
-        print(json.dumps(s))
-    else:
-        for k, v in s.items():
-            print(f"{k:>18}: {v}")
-    return 0
+    return _emit(run.summary(), args.json)
 
 
 def cmd_runs(args):
@@ -108,12 +107,7 @@ def cmd_paths(args):
            "seconds": {"run": round(t1 - t0, 3), "load": round(t2 - t1, 3),
                        "lens": round(t3 - t2, 3), "tracing": round(t4 - t3, 3),
                        "analysis": round(t4 - t2, 3)}}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        for k, v in out.items():
-            print(f"{k:>22}: {v}")
-    return 0
+    return _emit(out, args.json, 22)
 
 
 def cmd_bench(args):
@@ -134,8 +128,7 @@ def cmd_bench_arch(args):
     from .detect import bench_arch
     out = bench_arch(args.preset, steps=args.steps, repeats=args.repeats,
                      archs=args.archs.split(","))
-    print(json.dumps(out) if args.json else "\n".join(f"{k:>12}: {v}" for k, v in out.items()))
-    return 0
+    return _emit(out, args.json, 12)
 
 
 def main(argv=None) -> int:

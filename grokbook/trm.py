@@ -42,6 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .models import MLP
+
 SEQ_LEN = 4  # the transformer's 3 input tokens + 1 answer slot
 
 
@@ -49,26 +51,19 @@ def rmsnorm(x):
     return F.rms_norm(x, (x.shape[-1],), eps=1e-6)
 
 
-class TokenMix(nn.Module):
+class TokenMix(MLP):
     """An MLP across the sequence axis, the same for every channel."""
 
     def __init__(self, seq_len: int, expansion: int):
-        super().__init__()
-        self.fc = nn.Linear(seq_len, expansion * seq_len)
-        self.proj = nn.Linear(expansion * seq_len, seq_len)
+        super().__init__(seq_len, 0.0, expansion)
 
     def forward(self, x):                                     # (B, T, C)
-        return self.proj(F.gelu(self.fc(x.transpose(1, 2)))).transpose(1, 2)
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
-class ChannelMLP(nn.Module):
-    def __init__(self, d_model: int, expansion: int):
-        super().__init__()
-        self.fc = nn.Linear(d_model, expansion * d_model)
-        self.proj = nn.Linear(expansion * d_model, d_model)
-
-    def forward(self, x):                                     # (B, T, C)
-        return self.proj(F.gelu(self.fc(x)))
+def ChannelMLP(d_model: int, expansion: int) -> MLP:
+    """The per-position MLP: the transformer's (``grokbook.models.MLP``), no dropout."""
+    return MLP(d_model, 0.0, expansion)
 
 
 class MixerBlock(nn.Module):
