@@ -15,6 +15,18 @@ def first_step(acc: pd.DataFrame, split: str, threshold: float):
     return int(hit[0]) if len(hit) else None
 
 
+def crossings(run, levels=(("train_inferred", 0.99), ("test_inferred_iid", 0.9),
+                          ("test_inferred_iid", 0.5), ("test_inferred_ood", 0.5))) -> str:
+    """Lines saying when each probe set first reached each accuracy level (or never)."""
+    acc = run.accuracy()
+    lines = []
+    for split, level in levels:
+        step = first_step(acc, split, level)
+        when = f"at step {step}" if step is not None else f"never within {run.steps} steps"
+        lines.append(f"{split:>18} reaches {level:.0%} {when}")
+    return "\n".join(lines)
+
+
 def grokking_measures(run, memorized_at: float = 0.99, grokked_at: float = 0.9,
                       memorized_split: str = "train_inferred",
                       grokked_split: str = "test_inferred_iid") -> dict:
@@ -22,7 +34,7 @@ def grokking_measures(run, memorized_at: float = 0.99, grokked_at: float = 0.9,
     acc = run.accuracy()
     mem = first_step(acc, memorized_split, memorized_at)
     grok = first_step(acc, grokked_split, grokked_at)
-    flops_per_step = run.info.get("flops_per_step") or flops_per_step_of(run)
+    flops_per_step = flops_per_step_of(run)
     batch = run.config.train.batch_size
     wall = run.timeline.set_index("step")["wall_seconds"]
 
@@ -43,11 +55,19 @@ def grokking_measures(run, memorized_at: float = 0.99, grokked_at: float = 0.9,
 
 
 def flops_per_step_of(run) -> float:
-    """Estimated training FLOPs of one step: per-token FLOPs x tokens in a batch."""
+    """Estimated training FLOPs of one step, as the trainer recorded it in ``run.info``
+    (runs stored before it did: from the model's shape, no weights loaded)."""
+    if run.info.get("flops_per_step"):
+        return float(run.info["flops_per_step"])
+    from .models import build_model
+    return flops_per_step(build_model(run.config, len(run.dataset.vocab)),
+                          run.config.train.batch_size)
+
+
+def flops_per_step(model, batch_size: int) -> float:
+    """Per-token FLOPs of the model x tokens in a batch."""
     from .models import SEQ_LEN
-    model = run.load_model(0)
-    per_token = model.flops_per_token() if hasattr(model, "flops_per_token") else 0.0
-    return per_token * SEQ_LEN * run.config.train.batch_size
+    return model.flops_per_token() * SEQ_LEN * batch_size
 
 
 def grokking_table(runs, **thresholds) -> pd.DataFrame:

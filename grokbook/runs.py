@@ -31,6 +31,7 @@ import torch
 
 from .config import Config, validate
 from .data import build_dataset, json_digest
+from .measures import flops_per_step
 from .models import build_model
 from .train import Trainer, resolve_device, run_loop
 
@@ -250,6 +251,7 @@ def _train_locked(cfg: Config, path: Path, progress: bool, stop_after) -> Run:
         "python": platform.python_version(), "wall_seconds": wall,
         "steps_per_second": trained / max(wall - wall_offset, 1e-9),
         "n_params": trainer.model.num_params(), "dataset": ds.summary(),
+        "flops_per_step": flops_per_step(trainer.model, cfg.train.batch_size),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     _atomic_json(path / "COMPLETE", {"checkpoints": ckpts, "id": path.name})
     (path / "state.pt").unlink(missing_ok=True)
