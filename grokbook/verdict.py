@@ -129,9 +129,7 @@ def tradeoff_chart(table: pd.DataFrame, milestone: str = "generalize_id",
     """More data or longer training? Training-set size vs compute to reach a milestone."""
     import altair as alt
     col = f"{milestone}_{measure}"
-    d = table.assign(reached=table[col].notna(),
-                     cost=table[col].fillna(table["steps_run"] * 0)).copy()
-    d = d[d.reached]
+    d = table[table[col].notna()].assign(cost=lambda t: t[col].astype(float))
     sel = alt.selection_point(fields=["chapter"], bind="legend")
     return alt.Chart(d, title=f"data vs compute: {measure} to {milestone.replace('_', ' ')}").mark_point(
         filled=True, size=70).encode(
