@@ -30,8 +30,27 @@ import sys
 import time
 from pathlib import Path
 
+from . import progress
+
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = "python3"
+
+
+def find_root(root=None) -> Path:
+    """The book to build: ``root`` if given, else the current directory or the nearest
+    parent holding a ``_toc.yml`` -- the book where the user stands, not the copy the
+    package was installed from."""
+    if root is not None:
+        r = Path(root).expanduser().absolute()
+        if not (r / "_toc.yml").is_file():
+            raise ValueError(f"--root: {r} has no _toc.yml; give the book's folder")
+        return r
+    here = Path.cwd()
+    for d in (here, *here.parents):
+        if (d / "_toc.yml").is_file() and (d / "book").is_dir():
+            return d
+    raise ValueError(f"no book here: neither {here} nor a parent holds _toc.yml and book/; "
+                     f"run from the book's folder or pass --root")
 
 
 class ChapterError(RuntimeError):
@@ -157,9 +176,10 @@ def _cached(path: Path, digest: str) -> bool:
 
 
 def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str,
-                    force: bool = False) -> float:
+                    force: bool = False, progress_every: float = 30.0) -> float:
     """papermill one chapter into ``dest``; returns wall seconds (0 when reused)."""
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     src = Path(root) / f"{entry}.ipynb"
     digest = code_digest(root, src, preset)
     if not force and _cached(dest, digest):
@@ -168,15 +188,44 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
     dest.parent.mkdir(parents=True, exist_ok=True)
     log(f"{entry}: executing with preset {preset!r} ...")
     t0 = time.perf_counter()
+    feed = dest.parent / f".{dest.stem}.progress.jsonl"
+    # the kernel inherits this process's environment: its runs report to ``feed``
+    os.environ[progress.ENV] = str(feed)
     try:
-        pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
-                            kernel_name=kernel, cwd=str(src.parent), progress_bar=False)
+        with progress.Watcher(feed, f"grokbook book: {entry}: ", every=progress_every):
+            pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
+                                kernel_name=kernel, cwd=str(src.parent), progress_bar=False)
     except pm.PapermillExecutionError as e:
         raise ChapterError(_describe_failure(entry, dest, e)) from None
+    except DeadKernelError:
+        raise ChapterError(_describe_dead_kernel(entry, src, dest)) from None
+    finally:
+        os.environ.pop(progress.ENV, None)
+        feed.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
     add_provenance(dest, provenance(preset, wall, root), digest)
     log(f"{entry}: done in {wall:.1f} s")
     return wall
+
+
+def _describe_dead_kernel(entry: str, src: Path, dest: Path) -> str:
+    """The kernel process died (out of memory, os._exit, a crash in native code): the cell
+    that was running is the last one papermill started. It is named by its index in the
+    chapter's own notebook."""
+    where, first = "an unknown cell", ""
+    try:
+        import nbformat
+        ran = nbformat.read(dest, as_version=4)
+        dead = [c.source for c in ran.cells if c.cell_type == "code"
+                and c.metadata.get("papermill", {}).get("start_time")][-1]
+        own = nbformat.read(src, as_version=4)
+        i = next(i for i, c in enumerate(own.cells) if c.source == dead)
+        where, first = f"cell {i}", f"\n    first line of the cell: {dead.strip().splitlines()[0]}"
+    except Exception:  # the partial output may be unreadable; the error still names the chapter
+        pass
+    return (f"chapter {entry} failed at {where}: the kernel died (out of memory, a crash in "
+            f"native code, or an exit call){first}\n"
+            f"    the partly executed notebook is at {dest}")
 
 
 def _describe_failure(entry: str, dest: Path, e) -> str:
@@ -194,6 +243,60 @@ def _describe_failure(entry: str, dest: Path, e) -> str:
     first = f"\n    first line of the cell: {source}" if source else ""
     return (f"chapter {entry} failed at {where}: {e.ename}: {e.evalue}{first}\n"
             f"    the partly executed notebook is at {dest}")
+
+
+# ---------------------------------------------------------------- the static page
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+LIVE_NOTE = ("*An interactive widget stands here when this chapter runs in Jupyter or Colab "
+             "(the launch button above); what it showed by default is below.*")
+
+
+def _widget_tree(state: dict, model_id: str) -> list[dict]:
+    """The models a widget view shows, itself and its children, depth first."""
+    seen, out, todo = set(), [], [model_id]
+    while todo:
+        mid = todo.pop()
+        if mid in seen or mid not in state:
+            continue
+        seen.add(mid)
+        out.append(state[mid])
+        for child in state[mid].get("state", {}).get("children", []) or []:
+            todo.append(str(child).removeprefix("IPY_MODEL_"))
+    return out
+
+
+def static_notebook(data: bytes) -> bytes:
+    """The executed notebook as the static page shows it: no widget views (their viewer
+    would come from a CDN), but what each interactive widget displayed by default (its
+    captured output, e.g. an Altair chart) with a note; progress bars are dropped.
+    The executed notebook itself keeps its widgets for Jupyter and Colab."""
+    nb = json.loads(data)
+    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    changed = bool(state)
+    for cell in nb.get("cells", []):
+        if "outputs" not in cell:
+            continue
+        outputs = []
+        for o in cell["outputs"]:
+            view = o.get("data", {}).get(WIDGET_VIEW)
+            if view is None:
+                outputs.append(o)
+                continue
+            changed = True
+            tree = _widget_tree(state, view.get("model_id", ""))
+            if any("Progress" in m.get("model_name", "") for m in tree):
+                continue  # a tqdm bar: nothing to see once the run is done
+            outputs.append({"output_type": "display_data", "metadata": {},
+                            "data": {"text/markdown": LIVE_NOTE}})
+            for m in tree:
+                if m.get("model_name") == "OutputModel":
+                    outputs += m.get("state", {}).get("outputs", [])
+        cell["outputs"] = outputs
+    if not changed:
+        return data
+    nb.get("metadata", {}).pop("widgets", None)
+    return json.dumps(nb, indent=1, ensure_ascii=False).encode()
 
 
 # ---------------------------------------------------------------- staging and HTML
@@ -235,7 +338,7 @@ def stage(root: Path, out: Path, executed: dict[str, Path], missing: list[str]) 
         if (Path(root) / f).exists():
             _put(Path(root) / f, st / f)
     for entry, path in executed.items():
-        _put(path, st / f"{entry}.ipynb")
+        _put(static_notebook(Path(path).read_bytes()), st / f"{entry}.ipynb")
     wanted = {f"{e}.ipynb" for e in executed}
     for old in (st / "book").glob("*.ipynb"):  # chapters no longer built
         if f"book/{old.name}" not in wanted:
@@ -274,6 +377,7 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
     root = Path(root or ROOT).resolve()
     out = Path(out or root / "_build").resolve()
     t_all = time.perf_counter()
+    log(f"building the book in {root} (preset {preset!r})")
     present, missing = chapter_list(root, chapters)
     for entry in missing:
         log(f"warning: {entry}.ipynb is listed in _toc.yml but does not exist yet; skipped")

@@ -49,7 +49,8 @@ def cmd_train(args):
     from .runs import train
     cfg = _config(args)
     if args.from_json:
-        cfg = cfg.replace(**{"data.from_json": args.from_json})
+        from pathlib import Path
+        cfg = cfg.replace(**{"data.from_json": str(Path(args.from_json).absolute())})
     run = train(cfg, store=args.store, progress=not args.quiet)
     return _emit(run.summary(), args.json)
 
@@ -63,18 +64,27 @@ def cmd_runs(args):
             except Exception as e:  # a corrupt run is listed, with why
                 print(json.dumps({"run": rid, "error": str(e)}))
     elif args.action == "rm":
+        if not args.ids:
+            raise ValueError("runs rm: give the id of the run to remove (`grokbook runs ls` "
+                             "lists them)")
         for rid in args.ids:
-            print(f"removed {remove_run(rid, args.store)}")
+            path = remove_run(rid, args.store)
+            print(f"removed run {path.name} ({path})")
     elif args.action == "path":
-        print(store_path(args.store))
+        print(store_path(args.store, create=False))
     return 0
 
 
 def cmd_book(args):
-    from .book import build_book
-    chapters = args.chapters.split(",") if args.chapters else None
+    from .book import build_book, find_root
+    chapters = None
+    if args.chapters is not None:
+        chapters = [c.strip() for c in args.chapters.split(",") if c.strip()]
+        if not chapters:
+            raise ValueError(f"--chapters: {args.chapters!r} names no chapter; give numbers "
+                             f"separated by commas, e.g. 01,02")
     return build_book(preset=args.preset, chapters=chapters, executed_dir=args.executed_dir,
-                      html=not args.no_html)
+                      html=not args.no_html, root=find_root(args.root))
 
 
 def cmd_paths(args):
@@ -87,10 +97,19 @@ def cmd_paths(args):
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.queries < 1:
+        raise ValueError(f"--queries: {args.queries} is not allowed; allowed: 1 or more")
     run = train(_config(args), store=args.store, progress=not args.json)
     t1 = time.perf_counter()
     step = run.checkpoints[-1] if args.step is None else args.step
-    model, ds = run.load_model(step), run.dataset
+    if step not in run.checkpoints:
+        raise ValueError(f"--step: {step} is not a checkpoint of run {run.id}; allowed: "
+                         f"{', '.join(map(str, run.checkpoints))}")
+    ds = run.dataset
+    if args.probe not in ds.probes:
+        raise ValueError(f"--probe: {args.probe!r} is not allowed; allowed: "
+                         f"{', '.join(ds.probes)}")
+    model = run.load_model(step)
     queries = {k: v[:args.queries] for k, v in ds.probes[args.probe].items()}
     t2 = time.perf_counter()
     lens = logit_lens(model, ds, queries)
@@ -161,6 +180,8 @@ def main(argv=None) -> int:
     p.add_argument("--chapters", help="comma-separated chapter numbers, e.g. 01,02")
     p.add_argument("--executed-dir", help="render executed notebooks from this folder instead")
     p.add_argument("--no-html", action="store_true", help="execute only")
+    p.add_argument("--root", help="the book's folder (holding _toc.yml); default: the current "
+                                  "directory or the nearest parent that has one")
     p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("paths", help="logit lens + causal tracing of one checkpoint, timed")
@@ -204,11 +225,19 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_bench_arch)
 
     args = ap.parse_args(argv)
+    from .runs import RunStoreError
     try:
         return args.func(args)
     except (ConfigError, ValueError) as e:
         print(f"grokbook: error: {e}", file=sys.stderr)
         return 2
+    except RunStoreError as e:
+        print(f"grokbook: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("grokbook: interrupted; a run in progress resumes from its last checkpoint "
+              "when asked for again", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import typing
 from dataclasses import dataclass, field, fields
 
@@ -195,7 +196,7 @@ def _coerce(name: str, typ, value):
             if typ is int:
                 return int(float(text)) if float(text).is_integer() else int(text)
             return typ(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(f"{name}: cannot read {value!r} as {typ.__name__}") from None
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -236,14 +237,38 @@ def _check(ok: bool, name: str, value, allowed: str):
         raise ConfigError(f"{name}: {value!r} is not allowed; allowed: {allowed}")
 
 
+# Generous ceilings: beyond them a graph would not fit in memory or a run would never end.
+MAX_ENTITIES, MAX_RELATIONS, MAX_TWO_HOP = 1_000_000, 100_000, 50_000_000
+MAX_STEPS, MAX_SEED = 100_000_000, 2**32 - 1
+
+
+def _finite(cfg: Config) -> None:
+    """Every float field finite: inf and nan are never a meaningful setting."""
+    for name in field_names(cfg):
+        obj = cfg
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, float) and not math.isfinite(obj):
+            raise ConfigError(f"{name}: {obj!r} is not allowed; allowed: a finite number")
+
+
 def validate(cfg: Config) -> None:
     """Raise ConfigError naming the first field whose value is impossible."""
     d, m, t = cfg.data, cfg.model, cfg.train
+    _finite(cfg)
+    _check(0 <= cfg.seed <= MAX_SEED, "seed", cfg.seed, f"an integer from 0 to {MAX_SEED}")
     for name in ("n_entities", "n_relations", "out_degree", "probe_cap"):
         v = getattr(d, name)
         _check(v > 0, f"data.{name}", v, "a positive integer")
+    _check(d.n_entities <= MAX_ENTITIES, "data.n_entities", d.n_entities,
+           f"1 to {MAX_ENTITIES:,}")
+    _check(d.n_relations <= MAX_RELATIONS, "data.n_relations", d.n_relations,
+           f"1 to {MAX_RELATIONS:,}")
     _check(d.out_degree <= d.n_relations, "data.out_degree", d.out_degree,
            f"1 to data.n_relations ({d.n_relations}): each head has distinct relations")
+    _check(d.n_entities * d.out_degree ** 2 <= MAX_TWO_HOP, "data.out_degree", d.out_degree,
+           f"a value with n_entities x out_degree^2 <= {MAX_TWO_HOP:,} two-hop facts "
+           f"(n_entities is {d.n_entities})")
     _check(0 < d.ood_ratio < 1, "data.ood_ratio", d.ood_ratio, "strictly between 0 and 1")
     _check(0 < d.iid_test_ratio < 1, "data.iid_test_ratio", d.iid_test_ratio,
            "strictly between 0 and 1")
@@ -251,25 +276,34 @@ def validate(cfg: Config) -> None:
     from .regimes import REGIMES  # late import: regimes imports data which imports config
     _check(d.regime in REGIMES, "data.regime", d.regime, ", ".join(REGIMES))
     _check(m.arch in ("transformer", "trm"), "model.arch", m.arch, "transformer, trm")
-    for name in ("n_layer", "n_loops", "d_model", "n_head", "trm_inner_steps", "trm_cycles",
-                 "trm_expansion"):
+    for name, most in (("n_layer", 256), ("n_loops", 256), ("d_model", 65536), ("n_head", 1024),
+                       ("trm_inner_steps", 256), ("trm_cycles", 256), ("trm_expansion", 64)):
         v = getattr(m, name)
-        _check(v > 0, f"model.{name}", v, "a positive integer")
+        _check(0 < v <= most, f"model.{name}", v, f"an integer from 1 to {most}")
     _check(m.d_model % m.n_head == 0, "model.n_head", m.n_head,
            f"a divisor of model.d_model ({m.d_model})")
     _check(0 <= m.dropout < 1, "model.dropout", m.dropout, "0 <= dropout < 1")
     for name in ("batch_size", "max_steps", "eval_every", "checkpoint_every", "eval_per_decade"):
         v = getattr(t, name)
-        _check(v > 0, f"train.{name}", v, "a positive integer")
+        _check(0 < v <= MAX_STEPS, f"train.{name}", v, f"an integer from 1 to {MAX_STEPS:,}")
+    _check(0 <= t.eval_dense_until <= MAX_STEPS, "train.eval_dense_until", t.eval_dense_until,
+           f"0 to {MAX_STEPS:,}")
     _check(t.lr > 0, "train.lr", t.lr, "a positive number")
     _check(t.weight_decay >= 0, "train.weight_decay", t.weight_decay, "0 or more")
-    _check(t.warmup_steps >= 0, "train.warmup_steps", t.warmup_steps, "0 or more")
+    _check(0 <= t.warmup_steps <= MAX_STEPS, "train.warmup_steps", t.warmup_steps,
+           f"0 to {MAX_STEPS:,}")
     _check(t.grad_clip >= 0, "train.grad_clip", t.grad_clip, "0 (off) or more")
     _check(0 <= t.beta1 < 1, "train.beta1", t.beta1, "0 <= beta1 < 1")
     _check(0 <= t.beta2 < 1, "train.beta2", t.beta2, "0 <= beta2 < 1")
     _check(0 <= t.ema < 1, "train.ema", t.ema, "0 (off) <= ema < 1")
     _check(0 <= t.stop_at <= 1, "train.stop_at", t.stop_at, "0 (off) to 1")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu, cuda")
+    tr = cfg.transfer
+    _check(0 <= tr.chain_fraction <= 1, "transfer.chain_fraction", tr.chain_fraction, "0 to 1")
+    for name in ("new_facts", "replay", "probe_cap"):
+        v = getattr(tr, name)
+        _check(0 <= v <= MAX_TWO_HOP, f"transfer.{name}", v,
+               "0 (scaled to the graph) or a positive count")
     if cfg.finetune:
         from .transfer import validate_transfer  # late import, as for regimes
         validate_transfer(cfg)

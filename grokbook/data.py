@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,48 +276,132 @@ def _tokens(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def _read_records(path: Path, v: Vocab) -> list[tuple]:
+def _read_json(path: Path, what: str):
+    """The parsed content of one of the format's files; every failure names the file."""
+    if not path.exists():
+        raise ValueError(f"{path}: missing; the original format has train.json and test.json "
+                         f"(vocab.json optional) in one folder ({what})")
     try:
-        records = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a readable JSON list of records ({e})") from None
-    if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of records")
+        return json.loads(path.read_text())
+    except PermissionError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def _read_vocab(path: Path) -> tuple[int, int]:
+    names = _read_json(path, "the token list")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{path}: expected a non-empty JSON list of token strings such as "
+                         f"\"<e_0>\", \"<r_0>\", \"</a>\"")
+    E = sum(1 for n in names if n.startswith("<e_"))
+    R = sum(1 for n in names if n.startswith("<r_"))
+    if not E or not R:
+        raise ValueError(f"{path}: lists {E} entity tokens (<e_N>) and {R} relation tokens "
+                         f"(<r_N>); both are needed")
+    return E, R
+
+
+def _parse_token(v: Vocab, name: str) -> int:
+    for prefix, kind, n in (("<e_", "entity", v.n_entities), ("<r_", "relation", v.n_relations)):
+        if name.startswith(prefix) and name.endswith(">"):
+            num = name[len(prefix):-1]
+            if not num.isdigit():
+                raise ValueError(f"token {name!r}: an {kind} token is {prefix}N> with N a number")
+            if int(num) >= n:
+                raise ValueError(f"token {name!r}: this vocabulary has {n} {kind} tokens "
+                                 f"({prefix}0> to {prefix}{n - 1}>)")
+            return int(num) + (0 if kind == "entity" else v.n_entities)
+    return v.parse(name)
+
+
+def _read_records(path: Path, v: Vocab) -> list[tuple]:
+    records = _read_json(path, "a list of records")
+    if not isinstance(records, list) or not records:
+        raise ValueError(f"{path}: expected a non-empty JSON list of records like "
+                         f'{{"input_text": "<e_3><r_7>", "target_text": "<e_3><r_7><e_42></a>"}}')
     rows = []
     for i, rec in enumerate(records):
         try:
-            inp = [v.parse(t) for t in _tokens(rec["input_text"])]
-            tgt = [v.parse(t) for t in _tokens(rec["target_text"])]
+            if not isinstance(rec, dict):
+                raise ValueError(f"expected an object, got {type(rec).__name__}")
+            for key in ("input_text", "target_text"):
+                if not isinstance(rec.get(key), str):
+                    raise ValueError(f"{key} must be a string, got {rec.get(key)!r}")
+            inp = [_parse_token(v, t) for t in _tokens(rec["input_text"])]
+            tgt = [_parse_token(v, t) for t in _tokens(rec["target_text"])]
             if len(inp) not in (2, 3) or tgt[:len(inp)] != inp or len(tgt) != len(inp) + 2 \
                     or tgt[-1] != v.end:
                 raise ValueError("expected <e_h><r>[<r>] then the answer entity and </a>")
             h, rels, t = inp[0], [x - v.n_entities for x in inp[1:]], tgt[len(inp)]
             if not (0 <= h < v.n_entities and 0 <= t < v.n_entities
                     and all(0 <= r < v.n_relations for r in rels)):
-                raise ValueError("token out of range for this vocabulary")
+                raise ValueError("expected an entity, relation(s), then an entity")
             rows.append((h, rels[0], rels[1] if len(rels) > 1 else -1, t, str(rec.get("type", ""))))
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: record {i} is malformed: {e}") from None
     return rows
 
 
+def _check_facts(path: Path, rows: list[tuple], facts: dict) -> None:
+    """Every record agrees with the atomic facts: a two-hop record's bridge and answer
+    follow from its two atomic facts, an atomic record repeats a known fact."""
+    for i, (h, r1, r2, t, _) in enumerate(rows):
+        where = f"{path}: record {i} (<e_{h}><r_{r1}>" + (f"<r_{r2}>" if r2 >= 0 else "") + ")"
+        if r2 < 0:
+            if facts.get((h, r1), t) != t:
+                raise ValueError(f"{where} says <e_{t}>, but the atomic facts of train.json say "
+                                 f"<e_{facts[(h, r1)]}>")
+            continue
+        if (h, r1) not in facts:
+            raise ValueError(f"{where}: no atomic fact (<e_{h}>, <r_{r1}>) in train.json gives "
+                             f"its bridge entity")
+        b = facts[(h, r1)]
+        if (b, r2) not in facts:
+            raise ValueError(f"{where}: its bridge is <e_{b}>, but no atomic fact (<e_{b}>, "
+                             f"<r_{r2}>) in train.json gives its second hop")
+        if facts[(b, r2)] != t:
+            raise ValueError(f"{where} answers <e_{t}>, but its two atomic facts give "
+                             f"<e_{facts[(b, r2)]}> (via bridge <e_{b}>)")
+
+
 def load_json(directory, cfg: DataConfig | None = None, seed: int = 0) -> Dataset:
-    """Load data in the original format (train.json, test.json, optional vocab.json)."""
-    d = Path(directory)
-    if not (d / "train.json").exists():
-        raise ValueError(f"{d}: no train.json (expected train.json and test.json)")
+    """Load data in the original format (train.json, test.json, optional vocab.json).
+
+    Records are checked against the atomic facts (contradictions, two-hop records without
+    their facts, wrong answers are errors naming the file and the record). Files written by
+    the original generator carry no ``type`` on training records: the OOD atomic facts are
+    then the ``ood_atomic`` records of test.json."""
+    d = Path(directory).expanduser().absolute()
+    if not d.is_dir():
+        raise ValueError(f"data.from_json: {str(directory)!r} is not a folder; expected a folder "
+                         f"with train.json and test.json")
     if (d / "vocab.json").exists():
-        names = json.loads((d / "vocab.json").read_text())
-        E = sum(1 for n in names if n.startswith("<e_"))
-        R = sum(1 for n in names if n.startswith("<r_"))
+        E, R = _read_vocab(d / "vocab.json")
     else:  # infer sizes from the largest ids used
-        texts = (d / "train.json").read_text()
-        import re
-        E = max(int(x) for x in re.findall(r"<e_(\d+)>", texts)) + 1
-        R = max(int(x) for x in re.findall(r"<r_(\d+)>", texts)) + 1
+        texts = (d / "train.json").read_text() if (d / "train.json").exists() else ""
+        ents = [int(x) for x in re.findall(r"<e_(\d+)>", texts)]
+        rels = [int(x) for x in re.findall(r"<r_(\d+)>", texts)]
+        if not ents or not rels:
+            _read_records(d / "train.json", Vocab(1, 1))  # names the file's problem
+            raise ValueError(f"{d / 'train.json'}: no <e_N> and <r_N> tokens, and no vocab.json "
+                             f"to say the vocabulary")
+        E, R = max(ents) + 1, max(rels) + 1
     v = Vocab(E, R)
     train_rows = _read_records(d / "train.json", v)
-    test_rows = _read_records(d / "test.json", v) if (d / "test.json").exists() else []
+    test_rows = _read_records(d / "test.json", v)
+
+    facts = {}
+    for i, (h, r1, r2, t, _) in enumerate(train_rows):
+        if r2 < 0 and facts.setdefault((h, r1), t) != t:
+            raise ValueError(f"{d / 'train.json'}: record {i} (<e_{h}><r_{r1}>) says <e_{t}>, "
+                             f"but an earlier record says <e_{facts[(h, r1)]}>: contradictory "
+                             f"atomic facts")
+    if not facts:
+        raise ValueError(f"{d / 'train.json'}: no atomic facts (<e_h><r> records); two-hop "
+                         f"records need them")
+    _check_facts(d / "train.json", train_rows, facts)
+    _check_facts(d / "test.json", test_rows, facts)
 
     def table(rows):
         a = np.array([r[:4] for r in rows], dtype=np.int64).reshape(-1, 4)
@@ -326,11 +410,16 @@ def load_json(directory, cfg: DataConfig | None = None, seed: int = 0) -> Datase
     train = table(train_rows)
     is_atomic = train["r2"] < 0
     atomic = _take(train, np.flatnonzero(is_atomic))
-    ood = np.array([r[4] == "ood_atomic" for r, a in zip(train_rows, is_atomic) if a])
-    lookup = {(h, r): t for h, r, t in zip(atomic["h"], atomic["r1"], atomic["t"])}
+    atomic_types = [r[4] for r, a in zip(train_rows, is_atomic) if a]
+    if any(atomic_types):
+        ood = np.array([k == "ood_atomic" for k in atomic_types], dtype=bool)
+    else:  # the original generator: untyped training records, OOD facts listed in test.json
+        ood_pairs = {(h, r1) for h, r1, r2, t, k in test_rows if k == "ood_atomic"}
+        ood = np.array([(h, r) in ood_pairs for h, r in zip(atomic["h"], atomic["r1"])],
+                       dtype=bool)
 
     def with_bridge(tb):
-        tb["b"] = np.array([lookup.get((h, r), -1) if r2 >= 0 else -1
+        tb["b"] = np.array([facts.get((h, r), -1) if r2 >= 0 else -1
                             for h, r, r2 in zip(tb["h"], tb["r1"], tb["r2"])], dtype=np.int64)
         return tb
 

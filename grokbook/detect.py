@@ -96,9 +96,11 @@ def chapter_configs(preset_name: str = "cpu", regimes=None, archs=ARCHS) -> dict
 def train_chapter(preset_name: str = "cpu", regimes=None, archs=ARCHS, store=None,
                   progress: bool = False) -> dict:
     """Train (or load from the store) every run of ``chapter_configs``."""
+    from .progress import plan
     from .runs import train
-    return {key: train(cfg, store=store, progress=progress)
-            for key, cfg in chapter_configs(preset_name, regimes, archs).items()}
+    configs = chapter_configs(preset_name, regimes, archs)
+    with plan(configs.values(), label="regimes x architectures"):
+        return {key: train(cfg, store=store, progress=progress) for key, cfg in configs.items()}
 
 
 # ---------------------------------------------------------------- bridge over training

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -33,24 +34,54 @@ from .config import Config, validate
 from .data import build_dataset, json_digest
 from .measures import flops_per_step
 from .models import build_model
-from .train import Trainer, resolve_device, run_loop
+from .progress import emit
+from .train import Trainer, TrainingDiverged, resolve_device, run_loop
 
 __all__ = ["Run", "RunStoreError", "train", "load_run", "store_path", "list_runs", "run_id"]
 
+RUN_ID = re.compile(r"[0-9a-f]{12}")
+
 
 class RunStoreError(RuntimeError):
-    """A stored run cannot be read. The message names its path and how to remove it."""
+    """The store or a stored run cannot be used. The message says which path and what to do."""
 
 
-def store_path(store=None) -> Path:
+def store_path(store=None, create: bool = True) -> Path:
+    """The store's folder; ``create`` makes ``runs/`` in it (a read-only store is still
+    readable with ``create=False``). Every failure is a RunStoreError naming the path."""
     p = Path(store or os.environ.get("GROKBOOK_STORE") or Path.home() / ".cache" / "grokbook")
-    (p / "runs").mkdir(parents=True, exist_ok=True)
+    p = p.expanduser().absolute()
+    if p.exists() and not p.is_dir():
+        raise RunStoreError(f"the run store {p} is a file, not a folder: point GROKBOOK_STORE "
+                            f"(or --store) at a folder")
+    if create and not (p / "runs").is_dir():
+        try:
+            (p / "runs").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunStoreError(f"cannot create the run store at {p} ({e.strerror}): choose a "
+                                f"writable folder with GROKBOOK_STORE or --store") from None
     return p
 
 
+def _umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _share(path: str) -> None:
+    """mkstemp makes 0600 files; give them the permissions any new file would have, so a
+    store shared between users (a lab folder, a container with another uid) stays readable."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def resolved(cfg: Config) -> Config:
-    """The config as it will run: ``train.device = auto`` resolved to this machine."""
-    return cfg.replace(**{"train.device": resolve_device(cfg.train.device)})
+    """The config as it will run: ``train.device = auto`` resolved to this machine, and a
+    ``data.from_json`` folder made absolute (the run must load from any directory)."""
+    over = {"train.device": resolve_device(cfg.train.device)}
+    if cfg.data.from_json:
+        over["data.from_json"] = str(Path(cfg.data.from_json).expanduser().absolute())
+    return cfg.replace(**over)
 
 
 def run_id(cfg: Config) -> str:
@@ -65,6 +96,7 @@ def run_id(cfg: Config) -> str:
 def _atomic_write(path: Path, data: bytes):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        _share(tmp)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -83,6 +115,7 @@ def _atomic_torch(path: Path, obj):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
+        _share(tmp)
         torch.save(obj, tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -92,8 +125,14 @@ def _atomic_torch(path: Path, obj):
 
 @contextmanager
 def _lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as e:
+        raise RunStoreError(f"cannot train into the run store {path.parent.parent}: it is not "
+                            f"writable here ({e.strerror}). Stored runs can still be read; to "
+                            f"train, use a writable store (GROKBOOK_STORE or --store)") from None
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -101,11 +140,34 @@ def _lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _locked_by_trainer(lock: Path) -> bool:
+    """True when another process holds the run's lock (it is training that run now)."""
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def _unreadable(path: Path, e: OSError) -> RunStoreError:
+    return RunStoreError(
+        f"cannot read the stored run at {path}: {e.strerror} ({e.filename}). The run is "
+        f"not corrupt; ask its owner to make the store readable to you (e.g. `chmod -R a+rX "
+        f"{path}`), or use a store of your own with GROKBOOK_STORE")
+
+
 def _corrupt(path: Path, why: str) -> RunStoreError:
     return RunStoreError(
         f"stored run at {path} is corrupt ({why}). Nothing was changed. Remove that one run "
         f"with `rm -rf {path}` (or `grokbook runs rm {path.name}`) and ask for it again; "
         f"the rest of the store is unaffected.")
+
+
+INFO_KEYS = ("wall_seconds", "steps_per_second")
 
 
 class Run:
@@ -122,12 +184,21 @@ class Run:
             self.timeline = pd.DataFrame(json.loads((self.path / "timeline.json").read_text()),
                                          columns=["step", "wall_seconds"])
             self.info = json.loads((self.path / "info.json").read_text())
-        except (OSError, ValueError, TypeError, KeyError) as e:
+            lacking = [k for k in INFO_KEYS if k not in self.info]
+            if lacking:
+                raise ValueError(f"info.json lacks {', '.join(lacking)}")
+            sizes = {int(k): v for k, v in self.complete.get("sizes", {}).items()}
+            bad = []
+            for s in self.complete["checkpoints"]:
+                f = self.path / "ckpt" / f"{s:08d}.pt"
+                if not f.exists() or (s in sizes and f.stat().st_size != sizes[s]):
+                    bad.append(s)
+        except PermissionError as e:
+            raise _unreadable(self.path, e) from None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
             raise _corrupt(self.path, f"{type(e).__name__}: {e}") from None
-        missing = [s for s in self.complete.get("checkpoints", [])
-                   if not (self.path / "ckpt" / f"{s:08d}.pt").exists()]
-        if missing:
-            raise _corrupt(self.path, f"checkpoint files missing for steps {missing[:5]}")
+        if bad:
+            raise _corrupt(self.path, f"checkpoint files missing or truncated for steps {bad[:5]}")
         if self.metrics.empty:
             raise _corrupt(self.path, "empty metrics table")
 
@@ -158,6 +229,8 @@ class Run:
         try:
             weights = torch.load(self.path / "ckpt" / f"{s:08d}.pt", map_location=device,
                                  weights_only=True)
+        except PermissionError as e:
+            raise _unreadable(self.path, e) from None
         except Exception as e:  # torch raises many kinds here
             raise _corrupt(self.path, f"checkpoint {s}: {type(e).__name__}: {e}") from None
         model.load_state_dict(weights)
@@ -180,13 +253,25 @@ class Run:
                 "grokked_step": first_step(acc, "test_inferred_iid", 0.9)}
 
 
+def _run_dirs(store=None) -> list[Path]:
+    root = store_path(store, create=False) / "runs"
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and RUN_ID.fullmatch(p.name))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise RunStoreError(f"cannot list the run store {root}: {e.strerror}") from None
+
+
 def list_runs(store=None) -> list[str]:
-    root = store_path(store) / "runs"
-    return sorted(p.name for p in root.iterdir() if (p / "COMPLETE").exists())
+    return [p.name for p in _run_dirs(store) if (p / "COMPLETE").exists()]
 
 
 def load_run(rid: str, store=None) -> Run:
-    path = store_path(store) / "runs" / rid
+    if not RUN_ID.fullmatch(str(rid)):
+        raise RunStoreError(f"run id {rid!r}: expected 12 hex digits, as `grokbook runs ls` "
+                            f"prints them")
+    path = store_path(store, create=False) / "runs" / rid
     if not (path / "COMPLETE").exists():
         raise RunStoreError(f"no complete run {rid!r} at {path}")
     return Run(path)
@@ -197,12 +282,15 @@ def train(cfg: Config, store=None, progress: bool = True, stop_after: int | None
     validate(cfg)
     cfg = resolved(cfg)
     rid = run_id(cfg)
-    root = store_path(store)
+    root = store_path(store, create=False)
     path = root / "runs" / rid
     if (path / "COMPLETE").exists():
+        emit(event="stored", run=rid)
         return Run(path)
+    store_path(store)  # training needs a writable store
     with _lock(root / "locks" / f"{rid}.lock"):
         if (path / "COMPLETE").exists():  # another process finished it while we waited
+            emit(event="stored", run=rid)
             return Run(path)
         return _train_locked(cfg, path, progress, stop_after)
 
@@ -218,10 +306,11 @@ def _init_weights(cfg: Config, store) -> dict | None:
 
 def _train_locked(cfg: Config, path: Path, progress: bool, stop_after) -> Run:
     from .transfer import dataset_for
-    (path / "ckpt").mkdir(parents=True, exist_ok=True)
-    _atomic_json(path / "config.json", cfg.to_dict())
+    # data and starting weights first: a config that cannot be built leaves no folder behind
     ds = dataset_for(cfg, store=path.parent.parent)
     trainer = Trainer(cfg, ds, cfg.train.device, _init_weights(cfg, path.parent.parent))
+    (path / "ckpt").mkdir(parents=True, exist_ok=True)
+    _atomic_json(path / "config.json", cfg.to_dict())
     wall_offset, timeline = 0.0, []
     if (path / "state.pt").exists():
         try:
@@ -238,7 +327,16 @@ def _train_locked(cfg: Config, path: Path, progress: bool, stop_after) -> Run:
                                           "timeline": list(timeline)})
 
     start = trainer.step
-    wall, done = run_loop(trainer, on_checkpoint, progress, stop_after, wall_offset, timeline)
+    step_flops = flops_per_step(trainer.model, cfg.train.batch_size)
+    emit(event="start", run=path.name, max_steps=cfg.train.max_steps, step=start,
+         flops_per_step=step_flops)
+    try:
+        wall, done = run_loop(trainer, on_checkpoint, progress, stop_after, wall_offset,
+                              timeline, report=lambda step, sps: emit(
+                                  event="step", run=path.name, step=step, sps=sps))
+    except TrainingDiverged:
+        shutil.rmtree(path, ignore_errors=True)  # it would diverge again: keep nothing of it
+        raise
     if not done:
         raise KeyboardInterrupt(f"stopped at step {trainer.step} (stop_after={stop_after}); "
                                 f"state kept at the last checkpoint in {path}")
@@ -251,10 +349,12 @@ def _train_locked(cfg: Config, path: Path, progress: bool, stop_after) -> Run:
         "python": platform.python_version(), "wall_seconds": wall,
         "steps_per_second": trained / max(wall - wall_offset, 1e-9),
         "n_params": trainer.model.num_params(), "dataset": ds.summary(),
-        "flops_per_step": flops_per_step(trainer.model, cfg.train.batch_size),
+        "flops_per_step": step_flops,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    _atomic_json(path / "COMPLETE", {"checkpoints": ckpts, "id": path.name})
+    sizes = {str(s): (path / "ckpt" / f"{s:08d}.pt").stat().st_size for s in ckpts}
+    _atomic_json(path / "COMPLETE", {"checkpoints": ckpts, "id": path.name, "sizes": sizes})
     (path / "state.pt").unlink(missing_ok=True)
+    emit(event="end", run=path.name)
     return Run(path)
 
 
@@ -273,7 +373,30 @@ def device_name(device: str) -> str:
 
 
 def remove_run(rid: str, store=None) -> Path:
-    path = store_path(store) / "runs" / rid
-    if path.exists():
+    """Delete one run, named by its id or a unique prefix of it (at least 4 hex digits).
+
+    Anything else -- a path, an empty string, ``..``, an id that matches no run or several
+    -- is refused with a RunStoreError and nothing is deleted; so is a run that a trainer
+    holds locked right now. Returns the folder removed."""
+    rid = str(rid)
+    if not re.fullmatch(r"[0-9a-f]{4,12}", rid):
+        raise RunStoreError(f"runs rm: {rid!r} is not a run id; give a run id (or a unique "
+                            f"prefix of at least 4 of its hex digits) as `grokbook runs ls` "
+                            f"prints it. Nothing was removed")
+    root = store_path(store, create=False)
+    hits = [p for p in _run_dirs(store) if p.name.startswith(rid)]
+    if not hits:
+        raise RunStoreError(f"runs rm: no run {rid!r} in the store {root}. Nothing was removed")
+    if len(hits) > 1:
+        raise RunStoreError(f"runs rm: {rid!r} matches {len(hits)} runs "
+                            f"({', '.join(p.name for p in hits[:5])}); give more digits. "
+                            f"Nothing was removed")
+    path = hits[0]
+    if _locked_by_trainer(root / "locks" / f"{path.name}.lock"):
+        raise RunStoreError(f"runs rm: run {path.name} is being trained by another process "
+                            f"right now; stop that process first. Nothing was removed")
+    try:
         shutil.rmtree(path)
+    except OSError as e:
+        raise RunStoreError(f"runs rm: cannot remove {path} ({e.strerror})") from None
     return path

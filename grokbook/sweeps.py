@@ -24,6 +24,7 @@ import pandas as pd
 
 from .config import Config, ConfigError
 from .measures import grokking_measures
+from .progress import plan
 
 __all__ = ["sweep", "LocalExecutor", "run_point", "default_grid", "expand_grid",
            "sweep_curves", "by_value", "compute_table", "curves_chart",
@@ -125,7 +126,8 @@ def sweep(base_config: Config, executor=None, progress: bool = True, store=None,
         items.append((point, {"config": cfg.to_dict(), "store": root, "measures": measures or {},
                               "progress": bool(progress) and executor is None}))
     executor = executor or LocalExecutor(progress=progress)
-    results = executor.map(run_point, [it for _, it in items]) if items else []
+    with plan([base_config.replace(**p) for p, _ in items], label="sweep"):
+        results = executor.map(run_point, [it for _, it in items]) if items else []
     for (point, item), res in zip(items, results):
         status, value = res
         if status == "ok":

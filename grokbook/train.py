@@ -20,6 +20,10 @@ from .data import PROBES, n_rows
 from .models import build_model, param_groups
 
 
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite; the run cannot be completed as configured."""
+
+
 def resolve_device(name: str = "auto") -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -141,6 +145,13 @@ class Trainer:
     def evaluate(self) -> dict:
         result = self.probes.evaluate(self.eval_model)
         train_loss = (self.loss_sum / self.loss_count).item() if self.loss_count else float("nan")
+        if self.loss_count and not math.isfinite(train_loss):
+            t = self.cfg.train
+            raise TrainingDiverged(
+                f"training diverged: the mean training loss over steps {self.step - self.loss_count}"
+                f"-{self.step} is {train_loss} (train.lr={t.lr}, train.weight_decay="
+                f"{t.weight_decay}, train.grad_clip={t.grad_clip}); the run was not stored. "
+                f"Lower train.lr or turn on train.grad_clip")
         self.rows.append({"step": self.step, "split": "train", "loss": train_loss,
                           "accuracy": float("nan")})
         for name, (loss, acc) in result.items():
@@ -174,10 +185,11 @@ class Trainer:
 
 
 def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after: int | None = None,
-             wall_offset: float = 0.0, timeline: list | None = None):
+             wall_offset: float = 0.0, timeline: list | None = None, report=None):
     """Train to ``max_steps``, evaluating and checkpointing on schedule.
 
-    ``on_checkpoint(trainer, wall_seconds)`` persists state. ``stop_after`` ends the call
+    ``on_checkpoint(trainer, wall_seconds)`` persists state; ``report(step, steps_per_s)``
+    (optional) hears of every evaluation. ``stop_after`` ends the call
     after that many steps (used to test interruption). ``train.stop_at`` ends the run
     early, complete, once held-out ID accuracy reaches it. Returns (wall seconds so far,
     whether the run is complete).
@@ -202,6 +214,8 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
             if s in evals:
                 res = trainer.evaluate()
                 timeline.append({"step": s, "wall_seconds": wall()})
+                if report is not None:
+                    report(s, (s - start) / max(time.perf_counter() - t0, 1e-9))
                 bar.set_postfix({k.replace("test_inferred_", ""): f"{a:.2f}" for k, (_, a)
                                  in res.items() if "inferred" in k}, refresh=False)
                 iid = res.get("test_inferred_iid", (None, 0.0))[1]

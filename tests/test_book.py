@@ -74,7 +74,42 @@ def test_html_pages_have_charts_and_colab_links(book):
         colab = f"https://colab.research.google.com/github/{slug}/blob/main/{entry}.ipynb"
         assert colab in page, f"{entry}: no Colab link to {colab}"
     first = (html / "book" / "01_data.html").read_text()
-    assert "application/vnd.jupyter.widget-state+json" in first
+    assert "application/vnd.jupyter.widget-state+json" not in first  # its viewer is a CDN's
+    assert "An interactive widget stands here" in first
+
+
+EXTERNAL = re.compile(r"^\s*(https?:)?//", re.I)
+
+
+def test_built_pages_load_nothing_from_outside(book):
+    """Every script, stylesheet, image and frame a page loads comes from the built book
+    (links a reader may click, such as Colab's, are not loads)."""
+    from html.parser import HTMLParser
+    html = book["out"] / "html"
+    loads = {"script": ("src",), "img": ("src",), "iframe": ("src",), "embed": ("src",),
+             "source": ("src",), "link": ("href",)}
+
+    class Loads(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.found = []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "link" and not {"stylesheet", "preload", "icon", "modulepreload"} \
+                    & set((a.get("rel") or "").split()):
+                return
+            self.found += [a[k] for k in loads.get(tag, ()) if a.get(k)]
+
+    outside = []
+    for page in html.rglob("*.html"):
+        parser = Loads()
+        parser.feed(page.read_text())
+        outside += [f"{page.relative_to(html)}: {u}" for u in parser.found if EXTERNAL.match(u)]
+    for css in html.rglob("*.css"):
+        outside += [f"{css.relative_to(html)}: {u}" for u in
+                    re.findall(r"url\(\s*['\"]?((?:https?:)?//[^)'\"]+)", css.read_text())]
+    assert not outside, "pages load from outside the book:\n" + "\n".join(outside[:20])
 
 
 def test_pytest_does_not_collect_build_outputs():
@@ -112,7 +147,7 @@ def test_broken_chapter_stops_the_build_and_is_named(tmp_path, capsys, monkeypat
     assert "book/01_broken" in err.err and "RuntimeError" in err.err
     assert "chapter is broken on purpose" in err.err and "cell" in err.err
     assert "02_not_written_yet" in err.out  # a missing chapter is a warning, not a failure
-    # the command line, through the same function
-    monkeypatch.setattr(gbook, "ROOT", root)
+    # the command line builds the book where the user stands
+    monkeypatch.chdir(root / "book")
     assert main(["book", "--preset", "test", "--no-html"]) != 0
     assert "book/01_broken" in capsys.readouterr().err
