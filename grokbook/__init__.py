@@ -1,6 +1,11 @@
-"""grokbook: a small library that reproduces grokking of two-hop composition at laptop scale."""
-__version__ = "0.1.0"
+"""grokbook: a small library that reproduces grokking of two-hop composition at laptop scale.
 
-from .config import Config, ConfigError, preset  # noqa: E402,F401
-from .data import build_dataset  # noqa: E402,F401
-from .runs import Run, RunStoreError, load_run, train  # noqa: E402,F401
+Layers, imports pointing only down: ``core`` (config, data, models, training, run store)
+< ``analysis`` (definitions, lens, patching, measures) < ``chapters`` (one experiment per
+chapter, the study's numbers) < ``book`` (pipeline, charts, widgets, command line).
+"""
+from .core import __version__  # noqa: F401
+
+from .core.config import Config, ConfigError, preset  # noqa: E402,F401
+from .core.data import build_dataset  # noqa: E402,F401
+from .core.store import Run, RunStoreError, load_run, train  # noqa: E402,F401

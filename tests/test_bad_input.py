@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from conftest import ROOT
-from grokbook.cli import main
-from grokbook.config import ConfigError, field_names, preset
+from grokbook.book.cli import main
+from grokbook.core.config import ConfigError, field_names, preset
 
 INF, NAN = "inf", "nan"
 # field -> values it must refuse: non-finite, negative, zero, wrong type, out of range
@@ -89,8 +89,8 @@ def test_cli_refuses_without_traceback_and_store_untouched(tmp_path, setting, fi
 
 
 def test_a_diverging_run_stops_naming_the_step_and_is_not_stored(store):
-    from grokbook.runs import list_runs, train
-    from grokbook.train import TrainingDiverged
+    from grokbook.core.store import list_runs, train
+    from grokbook.core.train import TrainingDiverged
     cfg = preset("test", **{"train.lr": 1e30, "train.grad_clip": 0.0, "train.warmup_steps": 0,
                             "train.max_steps": 50, "train.eval_every": 25})
     with pytest.raises(TrainingDiverged) as e:
@@ -103,7 +103,7 @@ def test_a_diverging_run_stops_naming_the_step_and_is_not_stored(store):
 # ---------------------------------------------------------------- the original JSON format
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from grokbook.data import build_dataset, export_json
+    from grokbook.core.data import build_dataset, export_json
     ds = build_dataset(preset("test").data, 0)
     d = tmp_path_factory.mktemp("orig")
     export_json(ds, d)
@@ -166,7 +166,7 @@ def _first_hop(two_hop_input):
 
 
 def test_every_loader_case_is_named(exported, tmp_path):
-    from grokbook.data import load_json
+    from grokbook.core.data import load_json
     _, d = exported
     for k, (name, (files, needle)) in enumerate(_cases(d).items()):
         bad = _copy(d, tmp_path / f"case{k}", **files)
@@ -189,7 +189,7 @@ def test_loader_errors_reach_the_cli_as_one_sentence(exported, tmp_path, store):
 
 
 def test_untyped_training_records_take_ood_flags_from_test_json(exported, tmp_path):
-    from grokbook.data import load_json
+    from grokbook.core.data import load_json
     ds, d = exported
     tr = _records(d)
     for r in tr:
@@ -201,7 +201,7 @@ def test_untyped_training_records_take_ood_flags_from_test_json(exported, tmp_pa
 
 
 def test_relative_from_json_is_stored_absolute(exported, tmp_path, store, monkeypatch):
-    from grokbook.runs import load_run, train
+    from grokbook.core.store import load_run, train
     _, d = exported
     monkeypatch.chdir(d.parent)
     cfg = preset("test", **{"data.from_json": d.name, "train.max_steps": 20,

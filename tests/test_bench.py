@@ -3,8 +3,8 @@ import json
 import math
 
 from grokbook import build_dataset, preset
-from grokbook.bench import GPT2_VOCAB, WANG_SEQ_LEN, bench, format_report, wang_examples
-from grokbook.cli import main
+from grokbook.book.bench import GPT2_VOCAB, WANG_SEQ_LEN, bench, format_report, wang_examples
+from grokbook.book.cli import main
 
 TINY = {"train.batch_size": 32, "model.d_model": 16, "model.n_head": 2}
 
@@ -65,14 +65,14 @@ def test_wang_examples_are_padded_with_loss_on_the_answer_only():
 
 
 def test_cpu_theoretical_peak_is_positive_or_unknown():
-    from grokbook.bench import cpu_theoretical_peak
+    from grokbook.book.bench import cpu_theoretical_peak
     p = cpu_theoretical_peak(1)
     assert p is None or _positive(p["flops_per_second"])
 
 
 def test_baseline_is_skipped_with_a_reason_without_transformers(monkeypatch):
     import sys
-    from grokbook.bench import bench_wang
+    from grokbook.book.bench import bench_wang
     monkeypatch.setitem(sys.modules, "transformers", None)  # import fails
     cfg = preset("test", **TINY)
     b = bench_wang(cfg, build_dataset(cfg.data, 0), "cpu", 1, 1, 1)

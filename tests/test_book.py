@@ -5,7 +5,6 @@ with a tmp run store; the tests then re-execute every chapter with nbval against
 papermill outputs, check the HTML, and check that a broken chapter stops the build with
 a message naming it.
 """
-import json
 import os
 import re
 import subprocess
@@ -23,7 +22,7 @@ SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 
 @pytest.fixture(scope="session")
 def book(tmp_path_factory):
-    from grokbook.book import build_book, chapter_list
+    from grokbook.book.pipeline import build_book, chapter_list
     tmp = tmp_path_factory.mktemp("book")
     store, out = tmp / "store", tmp / "out"
     with pytest.MonkeyPatch.context() as mp:
@@ -137,8 +136,8 @@ def _broken_book(tmp: Path) -> Path:
 
 
 def test_broken_chapter_stops_the_build_and_is_named(tmp_path, capsys, monkeypatch):
-    from grokbook import book as gbook
-    from grokbook.cli import main
+    from grokbook.book import pipeline as gbook
+    from grokbook.book.cli import main
     root = _broken_book(tmp_path / "src")
     monkeypatch.setenv("JUPYTER_PATH", os.environ.get("JUPYTER_PATH", ""))
     rc = gbook.build_book(preset="test", root=root, out=tmp_path / "out", html=False)

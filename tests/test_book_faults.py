@@ -3,11 +3,10 @@ import json
 import os
 
 import nbformat
-import pytest
 
 from conftest import ROOT, small
-from grokbook import book as gbook
-from grokbook.cli import main
+from grokbook.book import pipeline as gbook
+from grokbook.book.cli import main
 
 
 def _book(tmp, *cells):
@@ -62,8 +61,8 @@ def test_the_book_is_the_one_where_the_user_stands(tmp_path, capsys, monkeypatch
 
 # ---------------------------------------------------------------- progress
 def test_progress_lines_say_which_run_steps_and_time_left(tmp_path, store, monkeypatch):
-    from grokbook import progress
-    from grokbook.runs import train
+    from grokbook.core import progress
+    from grokbook.core.store import train
     feed = tmp_path / "feed.jsonl"
     monkeypatch.setenv(progress.ENV, str(feed))
     cfgs = [small(seed=s) for s in (0, 1)]
@@ -85,7 +84,7 @@ def test_progress_lines_say_which_run_steps_and_time_left(tmp_path, store, monke
 
 
 def test_status_estimates_the_planned_work_from_flops():
-    from grokbook.progress import Status
+    from grokbook.core.progress import Status
     s = Status()
     s.feed({"event": "plan", "n": 3, "work": [100.0, 100.0, 300.0]})
     s.feed({"event": "start", "run": "a", "max_steps": 10, "step": 0, "flops_per_step": 10.0})
@@ -98,10 +97,10 @@ def test_status_estimates_the_planned_work_from_flops():
 
 
 def test_progress_writes_nothing_without_the_variable(tmp_path, store, monkeypatch):
-    from grokbook import progress
+    from grokbook.core import progress
     monkeypatch.delenv(progress.ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    from grokbook.runs import train
+    from grokbook.core.store import train
     train(small(), store=store, progress=False)
     assert not list(tmp_path.glob("*.jsonl"))
 

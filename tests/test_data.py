@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from grokbook import ConfigError, preset
-from grokbook.data import build_dataset, compose, export_json, graph_stats, load_json, n_rows
+from grokbook.core.data import build_dataset, compose, export_json, graph_stats, load_json, n_rows
 
 
 def test_paper_counts_match_the_published_dataset():

@@ -1,8 +1,9 @@
 import pandas as pd
 import pytest
 
-from grokbook.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, CLASSES, FAKE, NEITHER,
-                             STUDY_NUMBERS, chapter_configs, classify, detect,
+from grokbook.chapters.study import REGIME_NUMBERS
+from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, CLASSES, FAKE, NEITHER,
+                             chapter_configs, classify, detect,
                              first_crossing, study_verdicts)
 
 STEPS = [0, 100, 200, 300, 400]
@@ -54,7 +55,7 @@ def test_study_numbers_give_the_studys_verdicts():
     v = study_verdicts().set_index("regime")["verdict"]
     assert v["hop2_only"] == FAKE and v["both_full"] == CIRCUIT_WITH_ACCURACY
     assert v["natural"] == CIRCUIT_ONLY
-    assert pd.isna(STUDY_NUMBERS.set_index("regime").loc["hop2_only", "bridge_09"])
+    assert pd.isna(REGIME_NUMBERS.set_index("regime").loc["hop2_only", "bridge_09"])
 
 
 def test_chapter_configs_cover_regimes_and_architectures():
@@ -67,8 +68,8 @@ def test_chapter_configs_cover_regimes_and_architectures():
 
 
 def test_bridge_over_training_on_a_tiny_run(store):
-    from grokbook.detect import bridge_over_training, chapter_tables
-    from grokbook.runs import train
+    from grokbook.chapters.detect import bridge_over_training, chapter_tables
+    from grokbook.core.store import train
     cfg = chapter_configs("test", ["hop2_only"], ["trm"])[("hop2_only", "trm")]
     cfg = cfg.replace(**{"train.max_steps": 40, "train.checkpoint_every": 20})
     run = train(cfg, progress=False)

@@ -4,9 +4,9 @@ import torch.nn.functional as F
 
 from conftest import small
 from grokbook import build_dataset, train
-from grokbook.lens import (bridge_first_layer, bridge_found, bridge_profile, bridge_rates,
+from grokbook.analysis.lens import (bridge_first_layer, bridge_found, bridge_profile, bridge_rates,
                            lens_chart, lens_summary, logit_lens)
-from grokbook.patching import tail_table
+from grokbook.analysis.patching import tail_table
 
 
 class Planted(torch.nn.Module):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from grokbook.models import Transformer, param_groups
+from grokbook.core.models import Transformer, param_groups
 
 
 def _model(n_loops=1):

@@ -6,9 +6,11 @@ import torch
 
 from conftest import small
 from grokbook import build_dataset, train
-from grokbook.patching import (SWAPS, causal_tracing, counterfactuals, heatmap_matrix,
+from grokbook.analysis.patching import (SWAPS, causal_tracing, counterfactuals, heatmap_matrix,
                                patch_effects, tail_table, tracing_heatmap)
-from grokbook.paths import (checkpoint_pair, compare_paths, grokked_step, non_grokked_step,
+from grokbook.analysis.definitions import grokked_checkpoint as grokked_step
+from grokbook.analysis.definitions import non_grokked_checkpoint as non_grokked_step
+from grokbook.chapters.paths import (checkpoint_pair, compare_paths,
                             path_summary, verdict)
 
 

@@ -3,7 +3,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from grokbook.ray_executor import RayExecutor  # noqa: E402
+from grokbook.chapters.ray_executor import RayExecutor  # noqa: E402
 
 
 def dataset_counts(item: dict) -> dict:

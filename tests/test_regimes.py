@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from grokbook import preset
-from grokbook.data import build_dataset, make_graph, split_ood
-from grokbook.regimes import REGIMES, injections
+from grokbook.core.data import build_dataset, make_graph, split_ood
+from grokbook.core.regimes import REGIMES, injections
 
 
 def _graph():

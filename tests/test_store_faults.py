@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, small
-from grokbook.cli import main
+from grokbook.book.cli import main
 
 
 def _cli(*argv, env=None, user=None):
@@ -30,7 +30,7 @@ def _no_traceback(r):
 
 @pytest.fixture
 def trained(store):
-    from grokbook.runs import train
+    from grokbook.core.store import train
     return train(small(), store=store, progress=False)
 
 

@@ -1,8 +1,9 @@
 import pandas as pd
 
-import grokbook.runs
+import grokbook.chapters.sweeps
+import grokbook.core.store
 from conftest import small
-from grokbook.sweeps import LocalExecutor, by_value, compute_table, default_grid, sweep
+from grokbook.chapters.sweeps import LocalExecutor, by_value, compute_table, default_grid, sweep
 
 
 def test_sweep_rerun_hits_the_store(store, monkeypatch):
@@ -13,7 +14,7 @@ def test_sweep_rerun_hits_the_store(store, monkeypatch):
 
     def no_training(*a, **k):
         raise AssertionError("retrained")
-    monkeypatch.setattr(grokbook.runs, "_train_locked", no_training)
+    monkeypatch.setattr(grokbook.core.store, "_train_locked", no_training)
     again = sweep(cfg, progress=False, seed=[0, 1])
     pd.testing.assert_frame_equal(first, again)
 
@@ -29,13 +30,13 @@ def test_impossible_phi_is_skipped_with_reason(store):
 
 
 def test_a_failing_point_does_not_stop_the_others(store, monkeypatch):
-    real = grokbook.runs.train
+    real = grokbook.chapters.sweeps.train
 
     def flaky(cfg, *a, **k):
         if cfg.seed == 1:
             raise RuntimeError("disk on fire")
         return real(cfg, *a, **k)
-    monkeypatch.setattr(grokbook.runs, "train", flaky)
+    monkeypatch.setattr(grokbook.chapters.sweeps, "train", flaky)
     t = sweep(small(), progress=False, seed=[0, 1, 2])
     assert list(t["status"]) == ["ok", "failed", "ok"]
     assert "disk on fire" in t.loc[1, "reason"]

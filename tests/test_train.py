@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT, small
 from grokbook import RunStoreError, load_run, preset, train
-from grokbook.train import eval_steps
+from grokbook.core.train import eval_steps
 
 
 def test_eval_schedule_dense_then_log():
@@ -60,7 +60,7 @@ def test_store_hit_returns_without_training(store):
 
 def test_load_model_reproduces_the_stored_accuracy(store):
     run = train(small(), progress=False)
-    from grokbook.train import ProbeSet
+    from grokbook.core.train import ProbeSet
     probes = ProbeSet(run.dataset, "cpu")
     res = probes.evaluate(run.load_model(40))
     stored = run.accuracy().loc[40]

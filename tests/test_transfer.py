@@ -3,9 +3,9 @@ import pytest
 
 from conftest import small
 from grokbook import ConfigError, load_run, preset, train
-from grokbook.data import build_dataset
-from grokbook.transfer import (PROBE_KINDS, build_transfer, dataset_for, finetune_config,
-                               pick_checkpoints, transfer_table)
+from grokbook.core.data import build_dataset
+from grokbook.chapters.transfer import finetune_config, pick_checkpoints, transfer_table
+from grokbook.core.newknowledge import PROBE_KINDS, build_transfer, dataset_for
 
 # a graph like the cpu preset's, with free (head, relation) pairs
 CPU_LIKE = {"data.n_entities": 150, "data.n_relations": 15, "data.out_degree": 10,

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from grokbook.trm import SEQ_LEN, TRM, trm_config
+from grokbook.core.config import trm_config
+from grokbook.core.trm import SEQ_LEN, TRM
 
 
 def _model(**kw):
@@ -100,7 +101,7 @@ def test_gradients_flow_only_through_the_last_cycle():
 
 
 def test_trm_config_builds_a_trm():
-    from grokbook.models import build_model
+    from grokbook.core.arch import build_model
     cfg = trm_config("test")
     m = build_model(cfg, 72)
     assert isinstance(m, TRM) and m.flops_per_token() > 0 and m.num_params() > 0

@@ -3,8 +3,8 @@ import math
 
 import pandas as pd
 
-from grokbook import verdict as v
-from grokbook.detect import CIRCUIT_ONLY, FAKE, NEITHER
+from grokbook.chapters import verdict as v
+from grokbook.chapters.detect import CIRCUIT_ONLY, FAKE, NEITHER
 
 
 def _numbers(**changes):

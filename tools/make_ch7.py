@@ -31,7 +31,8 @@ if "google.colab" in sys.modules:  # Colab only: install the library (torch is a
          ["parameters", "remove-cell"]),
     code("""import pandas as pd
 from IPython.display import Markdown
-from grokbook import charts, study, verdict
+from grokbook.book import charts
+from grokbook.chapters import study, verdict
 
 charts.setup()
 book = verdict.collect(preset)  # every run of chapters 2-6, from the store"""),
@@ -103,7 +104,7 @@ the runs change."""),
   the study's 1536-wide model trained in bf16 for days.
 - **Seeds.** Chapter 3 uses several seeds per point; chapters 4-6 use one run each.
 
-The published numbers, stored once in `grokbook.study` with their sources:"""),
+The published numbers, stored once in `grokbook.chapters.study` with their sources:"""),
     code("""study.REGIME_NUMBERS"""),
     code("""study.TRANSFER_NUMBERS"""),
     new_markdown_cell("""## Larger presets

@@ -19,8 +19,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .measures import flops_per_step
-from .models import build_model
+from .arch import build_model, flops_per_step
 
 ENV = "GROKBOOK_PROGRESS"
 

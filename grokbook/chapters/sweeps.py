@@ -22,20 +22,21 @@ import traceback
 
 import pandas as pd
 
-from .config import Config, ConfigError
-from .measures import grokking_measures
-from .progress import plan
+from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, MEMORIZED_SPLIT, OOD_SPLIT
+from ..analysis.measures import grokking_measures
+from ..core.config import Config, ConfigError, preset
+from ..core.newknowledge import dataset_for
+from ..core.progress import plan
+from ..core.store import load_run, run_id, store_path, train
 
 __all__ = ["sweep", "LocalExecutor", "run_point", "default_grid", "expand_grid",
-           "sweep_curves", "by_value", "compute_table", "curves_chart",
+           "sweep_curves", "by_value", "compute_table", "sweep_curves_chart",
            "steps_vs_value_chart", "compute_chart"]
 
 
 # ---------------------------------------------------------------- the worker
 def run_point(item: dict) -> dict:
     """Train (or load) one point and return plain data. Never raises for a bad point."""
-    from .runs import run_id, store_path, train
-    from .transfer import dataset_for
     out = {"run": None, "status": "ok", "reason": ""}
     try:
         cfg = Config.from_dict(item["config"])
@@ -47,7 +48,7 @@ def run_point(item: dict) -> dict:
         out["n_train"] = run.info.get("dataset", {}).get("train")
         out["max_phi"] = run.info.get("dataset", {}).get("max_phi")
         acc = run.accuracy()
-        for split in ("train_inferred", "test_inferred_iid", "test_inferred_ood"):
+        for split in (MEMORIZED_SPLIT, GROKKED_SPLIT, OOD_SPLIT):
             if split in acc:
                 out[f"final_{split}"] = float(acc[split].iloc[-1])
     except ConfigError as e:
@@ -113,7 +114,6 @@ def sweep(base_config: Config, executor=None, progress: bool = True, store=None,
 
     ``measures`` are keyword arguments for ``grokking_measures`` (thresholds).
     """
-    from .runs import store_path
     points = expand_grid(**grids)
     root = str(store_path(store))
     items, rows = [], []
@@ -157,12 +157,11 @@ GRIDS = {
 
 # Sweep points only need the step where they grok: at cpu they end (complete) once
 # held-out ID accuracy reaches 0.9 (the grokked step), which keeps the chapter inside the book's budget.
-STOP_AT = {"cpu": 0.9, "gpu": 0.9}
+STOP_AT = {"cpu": GROKKED_AT, "gpu": GROKKED_AT}
 
 
 def chapter_base(preset_name: str):
     """The base config of chapter 3's sweeps (chapter 7 reads the same runs)."""
-    from .config import preset
     stop = STOP_AT.get(preset_name, 0.0)
     return preset(preset_name, **({"train.stop_at": stop} if stop else {}))
 
@@ -181,7 +180,6 @@ def default_grid(preset_name: str, phis=None, seeds=None, sizes=None) -> dict:
 def sweep_curves(table: pd.DataFrame, by=("data.phi", "seed"), store=None,
                  splits=("train_inferred", "test_inferred_iid", "test_inferred_ood")):
     """Long accuracy table of every ok run of a sweep: step, split, accuracy + ``by``."""
-    from .runs import load_run
     parts = []
     for _, row in table[table["status"] == "ok"].iterrows():
         m = load_run(row["run"], store).metrics
@@ -226,7 +224,7 @@ def compute_table(table: pd.DataFrame, key: str = "data.phi") -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- charts
-def curves_chart(curves: pd.DataFrame, key: str = "data.phi"):
+def sweep_curves_chart(curves: pd.DataFrame, key: str = "data.phi"):
     """Accuracy curves of every run, one φ at a time: a dropdown in the static page picks
     φ (all seeds of it are drawn; colour = probe set, dash = seed)."""
     import altair as alt

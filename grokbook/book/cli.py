@@ -5,7 +5,15 @@ import argparse
 import json
 import sys
 
-from .config import ConfigError, parse_sets, preset
+from ..analysis.definitions import run_summary
+from ..analysis.lens import bridge_rates, lens_summary, logit_lens
+from ..analysis.patching import causal_tracing
+from ..core.config import ConfigError, parse_sets, preset
+from ..core.data import build_dataset, export_json, load_json
+from ..core.store import (RunStoreError, list_runs, load_run, remove_run, store_path,
+                          train)
+from .bench import bench, bench_arch, format_report
+from .pipeline import build_book, find_root
 
 
 def _config(args):
@@ -29,7 +37,6 @@ def _add_config_args(p):
 
 
 def cmd_data(args):
-    from .data import build_dataset, export_json, load_json
     if args.from_json:
         ds = load_json(args.from_json)
     else:
@@ -46,21 +53,19 @@ def cmd_data(args):
 
 
 def cmd_train(args):
-    from .runs import train
     cfg = _config(args)
     if args.from_json:
         from pathlib import Path
         cfg = cfg.replace(**{"data.from_json": str(Path(args.from_json).absolute())})
     run = train(cfg, store=args.store, progress=not args.quiet)
-    return _emit(run.summary(), args.json)
+    return _emit(run_summary(run), args.json)
 
 
 def cmd_runs(args):
-    from .runs import list_runs, load_run, remove_run, store_path
     if args.action == "ls":
         for rid in list_runs(args.store):
             try:
-                print(json.dumps(load_run(rid, args.store).summary()))
+                print(json.dumps(run_summary(load_run(rid, args.store))))
             except Exception as e:  # a corrupt run is listed, with why
                 print(json.dumps({"run": rid, "error": str(e)}))
     elif args.action == "rm":
@@ -76,7 +81,6 @@ def cmd_runs(args):
 
 
 def cmd_book(args):
-    from .book import build_book, find_root
     chapters = None
     if args.chapters is not None:
         chapters = [c.strip() for c in args.chapters.split(",") if c.strip()]
@@ -91,9 +95,6 @@ def cmd_paths(args):
     """Lens + causal tracing of N queries at every stage and position of one checkpoint."""
     import time
     t0 = time.perf_counter()
-    from .runs import train
-    from .lens import bridge_rates, logit_lens, lens_summary
-    from .patching import causal_tracing
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,7 +132,6 @@ def cmd_paths(args):
 
 def cmd_bench(args):
     """Time grokbook's training step against a Wang-style Hugging Face loop."""
-    from .bench import bench, format_report
     r = bench(_config(args), device=args.device, steps=args.steps, repeats=args.repeats,
               warmup=args.warmup, baseline=args.baseline, threads=args.threads,
               compile=args.compile, compile_timeout=args.compile_timeout,
@@ -144,7 +144,6 @@ def cmd_bench(args):
 
 
 def cmd_bench_arch(args):
-    from .detect import bench_arch
     out = bench_arch(args.preset, steps=args.steps, repeats=args.repeats,
                      archs=args.archs.split(","))
     return _emit(out, args.json, 12)
@@ -225,7 +224,6 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_bench_arch)
 
     args = ap.parse_args(argv)
-    from .runs import RunStoreError
     try:
         return args.func(args)
     except (ConfigError, ValueError) as e:

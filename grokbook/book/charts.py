@@ -16,6 +16,8 @@ import json
 import altair as alt
 import pandas as pd
 
+from ..analysis.definitions import run_summary
+
 RENDERER = "grokbook"
 BUNDLE_NAME = "vega-bundle.js"
 LOG_AXIS = alt.Axis(values=[0, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000],
@@ -99,7 +101,7 @@ def write_bundle(directory) -> str:
 def _metrics_of(run_or_metrics) -> tuple[pd.DataFrame, dict]:
     if isinstance(run_or_metrics, pd.DataFrame):
         return run_or_metrics, {}
-    return run_or_metrics.metrics, run_or_metrics.summary()
+    return run_or_metrics.metrics, run_summary(run_or_metrics)
 
 
 def accuracy_curves(run_or_metrics, memorized_step=None, grokked_step=None,
@@ -107,7 +109,7 @@ def accuracy_curves(run_or_metrics, memorized_step=None, grokked_step=None,
                     width: int = 400, height: int = 300) -> alt.Chart:
     """Accuracy per probe set vs step (log x), legend-selectable, with the memorized and
     grokked steps marked as vertical rules. Accepts a Run or a tidy metrics table
-    (step, split, accuracy). For a Run, unmarked steps come from ``run.summary()``."""
+    (step, split, accuracy). For a Run, unmarked steps come from ``definitions.run_summary``."""
     metrics, summary = _metrics_of(run_or_metrics)
     memorized_step = memorized_step if memorized_step is not None else summary.get("memorized_step")
     grokked_step = grokked_step if grokked_step is not None else summary.get("grokked_step")

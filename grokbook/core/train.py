@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import PROBES, n_rows
-from .models import build_model, param_groups
+from .arch import build_model
+from .models import param_groups
+from .tables import n_rows
 
 
 class TrainingDiverged(ValueError):
@@ -68,12 +69,12 @@ class ProbeSet:
                               for i, p in enumerate(parts)])
 
     @torch.no_grad()
-    def evaluate(self, model, chunk: int = 16384) -> dict:
+    def evaluate(self, model, chunk: int = 16384, autocast=None) -> dict:
         was_training = model.training
         model.eval()
         correct, losses = [], []
         for s in range(0, len(self.x), chunk):
-            with _autocast(self.x.device.type):
+            with autocast_for(self.x.device.type, autocast):
                 logits = model(self.x[s:s + chunk], self.pos[s:s + chunk]).float()
             y = self.y[s:s + chunk]
             correct.append((logits.argmax(-1) == y).float())
@@ -87,7 +88,10 @@ class ProbeSet:
         return {name: (loss[i], acc[i]) for i, name in enumerate(self.names)}
 
 
-def _autocast(device_type: str):
+def autocast_for(device_type: str, dtype=None):
+    """bf16 on CUDA; on CPU full precision unless ``dtype`` asks otherwise (the bench)."""
+    if dtype is not None:
+        return torch.autocast(device_type, dtype=dtype)
     if device_type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)
@@ -114,19 +118,28 @@ class Trainer:
         self.loss_sum = torch.zeros((), device=device)
         self.loss_count = 0
         self.rows: list[dict] = []
+        self.autocast = None      # a dtype forces autocast on CPU too (grokbook bench --bf16)
 
-    # -- the step
-    def train_step(self):
+    # -- the step, in the parts the bench times
+    def next_batch(self):
+        idx = torch.randint(len(self.x), (self.cfg.train.batch_size,), generator=self.gen,
+                            device=self.device)
+        return self.x[idx], self.pos[idx], self.y[idx]
+
+    def forward_loss(self, batch):
+        x, pos, y = batch
+        with autocast_for(self.device, self.autocast):
+            logits = self.model(x, pos)                         # (B, V)
+        return F.cross_entropy(logits.float(), y)               # loss on the answer only
+
+    def backward(self, loss):
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+
+    def optimizer_step(self):
         t = self.cfg.train
         for g in self.opt.param_groups:
             g["lr"] = lr_at(self.step, t)
-        idx = torch.randint(len(self.x), (t.batch_size,), generator=self.gen,
-                            device=self.device)
-        with _autocast(self.device):
-            logits = self.model(self.x[idx], self.pos[idx])     # (B, V)
-        loss = F.cross_entropy(logits.float(), self.y[idx])     # loss on the answer only
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
         if t.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
         self.opt.step()
@@ -134,6 +147,11 @@ class Trainer:
             with torch.no_grad():
                 for pe, p in zip(self.ema.parameters(), self.model.parameters()):
                     pe.lerp_(p, 1.0 - t.ema)
+
+    def train_step(self):
+        loss = self.forward_loss(self.next_batch())
+        self.backward(loss)
+        self.optimizer_step()
         self.loss_sum += loss.detach()
         self.loss_count += 1
         self.step += 1
@@ -143,7 +161,7 @@ class Trainer:
         return self.ema if self.ema is not None else self.model
 
     def evaluate(self) -> dict:
-        result = self.probes.evaluate(self.eval_model)
+        result = self.probes.evaluate(self.eval_model, autocast=self.autocast)
         train_loss = (self.loss_sum / self.loss_count).item() if self.loss_count else float("nan")
         if self.loss_count and not math.isfinite(train_loss):
             t = self.cfg.train

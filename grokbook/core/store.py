@@ -16,6 +16,7 @@ processes from training the same run at once; the second waits and then reads it
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -30,10 +31,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .config import Config, validate
-from .data import build_dataset, json_digest
-from .measures import flops_per_step
-from .models import build_model
+from .arch import build_model, flops_per_step
+from .config import Config, ConfigError, validate
+from .data import json_digest
+from .newknowledge import dataset_for
 from .progress import emit
 from .train import Trainer, TrainingDiverged, resolve_device, run_loop
 
@@ -88,7 +89,6 @@ def run_id(cfg: Config) -> str:
     cfg = resolved(cfg)
     rid = cfg.hash()
     if cfg.data.from_json:  # the data's content, not only its path, names the run
-        import hashlib
         rid = hashlib.sha256((rid + json_digest(cfg.data.from_json)).encode()).hexdigest()[:12]
     return rid
 
@@ -215,7 +215,6 @@ class Run:
 
     @cached_property
     def dataset(self):
-        from .transfer import dataset_for
         return dataset_for(self.config)
 
     def load_model(self, step: int | None = None, device: str = "cpu"):
@@ -242,15 +241,18 @@ class Run:
         return m.pivot(index="step", columns="split", values="accuracy")
 
     def summary(self) -> dict:
-        from .measures import first_step
+        """Id, length, speed, model and final accuracies (``analysis.definitions.run_summary``
+        adds the memorized and grokked steps)."""
         acc = self.accuracy()
         final = {k: round(float(v), 4) for k, v in acc.iloc[-1].items()}
+        m = self.config.model
+        model = {"arch": m.arch, "n_layer": m.n_layer, "d_model": m.d_model}
+        model.update({"n_loops": m.n_loops} if m.arch == "transformer" else
+                     {"inner_steps": m.trm_inner_steps, "cycles": m.trm_cycles})
         return {"run": self.id, "steps": self.steps,
                 "wall_seconds": round(self.info["wall_seconds"], 2),
                 "steps_per_second": round(self.info["steps_per_second"], 2),
-                "final": final,
-                "memorized_step": first_step(acc, "train_inferred", 0.99),
-                "grokked_step": first_step(acc, "test_inferred_iid", 0.9)}
+                "model": model, "final": final}
 
 
 def _run_dirs(store=None) -> list[Path]:
@@ -296,18 +298,25 @@ def train(cfg: Config, store=None, progress: bool = True, stop_after: int | None
 
 
 def _init_weights(cfg: Config, store) -> dict | None:
-    """Fine-tuning starts from the parent run's checkpoint ``<id>@<step>``."""
+    """Fine-tuning starts from the parent run's checkpoint ``<id>@<step>``; the parent must
+    be trained on its own graph, with this config's data and seed (the transfer set is
+    built from them)."""
     if not cfg.parent:
         return None
     rid, _, step = cfg.parent.partition("@")
     parent = load_run(rid, store)
+    if parent.config.finetune:
+        raise ConfigError(f"parent: run {rid} is itself fine-tuned; a transfer set starts "
+                          "from a run trained on its own graph")
+    if parent.config.data != cfg.data or parent.config.seed != cfg.seed:
+        raise ConfigError(f"parent: run {rid} has other data or seed than this config; use "
+                          "grokbook.chapters.transfer.finetune_config(parent_run, step)")
     return parent.load_model(int(step) if step else None).state_dict()
 
 
 def _train_locked(cfg: Config, path: Path, progress: bool, stop_after) -> Run:
-    from .transfer import dataset_for
     # data and starting weights first: a config that cannot be built leaves no folder behind
-    ds = dataset_for(cfg, store=path.parent.parent)
+    ds = dataset_for(cfg)
     trainer = Trainer(cfg, ds, cfg.train.device, _init_weights(cfg, path.parent.parent))
     (path / "ckpt").mkdir(parents=True, exist_ok=True)
     _atomic_json(path / "config.json", cfg.to_dict())

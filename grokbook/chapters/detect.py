@@ -12,59 +12,45 @@ run's checkpoints and classifies the run:
   one of the study (b top-1 at any stage and any position), plus a *control*: the lenient
   rule applied to a wrong bridge (another query's b), i.e. how often the lenient rule
   "finds" an entity that plays no role in the query.
-- ``crossings`` / ``classify`` / ``detect``: the steps where accuracy and bridge rates
+- ``crossing_steps`` / ``classify`` / ``detect``: the steps where accuracy and bridge rates
   first reach thresholds, and one of four verdicts (``CLASSES``).
-- ``STUDY_NUMBERS``: the study's TRM numbers at paper scale, once, as data.
+- the study's TRM numbers are ``chapters.study.REGIME_NUMBERS``.
 - ``chapter_configs(preset)``: the 15 runs of the chapter (5 regimes x 3 architectures).
 """
 from __future__ import annotations
 
 import math
-import statistics
-import time
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .regimes import REGIMES
+from ..analysis.lens import bridge_found, bridge_rates, logit_lens, site_lens, strict_stage_of
+from ..core.config import TRM_OVERRIDES, preset
+from ..core.progress import plan
+from ..core.regimes import REGIMES
+from ..core.store import train
+from .study import REGIME_NUMBERS
 
 CIRCUIT_WITH_ACCURACY = "circuit with accuracy"
 FAKE = "accuracy without circuit"          # the study's "fake grokking"
 CIRCUIT_ONLY = "circuit without accuracy"
 NEITHER = "neither"
 CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER)
-RULES = ("strict", "lenient")
+BRIDGE_RULES = ("strict", "lenient")
 ARCHS = ("transformer", "looped", "trm")
-
-# The study's TRM at paper scale (He et al. 2026): first step where a curve passes a
-# threshold (None = never), and the values at the end (~1.5M steps). "both half" is not in
-# the study's table of crossings.
-STUDY_NUMBERS = pd.DataFrame([
-    dict(regime="natural", train_09=49_000, bridge_05=219_000, bridge_09=311_000,
-         ood_05=396_000, ood_09=None, bridge_end=1.00, ood_end=0.68, ood_peak=0.80),
-    dict(regime="both_full", train_09=37_000, bridge_05=52_000, bridge_09=60_000,
-         ood_05=37_000, ood_09=37_000, bridge_end=1.00, ood_end=1.00, ood_peak=1.00),
-    dict(regime="hop1_only", train_09=44_000, bridge_05=58_000, bridge_09=73_000,
-         ood_05=744_000, ood_09=1_060_000, bridge_end=1.00, ood_end=0.22, ood_peak=0.97),
-    dict(regime="hop2_only", train_09=44_000, bridge_05=647_000, bridge_09=None,
-         ood_05=291_000, ood_09=677_000, bridge_end=0.65, ood_end=0.97, ood_peak=0.97),
-]).astype({c: "Int64" for c in ("train_09", "bridge_05", "bridge_09", "ood_05", "ood_09")})
-
 
 # ---------------------------------------------------------------- the chapter's runs
 def chapter_configs(preset_name: str = "cpu", regimes=None, archs=ARCHS) -> dict:
     """{(regime, arch): Config} for the fake-grokking chapter.
 
     ``arch`` is ``transformer`` (the preset's decoder), ``looped`` (the same with
-    ``model.n_loops = 2``, Wang's parameter sharing) or ``trm`` (``grokbook.trm``).
+    ``model.n_loops = 2``, Wang's parameter sharing) or ``trm`` (``grokbook.core.trm``).
     At ``cpu`` the 15 runs are sized to take about 20 minutes together on 2 cores: a
     graph of 100 entities x 10 relations with 10 % OOD facts (100 OOD facts, about 100
     OOD test queries), phi = 7.2, d_model 64, 2 layers, batch 256, 1,500 steps; the TRM
     has one block, 2 inner steps and 2 cycles. The study's runs took 1.5M steps.
     """
-    from .config import preset
-    from .trm import TRM_OVERRIDES
     sizes = {
         "test": {"train.max_steps": 80, "train.eval_every": 20, "train.eval_dense_until": 80,
                  "train.checkpoint_every": 40},
@@ -96,23 +82,21 @@ def chapter_configs(preset_name: str = "cpu", regimes=None, archs=ARCHS) -> dict
 def train_chapter(preset_name: str = "cpu", regimes=None, archs=ARCHS, store=None,
                   progress: bool = False) -> dict:
     """Train (or load from the store) every run of ``chapter_configs``."""
-    from .progress import plan
-    from .runs import train
     configs = chapter_configs(preset_name, regimes, archs)
     with plan(configs.values(), label="regimes x architectures"):
         return {key: train(cfg, store=store, progress=progress) for key, cfg in configs.items()}
 
 
 # ---------------------------------------------------------------- bridge over training
-def _queries(ds, probe: str, max_queries: int | None):
+def _two_hop_probe(ds, probe: str, max_queries: int | None):
     q = ds.probes[probe]
     keep = np.flatnonzero(q["r2"] >= 0)[:max_queries]
     return {k: v[keep] for k, v in q.items()}
 
 
 def _strict_stage(model, ds, queries) -> str:
-    from .lens import bridge_rates, logit_lens
-    return bridge_rates(logit_lens(model, ds, queries, targets=("b",)))["strict_stage"]
+    stages, _, lens = site_lens(model, ds, queries, targets=("b",))
+    return strict_stage_of(stages, lens["b"][0])
 
 
 @torch.no_grad()
@@ -127,11 +111,10 @@ def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "bot
     row gives the lenient rule's rate for a wrong bridge (the b of another query, drawn
     with ``seed``): what the lenient rule "finds" by chance.
     """
-    from .lens import bridge_rates, logit_lens
     if rule not in ("strict", "lenient", "both"):
         raise ValueError(f"rule: {rule!r} is not allowed; allowed: strict, lenient, both")
     ds = run.dataset
-    q = _queries(ds, probe, max_queries)
+    q = _two_hop_probe(ds, probe, max_queries)
     steps = list(run.checkpoints if steps is None else steps)
     if stage is None:
         stage = _strict_stage(run.load_model(run.checkpoints[-1]), ds, q)
@@ -140,7 +123,7 @@ def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "bot
     for step in steps:
         model = run.load_model(step)
         r = bridge_rates(logit_lens(model, ds, q, targets=("b",)), stage)
-        for name in RULES:
+        for name in BRIDGE_RULES:
             if rule in (name, "both"):
                 rows.append(dict(step=step, rule=name, rate=r[name], n=r["n"], stage=stage))
         if control:
@@ -177,7 +160,7 @@ def classify(accuracy: pd.Series, bridge: pd.Series, acc_threshold: float = 0.9,
             (False, True): CIRCUIT_ONLY, (False, False): NEITHER}[(acc, circuit)]
 
 
-def crossings(accuracy: pd.Series, bridge: pd.Series, thresholds=(0.5, 0.9)) -> dict:
+def crossing_steps(accuracy: pd.Series, bridge: pd.Series, thresholds=(0.5, 0.9)) -> dict:
     """Steps where accuracy and bridge rate first reach each threshold (None = never)."""
     out = {}
     for th in thresholds:
@@ -197,10 +180,10 @@ def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_
     """
     acc = accuracy[acc_probe]
     rows = []
-    for rule in [r for r in RULES if r in set(bridge["rule"])]:
+    for rule in [r for r in BRIDGE_RULES if r in set(bridge["rule"])]:
         b = bridge[bridge["rule"] == rule].set_index("step")["rate"].sort_index()
         a = acc.reindex(b.index) if set(b.index) <= set(acc.index) else acc
-        rows.append(dict(rule=rule, **crossings(a, b, thresholds),
+        rows.append(dict(rule=rule, **crossing_steps(a, b, thresholds),
                          acc_end=round(_end(a, tail), 4), bridge_end=round(_end(b, tail), 4),
                          acc_peak=round(float(a.max()), 4),
                          verdict=classify(a, b, acc_threshold, bridge_threshold, tail)))
@@ -209,7 +192,7 @@ def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_
 
 def study_verdicts(acc_threshold: float = 0.9, bridge_threshold: float = 0.9) -> pd.DataFrame:
     """The same rule applied to the study's end values (its lenient bridge rule)."""
-    s = STUDY_NUMBERS
+    s = REGIME_NUMBERS
     v = [classify(pd.Series([a]), pd.Series([b]), acc_threshold, bridge_threshold)
          for a, b in zip(s["ood_end"], s["bridge_end"])]
     return s[["regime", "ood_end", "bridge_end"]].assign(verdict=v)
@@ -272,9 +255,8 @@ def where_lenient_finds(run, probe: str = "test_inferred_ood", step: int | None 
                         max_queries: int | None = 500) -> pd.DataFrame:
     """At one checkpoint: for the queries the lenient rule counts but the strict one does
     not, the (stage, position) sites where b is top-1, as fractions of those queries."""
-    from .lens import bridge_found, logit_lens
     ds = run.dataset
-    q = _queries(ds, probe, max_queries)
+    q = _two_hop_probe(ds, probe, max_queries)
     model = run.load_model(step)
     lens = logit_lens(model, ds, q, targets=("b",))
     stage = _strict_stage(run.load_model(run.checkpoints[-1]), ds, q)
@@ -288,7 +270,7 @@ def where_lenient_finds(run, probe: str = "test_inferred_ood", step: int | None 
 
 
 # ---------------------------------------------------------------- charts
-def curves_chart(curves: pd.DataFrame, width: int = 170, height: int = 110):
+def regime_curves_chart(curves: pd.DataFrame, width: int = 170, height: int = 110):
     """One panel per run (row: architecture, column: regime): OOD accuracy and the three
     bridge curves over training, with a regime selector bound to a drop-down."""
     import altair as alt
@@ -330,40 +312,6 @@ def verdict_grid_chart(verdicts: pd.DataFrame, rule: str = "strict"):
                                      title=f"verdicts ({rule} rule): OOD acc / bridge at end")
 
 
-# ---------------------------------------------------------------- benchmark
-def bench_arch(preset_name: str = "cpu", steps: int = 30, warmup: int = 5, repeats: int = 3,
-               archs=("looped", "trm"), regime: str = "natural") -> dict:
-    """Training steps per second of each architecture at the chapter's config:
-    ``warmup`` steps, then the median over ``repeats`` of ``steps`` timed steps."""
-    from .data import build_dataset
-    from .train import Trainer, resolve_device
-    cfgs = chapter_configs(preset_name, [regime], archs)
-    out = {"preset": preset_name, "steps": steps, "repeats": repeats,
-           "threads": torch.get_num_threads()}
-    for (_, arch), cfg in cfgs.items():
-        device = resolve_device(cfg.train.device)
-        tr = Trainer(cfg, build_dataset(cfg.data, cfg.seed), device)
-        for _ in range(warmup):
-            tr.train_step()
-        rates = []
-        for _ in range(repeats):
-            if device == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                tr.train_step()
-            if device == "cuda":
-                torch.cuda.synchronize()
-            rates.append(steps / (time.perf_counter() - t0))
-        out[arch] = {"steps_per_second": round(statistics.median(rates), 2),
-                     "max_steps": cfg.train.max_steps,
-                     "est_run_seconds": round(cfg.train.max_steps / statistics.median(rates), 1),
-                     "params": tr.model.num_params(),
-                     "flops_per_token": float(tr.model.flops_per_token())}
-    return out
-
-
-# ---------------------------------------------------------------- prose from numbers
 def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = 0.9,
                       bridge_threshold: float = 0.9) -> str:
     """Markdown: what the detector found, phrased from the computed verdicts."""
@@ -374,7 +322,7 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = 0.9,
     n = verdicts[["regime", "arch"]].drop_duplicates().shape[0]
     lines = [f"Thresholds: OOD accuracy ≥ {acc_threshold:g} and bridge found ≥ "
              f"{bridge_threshold:g} at the last checkpoint; {n} runs."]
-    for rule in RULES:
+    for rule in BRIDGE_RULES:
         fake = runs_of(rule, FAKE)
         counts = verdicts[verdicts["rule"] == rule]["verdict"].value_counts()
         tally = ", ".join(f"{counts.get(c, 0)} × *{c}*" for c in CLASSES)

@@ -13,53 +13,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .lens import bridge_first_layer, bridge_rates, lens_summary, logit_lens
-from .patching import causal_tracing, heatmap_matrix, tracing_heatmap
-
-MEMORIZED_AT = 0.99
-GROKKED_AT = 0.9
-LOW_AT = GROKKED_AT  # not yet grokked
-
+from ..analysis.definitions import checkpoint_accuracy, grokked_checkpoint, non_grokked_checkpoint
+from ..analysis.lens import bridge_first_layer, bridge_rates, lens_summary, logit_lens
+from ..analysis.patching import causal_tracing, heatmap_matrix, tracing_heatmap
 
 # ---------------------------------------------------------------- checkpoint selection
-def checkpoint_accuracy(run) -> pd.DataFrame:
-    """Probe accuracies at each stored checkpoint (the last evaluation at or before it)."""
-    acc = run.accuracy().sort_index()
-    rows = acc.reindex(run.checkpoints, method="ffill")
-    rows.index.name = "step"
-    return rows
-
-
-def non_grokked_step(run, memorized_at: float = MEMORIZED_AT, low_at: float = LOW_AT):
-    """The earliest checkpoint where ``train_inferred`` >= ``memorized_at`` while
-    ``test_inferred_iid`` < ``low_at`` (memorized, not yet grokked); None if absent.
-
-    The earliest such checkpoint is the one whose held-out accuracy is lowest once the
-    training facts are fitted. At small scale held-out accuracy can already be midway
-    when memorization completes (chapter 2), so the default ``low_at`` is the grokked
-    threshold; the chapter prints the checkpoint's held-out accuracy beside it."""
-    a = checkpoint_accuracy(run)
-    if "train_inferred" not in a or "test_inferred_iid" not in a:
-        return None
-    ok = a[(a["train_inferred"] >= memorized_at) & (a["test_inferred_iid"] < low_at)]
-    return int(ok.index[0]) if len(ok) else None
-
-
-def grokked_step(run, threshold: float = GROKKED_AT, memorized_at: float = MEMORIZED_AT):
-    """The latest checkpoint where ``test_inferred_iid`` >= ``threshold`` and
-    ``train_inferred`` >= ``memorized_at``; None if absent."""
-    a = checkpoint_accuracy(run)
-    if "train_inferred" not in a or "test_inferred_iid" not in a:
-        return None
-    ok = a[(a["test_inferred_iid"] >= threshold) & (a["train_inferred"] >= memorized_at)]
-    return int(ok.index[-1]) if len(ok) else None
-
-
-def checkpoint_pair(run, threshold: float = GROKKED_AT) -> dict:
+def checkpoint_pair(run) -> dict:
     """The two checkpoints chapter 4 compares, with labels and a note that says what
     they are. Falls back to the first non-zero checkpoint / the final checkpoint when a
     non-grokked / grokked checkpoint does not exist at this scale (``found`` says so)."""
-    a, b = non_grokked_step(run), grokked_step(run, threshold)
+    a, b = non_grokked_checkpoint(run), grokked_checkpoint(run)
     ckpts = [s for s in run.checkpoints if s > 0] or run.checkpoints
     acc = checkpoint_accuracy(run)
     out = {"non_grokked": a, "grokked": b,
@@ -91,7 +54,7 @@ class PathSummary:
         return heatmap_matrix(self.tracing)
 
 
-def _queries(run, queries, n_queries):
+def _probe_rows(run, queries, n_queries):
     name = queries if isinstance(queries, str) else "custom"
     table = run.dataset.probes[queries] if isinstance(queries, str) else queries
     if n_queries is not None:
@@ -103,7 +66,7 @@ def path_summary(run, step, queries="train_inferred", n_queries: int | None = 30
                  seed: int = 0, bridge_threshold: float = 0.5, model=None) -> PathSummary:
     """Tracing heatmap + lens profile of checkpoint ``step`` on the same queries
     (a probe name or a query table; the first ``n_queries`` two-hop rows)."""
-    probe, table = _queries(run, queries, n_queries)
+    probe, table = _probe_rows(run, queries, n_queries)
     model = model if model is not None else run.load_model(step)
     ds = run.dataset
     tracing = causal_tracing(model, ds, table, seed=seed)

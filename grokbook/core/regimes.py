@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .tables import AUG, concat, empty, rng, table
+
 # name -> (hop-1 ratio, hop-1 k, hop-2 ratio, hop-2 k), as in the study's table
 REGIMES = {
     "natural": (0.0, 0, 0.0, 0),
@@ -37,10 +39,6 @@ REGIMES = {
     "hop1_only": (1.0, 18, 0.0, 0),
     "hop2_only": (0.0, 0, 1.0, 18),
 }
-
-
-def _empty():
-    return {c: np.zeros(0, dtype=np.int64) for c in ("h", "r1", "r2", "b", "t")}
 
 
 def _pairs(rng, chosen, partners_of, ood, k):
@@ -64,40 +62,39 @@ def injections(atomic: dict, ood: np.ndarray, d: int, seed: int, hop1=(0.0, 0),
     facts among k draws leaving its tail. ``hop2`` likewise, entering its head.
     Rows of ``atomic`` are ordered by head with ``d`` facts each (as make_graph gives).
     """
-    from .data import _AUG, _concat, _rng, _table
     ood_idx = np.flatnonzero(ood)
     parts, counts = [], {"hop1_added": 0, "hop2_added": 0}
     (ratio1, k1), (ratio2, k2) = hop1, hop2
 
-    def table(first, second):
-        return _table(h=atomic["h"][first], r1=atomic["r1"][first], r2=atomic["r1"][second],
+    def joined(first, second):
+        return table(h=atomic["h"][first], r1=atomic["r1"][first], r2=atomic["r1"][second],
                       b=atomic["t"][first], t=atomic["t"][second])
 
     if ratio1 > 0 and k1 > 0:
-        rng = _rng(seed, _AUG, 1)
-        chosen = np.sort(rng.choice(ood_idx, int(round(ratio1 * len(ood_idx))), replace=False))
+        gen = rng(seed, AUG, 1)
+        chosen = np.sort(gen.choice(ood_idx, int(round(ratio1 * len(ood_idx))), replace=False))
         # partners of (h, r1, b): the facts leaving b, rows b*d .. b*d+d-1
-        rows = _pairs(rng, chosen, lambda i: np.arange(atomic["t"][i] * d,
+        rows = _pairs(gen, chosen, lambda i: np.arange(atomic["t"][i] * d,
                                                       atomic["t"][i] * d + d), ood, k1)
         first = np.concatenate([np.full(len(r), i) for i, r in zip(chosen, rows)] or [[]])
         second = np.concatenate(rows or [[]])
         if len(first):
-            parts.append(table(first.astype(np.int64), second.astype(np.int64)))
+            parts.append(joined(first.astype(np.int64), second.astype(np.int64)))
         counts["hop1_added"] = int(len(first))
     if ratio2 > 0 and k2 > 0:
-        rng = _rng(seed, _AUG, 2)
-        chosen = np.sort(rng.choice(ood_idx, int(round(ratio2 * len(ood_idx))), replace=False))
+        gen = rng(seed, AUG, 2)
+        chosen = np.sort(gen.choice(ood_idx, int(round(ratio2 * len(ood_idx))), replace=False))
         order = np.argsort(atomic["t"], kind="stable")      # facts grouped by their tail
         starts = np.searchsorted(atomic["t"][order], np.arange(int(atomic["h"].max()) + 2))
         incoming = lambda i: order[starts[atomic["h"][i]]:starts[atomic["h"][i] + 1]]  # noqa: E731
-        rows = _pairs(rng, chosen, incoming, ood, k2)
+        rows = _pairs(gen, chosen, incoming, ood, k2)
         kept = [i for i in chosen if len(incoming(i))]
         first = np.concatenate(rows or [[]])
         second = np.concatenate([np.full(len(r), i) for i, r in zip(kept, rows)] or [[]])
         if len(first):
-            parts.append(table(first.astype(np.int64), second.astype(np.int64)))
+            parts.append(joined(first.astype(np.int64), second.astype(np.int64)))
         counts["hop2_added"] = int(len(first))
-    return (_concat(*parts) if parts else _empty()), counts
+    return (concat(*parts) if parts else empty()), counts
 
 
 def augment(cfg, seed: int, atomic: dict, ood: np.ndarray, d: int) -> tuple[dict, dict]:

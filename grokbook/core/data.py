@@ -1,9 +1,8 @@
 """The synthetic knowledge graph of Wang et al. and the study, seeded.
 
-Every random choice draws from a generator keyed by (seed, purpose), so the graph does
-not change when only phi changes, and a smaller phi's training facts are a subset of a
-larger phi's. A *query table* is a dict of equal-length int64 arrays:
-``h, r1, r2, b, t`` (atomic facts have ``r2 = b = -1``).
+Every random choice draws from a generator keyed by (seed, purpose) (``core.tables``), so
+the graph does not change when only phi changes, and a smaller phi's training facts are a
+subset of a larger phi's. Query tables are ``core.tables``'s.
 """
 from __future__ import annotations
 
@@ -17,34 +16,13 @@ import numpy as np
 import pandas as pd
 
 from .config import ConfigError, DataConfig
+from .regimes import augment
+from .tables import COLUMNS, GRAPH, PROBE, SPLIT, TEST, TRAIN, concat, n_rows, take
+from .tables import rng as keyed_rng
+from .tables import table as new_table
 
 PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood")
 SPECIALS = ("<pad>", "</a>")
-COLUMNS = ("h", "r1", "r2", "b", "t")
-
-# purposes for the keyed generators
-_GRAPH, _SPLIT, _TEST, _TRAIN, _PROBE, _AUG = range(6)
-
-
-def _rng(seed: int, purpose: int, *extra: int) -> np.random.Generator:
-    return np.random.default_rng([seed, purpose, *extra])
-
-
-def _table(**cols) -> dict:
-    n = len(cols["h"])
-    return {c: np.asarray(cols.get(c, np.full(n, -1)), dtype=np.int64) for c in COLUMNS}
-
-
-def _take(table: dict, idx) -> dict:
-    return {c: v[idx] for c, v in table.items()}
-
-
-def _concat(*tables: dict) -> dict:
-    return {c: np.concatenate([t[c] for t in tables]) for c in COLUMNS}
-
-
-def n_rows(table: dict) -> int:
-    return len(table["h"])
 
 
 @dataclass
@@ -135,15 +113,15 @@ class Dataset:
 def make_graph(cfg: DataConfig, seed: int) -> dict:
     """Atomic facts ordered by head: head h owns rows h*d .. h*d+d-1."""
     E, R, d = cfg.n_entities, cfg.n_relations, cfg.out_degree
-    rng = _rng(seed, _GRAPH, E, R, d)
+    rng = keyed_rng(seed, GRAPH, E, R, d)
     rels = np.stack([rng.choice(R, size=d, replace=False) for _ in range(E)])  # (E, d)
     tails = rng.integers(0, E, size=(E, d))
     heads = np.repeat(np.arange(E), d)
-    return _table(h=heads, r1=rels.reshape(-1), t=tails.reshape(-1))
+    return new_table(h=heads, r1=rels.reshape(-1), t=tails.reshape(-1))
 
 
 def split_ood(cfg: DataConfig, seed: int, n_atomic: int) -> np.ndarray:
-    rng = _rng(seed, _SPLIT)
+    rng = keyed_rng(seed, SPLIT)
     n_ood = int(round(cfg.ood_ratio * n_atomic))
     ood = np.zeros(n_atomic, dtype=bool)
     ood[rng.choice(n_atomic, size=n_ood, replace=False)] = True
@@ -160,7 +138,7 @@ def compose(atomic: dict, d: int, first=None) -> tuple[dict, np.ndarray, np.ndar
     i1 = np.repeat(first, d)
     bridge = atomic["t"][i1]
     i2 = bridge * d + np.tile(np.arange(d), len(first))
-    table = _table(h=atomic["h"][i1], r1=atomic["r1"][i1], r2=atomic["r1"][i2],
+    table = new_table(h=atomic["h"][i1], r1=atomic["r1"][i1], r2=atomic["r1"][i2],
                    b=bridge, t=atomic["t"][i2])
     return table, i1, i2
 
@@ -181,7 +159,7 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
     is_ood = ood[i1] & ood[i2]
     id_idx = np.flatnonzero(is_id)
     n_test = int(round(cfg.iid_test_ratio * len(id_idx)))
-    perm = _rng(seed, _TEST).permutation(id_idx)
+    perm = keyed_rng(seed, TEST).permutation(id_idx)
     test_idx, pool_idx = np.sort(perm[:n_test]), perm[n_test:]
     n_id_atomic = int((~ood).sum())
     max_phi = max_phi_of(len(pool_idx), n_id_atomic)
@@ -191,26 +169,25 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
             f"data.phi: {cfg.phi} is not allowed; allowed: 0 to max_phi = {max_phi:.3f} for "
             f"this graph ({len(pool_idx)} ID two-hop facts in the pool / {n_id_atomic} ID atomic)")
     # nested in phi: the first n of one fixed permutation of the pool
-    train_idx = np.sort(_rng(seed, _TRAIN).permutation(pool_idx)[:n_train])
-    train_inferred = _take(twohop, train_idx)
+    train_idx = np.sort(keyed_rng(seed, TRAIN).permutation(pool_idx)[:n_train])
+    train_inferred = take(twohop, train_idx)
 
-    from .regimes import augment
     extra, aug_counts = augment(cfg, seed, atomic, ood, d)
-    train = _concat(atomic, train_inferred, extra)
+    train = concat(atomic, train_inferred, extra)
 
-    pr = _rng(seed, _PROBE)
+    pr = keyed_rng(seed, PROBE)
     cap = cfg.probe_cap
 
     def sample(table):
         n = n_rows(table)
-        return table if n <= cap else _take(table, np.sort(pr.choice(n, cap, replace=False)))
+        return table if n <= cap else take(table, np.sort(pr.choice(n, cap, replace=False)))
 
     probes = {
-        "id_atomic": sample(_take(atomic, np.flatnonzero(~ood))),
-        "ood_atomic": sample(_take(atomic, np.flatnonzero(ood))),
+        "id_atomic": sample(take(atomic, np.flatnonzero(~ood))),
+        "ood_atomic": sample(take(atomic, np.flatnonzero(ood))),
         "train_inferred": sample(train_inferred),
-        "test_inferred_iid": sample(_take(twohop, test_idx)),
-        "test_inferred_ood": sample(_take(twohop, np.flatnonzero(is_ood))),
+        "test_inferred_iid": sample(take(twohop, test_idx)),
+        "test_inferred_ood": sample(take(twohop, np.flatnonzero(is_ood))),
     }
     counts = dict(
         n_entities=cfg.n_entities, n_relations=cfg.n_relations, atomic=n_rows(atomic),
@@ -405,11 +382,11 @@ def load_json(directory, cfg: DataConfig | None = None, seed: int = 0) -> Datase
 
     def table(rows):
         a = np.array([r[:4] for r in rows], dtype=np.int64).reshape(-1, 4)
-        return _table(h=a[:, 0], r1=a[:, 1], r2=a[:, 2], t=a[:, 3])
+        return new_table(h=a[:, 0], r1=a[:, 1], r2=a[:, 2], t=a[:, 3])
 
     train = table(train_rows)
     is_atomic = train["r2"] < 0
-    atomic = _take(train, np.flatnonzero(is_atomic))
+    atomic = take(train, np.flatnonzero(is_atomic))
     atomic_types = [r[4] for r, a in zip(train_rows, is_atomic) if a]
     if any(atomic_types):
         ood = np.array([k == "ood_atomic" for k in atomic_types], dtype=bool)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from .charts import LOG_AXIS, composition_chart, set_sizes
-from .data import graph_stats
+from ..core.config import ConfigError, DataConfig
+from ..core.data import build_dataset, graph_stats
+from .charts import LOG_AXIS, SET_LABELS, composition_chart, set_sizes
 
 EXACT_LIMIT = 20_000   # build the real dataset only up to this many atomic facts
 ITD = 0.005            # held-out share of ID two-hop facts (the papers' value)
@@ -33,8 +34,6 @@ def regime_stats(n_entities: int, n_relations: int, out_degree: int, phi: float,
         f"φ = {phi:g} is impossible here: the pool of ID two-hop facts allows at most "
         f"φ = {s['max_phi']:.2f}")
     if exact and s["phi_possible"] and s["atomic"] <= EXACT_LIMIT:
-        from .config import ConfigError, DataConfig
-        from .data import build_dataset
         try:
             ds = build_dataset(DataConfig(n_entities=n_entities, n_relations=n_relations,
                                           out_degree=out_degree, ood_ratio=ood_ratio,
@@ -102,7 +101,6 @@ def regime_grid(grid: dict = GRID) -> pd.DataFrame:
     """Expected set sizes over a grid of regimes, one row per regime, one column per set
     (named by its label). |R| does not change expected sizes; it only has to be at least
     the out-degree. An impossible φ has no two-hop training set (size 0)."""
-    from .charts import SET_LABELS
     rows = []
     for E in grid["n_entities"]:
         for d in grid["out_degree"]:
@@ -120,7 +118,6 @@ def regime_grid(grid: dict = GRID) -> pd.DataFrame:
 def regime_grid_chart(grid: pd.DataFrame | None = None, E: int = 2000, d: int = 20,
                       ood: float = 0.05, phi: float = 18.0) -> alt.Chart:
     """Set sizes for the regime picked with the chart's own controls (no kernel needed)."""
-    from .charts import SET_LABELS
     grid = regime_grid() if grid is None else grid
     labels = [SET_LABELS[k] for k in GRID_SETS]
     pE = alt.param("pE", value=E, bind=alt.binding_select(

@@ -14,6 +14,8 @@ import math
 import typing
 from dataclasses import dataclass, field, fields
 
+from .regimes import REGIMES
+
 
 class ConfigError(ValueError):
     """A config field has a value it cannot take. The message names the field."""
@@ -169,6 +171,37 @@ def preset(name: str, **overrides) -> Config:
     return cfg.replace(**overrides) if overrides else (validate(cfg) or cfg)
 
 
+# ---------------------------------------------------------------- the TRM at each scale
+TRM_OVERRIDES = {
+    # the study: hidden 1536, 2 blocks, expansion 4, 6 inner steps, 2 cycles, EMA 0.999,
+    # lr 4e-5, betas (0.9, 0.95), weight decay 1.0. At CPU size a larger lr is needed to
+    # see anything in minutes, and a shorter EMA horizon to match the shorter runs.
+    "cpu": {"model.arch": "trm", "model.d_model": 128, "model.n_layer": 2,
+            "model.trm_inner_steps": 3, "model.trm_cycles": 2, "model.trm_expansion": 4,
+            "train.ema": 0.99, "train.lr": 1e-3, "train.beta2": 0.95,
+            "train.weight_decay": 0.3},
+    "test": {"model.arch": "trm", "model.d_model": 32, "model.n_layer": 1,
+             "model.trm_inner_steps": 2, "model.trm_cycles": 2, "model.trm_expansion": 2,
+             "train.ema": 0.9, "train.lr": 1e-2, "train.beta2": 0.95},
+    "gpu": {"model.arch": "trm", "model.d_model": 256, "model.n_layer": 2,
+            "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
+            "train.ema": 0.999, "train.lr": 1e-3, "train.beta2": 0.95,
+            "train.weight_decay": 0.3},
+    "paper": {"model.arch": "trm", "model.d_model": 1536, "model.n_layer": 2,
+              "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
+              "train.ema": 0.999, "train.lr": 4e-5, "train.beta2": 0.95,
+              "train.weight_decay": 1.0},
+}
+
+
+def trm_config(preset_name: str = "cpu", **overrides):
+    """The preset's config with the TRM swapped in (see ``TRM_OVERRIDES``)."""
+    if preset_name not in TRM_OVERRIDES:
+        raise ConfigError(f"preset: unknown preset {preset_name!r}; allowed: "
+                          f"{', '.join(TRM_OVERRIDES)}")
+    return preset(preset_name, **{**TRM_OVERRIDES[preset_name], **overrides})
+
+
 # ---------------------------------------------------------------- overrides
 def field_names(cfg: Config | None = None) -> list[str]:
     cfg = cfg or Config()
@@ -273,7 +306,6 @@ def validate(cfg: Config) -> None:
     _check(0 < d.iid_test_ratio < 1, "data.iid_test_ratio", d.iid_test_ratio,
            "strictly between 0 and 1")
     _check(d.phi >= 0, "data.phi", d.phi, "0 or more (and at most the graph's max_phi)")
-    from .regimes import REGIMES  # late import: regimes imports data which imports config
     _check(d.regime in REGIMES, "data.regime", d.regime, ", ".join(REGIMES))
     _check(m.arch in ("transformer", "trm"), "model.arch", m.arch, "transformer, trm")
     for name, most in (("n_layer", 256), ("n_loops", 256), ("d_model", 65536), ("n_head", 1024),
@@ -305,5 +337,49 @@ def validate(cfg: Config) -> None:
         _check(0 <= v <= MAX_TWO_HOP, f"transfer.{name}", v,
                "0 (scaled to the graph) or a positive count")
     if cfg.finetune:
-        from .transfer import validate_transfer  # late import, as for regimes
         validate_transfer(cfg)
+
+
+# The transfer sets a fine-tuning run may name (``Config.finetune``; built by core.newknowledge)
+TRANSFER_SETS = ("new_knowledge",)
+
+
+# ---------------------------------------------------------------- transfer sets
+def transfer_sizes(cfg) -> dict:
+    """Sizes of the transfer set of ``cfg`` (0 in ``cfg.transfer`` means: scaled)."""
+    d, tr = cfg.data, cfg.transfer
+    old = d.n_entities * d.out_degree
+    free = d.n_entities * (d.n_relations - d.out_degree)
+    # the study: 2,000 new facts on 40,000 old (5%); at least 400 so every probe has
+    # hundreds of queries; at most half the free pairs (heads keep free relations) unless
+    # that leaves fewer than 200, then at most all of them
+    room = free // 2 if free // 2 >= 200 else free
+    new = tr.new_facts or min(max(round(0.05 * old), 400), room)
+    chain = 2 * (int(round(tr.chain_fraction * new)) // 2)
+    return dict(old_atomic=old, free_pairs=free, new_facts=new, chain_facts=chain,
+                chains=chain // 2, replay=tr.replay or 4 * new)
+
+
+def validate_transfer(cfg) -> None:
+    """Raise ConfigError naming the field that makes the transfer set of ``cfg`` impossible."""
+    d = cfg.data
+    if cfg.finetune not in TRANSFER_SETS:
+        raise ConfigError(f"finetune: {cfg.finetune!r} is not allowed; allowed: '' (no "
+                          f"fine-tuning), {', '.join(TRANSFER_SETS)}")
+    if d.from_json:
+        raise ConfigError(f"data.from_json: {d.from_json!r} is not allowed with finetune; "
+                          "transfer sets are built from a generated graph (leave it empty)")
+    if d.out_degree >= d.n_relations:
+        raise ConfigError(
+            f"data.out_degree: {d.out_degree} is not allowed with finetune; allowed: less than "
+            f"data.n_relations ({d.n_relations}). New facts need (head, relation) pairs the "
+            f"graph left unused, and with out_degree == n_relations every head uses every "
+            f"relation. Lower data.out_degree or raise data.n_relations.")
+    s = transfer_sizes(cfg)
+    if not 0 < s["new_facts"] <= s["free_pairs"]:
+        raise ConfigError(f"transfer.new_facts: {s['new_facts']} is not allowed; allowed: 1 to "
+                          f"{s['free_pairs']} (the free (head, relation) pairs of this graph)")
+    if cfg.parent:
+        rid, at, step = cfg.parent.partition("@")
+        if not rid or (at and not step.isdigit()):
+            raise ConfigError(f"parent: {cfg.parent!r} is not allowed; allowed: '<run id>@<step>'")

@@ -24,15 +24,19 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from . import progress
+from ..core import __version__
+from ..core import progress
+from ..core.config import preset as get_preset
+from ..core.store import device_name
+from ..core.train import resolve_device
+from .charts import write_bundle
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KERNEL = "python3"
 
 
@@ -124,18 +128,15 @@ def code_digest(root: Path, notebook: Path, preset: str) -> str:
     """What an executed chapter depends on: its notebook, the preset, the library code."""
     h = hashlib.sha256(preset.encode())
     h.update(Path(notebook).read_bytes())
-    lib = Path(__file__).resolve().parent
-    for p in sorted(lib.glob("*.py")):
-        h.update(p.name.encode())
+    lib = Path(__file__).resolve().parents[1]
+    for p in sorted(lib.rglob("*.py")):
+        h.update(str(p.relative_to(lib)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
 def provenance(preset: str, wall: float, root: Path) -> dict:
     import torch
-    from . import __version__
-    from .runs import device_name
-    from .train import resolve_device
     return {"preset": preset, "device": device_name(resolve_device("auto")),
             "torch": torch.__version__, "grokbook": __version__,
             "commit": git_commit(root), "wall_seconds": round(wall, 1)}
@@ -313,7 +314,6 @@ def stage(root: Path, out: Path, executed: dict[str, Path], missing: list[str]) 
     """A source tree for Jupyter Book: config, toc (without missing chapters), intro,
     executed notebooks, the vega bundle."""
     import yaml
-    from .charts import write_bundle
     st = Path(out) / "stage"
     st.mkdir(parents=True, exist_ok=True)
     _put(Path(root) / "_config.yml", st / "_config.yml")
@@ -372,7 +372,6 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
     Returns 0 on success, 1 when a chapter or the HTML build fails (the message names
     the chapter, its failing cell and the error).
     """
-    from .config import preset as get_preset
     get_preset(preset)  # an unknown preset is a ConfigError before anything runs
     root = Path(root or ROOT).resolve()
     out = Path(out or root / "_build").resolve()

@@ -2,24 +2,29 @@
 
 ``collect(preset)`` gathers every run the chapters train (from the store: free when the
 book was built in order), ``ledger(book)`` prices each one, and ``scorecard(book)`` sets
-this book's numbers beside the studies' (``grokbook.study``) with a verdict per claim.
-Each verdict comes from a rule written in ``RULES`` and applied in code: no verdict is
+this book's numbers beside the studies' (``grokbook.chapters.study``) with a verdict per claim.
+Each verdict comes from a rule written in ``VERDICT_RULES`` and applied in code: no verdict is
 typed by hand, and changing a run changes the scorecard.
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from . import study
-from .measures import first_step, flops_per_step_of
+from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
+                                    OOD_AT, OOD_SPLIT, first_step, grokked_step,
+                                    memorized_step)
+from ..analysis.measures import flops_per_step_of
+from ..core.config import preset
+from ..core.store import load_run, train
+from . import detect, paths, study, sweeps, transfer
+from .detect import FAKE, bridge_over_training, first_crossing
 
 REPLICATES, PARTLY, NOT_REPLICATED, NOT_MEASURED = (
     "replicates", "partly", "does not replicate at this scale", "not measured")
 
-RULES = {
+VERDICT_RULES = {
     "wang_grokking": "replicates if held-out ID accuracy reaches 0.9 at least 2x later than "
                      "train_inferred reaches 0.99; partly if it reaches 0.9 sooner than that, "
                      "or only reaches 0.5; otherwise does not replicate.",
@@ -48,9 +53,6 @@ RULES = {
 # ---------------------------------------------------------------- gathering the runs
 def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dict:
     """Every run the book's chapters use, by chapter (trained only if missing)."""
-    from . import detect, sweeps, transfer
-    from .config import preset
-    from .runs import load_run, train
     base = preset(preset_name)
     default = train(base, store=store, progress=progress)
     grid = sweeps.default_grid(preset_name)
@@ -78,7 +80,6 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
 # ---------------------------------------------------------------- the ledger
 def _bridge_step(run, probe: str, threshold: float = 0.5, max_queries: int = 200):
     """First checkpoint where the strict bridge rule reaches ``threshold`` (None: never)."""
-    from .detect import bridge_over_training, first_crossing
     if probe not in run.dataset.probes or not len(run.dataset.probes[probe]["h"]):
         return None
     b = bridge_over_training(run, probe=probe, rule="strict", max_queries=max_queries,
@@ -92,9 +93,9 @@ def run_costs(run, chapter: str, circuit_probe: str = "test_inferred_iid", **lab
     cfg = run.config
     per_step = flops_per_step_of(run)
     wall = run.timeline.set_index("step")["wall_seconds"]
-    events = {"memorize": first_step(acc, "train_inferred", 0.99),
-              "generalize_id": first_step(acc, "test_inferred_iid", 0.9),
-              "generalize_ood": first_step(acc, "test_inferred_ood", 0.5),
+    events = {"memorize": first_step(acc, MEMORIZED_SPLIT, MEMORIZED_AT),
+              "generalize_id": first_step(acc, GROKKED_SPLIT, GROKKED_AT),
+              "generalize_ood": first_step(acc, OOD_SPLIT, OOD_AT),
               "circuit": _bridge_step(run, circuit_probe)}
     row = {"chapter": chapter, "run": run.id, "regime": cfg.data.regime, "phi": cfg.data.phi,
            "arch": cfg.model.arch + (f" x{cfg.model.n_loops}" if cfg.model.n_loops > 1 else ""),
@@ -189,7 +190,6 @@ def verdict_paths(found: bool, path_verdict: str, correlation) -> str:
 
 def verdict_fake(verdicts: pd.DataFrame) -> str:
     """``verdicts``: the detector's table (regime, arch, rule, verdict)."""
-    from .detect import FAKE
     strict = verdicts[verdicts["rule"] == "strict"]
     fake = strict[strict["verdict"] == FAKE]
     if (fake["regime"] == "hop2_only").any():
@@ -212,13 +212,10 @@ def verdict_transfer(best: dict) -> str:
 
 def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> dict:
     """The measured quantity behind each claim, with the runs it came from."""
-    from . import detect, paths, transfer
-    from .sweeps import by_value
     out = {}
     d = book["default"]
-    s = d.summary()
     acc = d.accuracy()
-    out["wang_grokking"] = dict(memorized=s["memorized_step"], grokked=s["grokked_step"],
+    out["wang_grokking"] = dict(memorized=memorized_step(acc), grokked=grokked_step(acc),
                                 final_iid=float(acc["test_inferred_iid"].iloc[-1]), runs=[d.id])
     oods = [float(r.accuracy()["test_inferred_ood"].iloc[-1])
             for r in [d, *book["phi_runs"].values()]]
@@ -258,40 +255,35 @@ def scorecard(numbers: dict) -> pd.DataFrame:
     """One row per claim: the study's statement and number, this book's, the verdict."""
     n = numbers
     g = n["wang_grokking"]
-    rows = [("wang_grokking", "held-out ID accuracy reaches ~1.0 long after train accuracy",
-             f"memorized at step {_fmt(g['memorized'])}, held-out ID >= 0.9 at step "
+    rows = [("wang_grokking", f"memorized at step {_fmt(g['memorized'])}, held-out ID >= 0.9 at step "
              f"{_fmt(g['grokked'])} (final {g['final_iid']:.2f})",
              verdict_grokking(g["memorized"], g["grokked"], g["final_iid"]), g["runs"])]
     o = n["wang_ood"]
-    rows.append(("wang_ood", "OOD two-hop accuracy stays near 0",
-                 f"highest final OOD accuracy {o['max_final_ood']:.3f}",
+    rows.append(("wang_ood", f"highest final OOD accuracy {o['max_final_ood']:.3f}",
                  verdict_ood([o["max_final_ood"]]), o["runs"]))
     p = n["wang_phi"]
-    rows.append(("wang_phi", "larger phi groks sooner (paper: phi 3.6 ... 18)",
-                 "mean grokked step by phi: " + ", ".join(
+    rows.append(("wang_phi", "mean grokked step by phi: " + ", ".join(
                      f"{k:g}: {_fmt(v)}" for k, v in p["mean_grokked_step"].items()),
                  verdict_phi(p["series"]), p["runs"]))
     c = n["claim1_same_path"]
-    rows.append(("claim1_same_path", "same inference path before and after grokking",
-                 f"checkpoints {c['steps'][0]} vs {c['steps'][1]}: heatmap correlation "
+    rows.append(("claim1_same_path", f"checkpoints {c['steps'][0]} vs {c['steps'][1]}: heatmap correlation "
                  f"{_fmt(c['correlation'])}, path verdict '{c['path_verdict']}'"
                  + ("" if c["found"] else " (a real non-grokked/grokked pair is missing)"),
                  verdict_paths(c["found"], c["path_verdict"], c["correlation"]), c["runs"]))
     f = n["claim2_fake_grokking"]
-    rows.append(("claim2_fake_grokking", "hop-2-only: OOD 0.97 with bridge ~0.65 (TRM)",
-                 "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
+    rows.append(("claim2_fake_grokking", "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
                      f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),
                  verdict_fake(f["verdicts"]), f["runs"]))
     t = n["claim3_transfer"]
     b = t["best"]
-    rows.append(("claim3_transfer", "new as hop 1: 1.0; new as hop 2: <= 0.11; new+new: <= 0.036",
-                 ", ".join(f"{k} {b[k]:.2f}" for k in ("new_atomic", "new_hop1_old_hop2",
+    rows.append(("claim3_transfer", ", ".join(f"{k} {b[k]:.2f}" for k in ("new_atomic", "new_hop1_old_hop2",
                                                       "old_hop1_new_hop2", "new_new") if k in b)
                  or "no fine-tuning run",
                  verdict_transfer(b) if b else NOT_MEASURED, t["runs"]))
-    table = pd.DataFrame(rows, columns=["claim", "study", "this book", "verdict", "runs"])
+    table = pd.DataFrame(rows, columns=["claim", "this book", "verdict", "runs"])
     table.insert(1, "source", [study.CLAIMS[k][0] for k in table["claim"]])
-    table["rule"] = [RULES[k] for k in table["claim"]]
+    table.insert(2, "study", [study.CLAIMS[k][1] for k in table["claim"]])
+    table["rule"] = [VERDICT_RULES[k] for k in table["claim"]]
     return table
 
 

@@ -31,7 +31,6 @@ What is measured, and how:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import math
 import os
 import platform
@@ -44,14 +43,10 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .data import build_dataset
-from .models import SEQ_LEN
-from .train import Trainer, lr_at, resolve_device
-
-# the module (``grokbook.train`` the attribute is the run-store function)
-_train = importlib.import_module(".train", __package__)
+from ..chapters.detect import chapter_configs
+from ..core.data import build_dataset
+from ..core.train import Trainer, resolve_device
 
 GPT2_VOCAB = 50257      # GPT-2's tokenizer; Wang's stack adds the graph tokens after it
 WANG_SEQ_LEN = 10       # Wang's stack pads every example to 10 tokens
@@ -253,49 +248,24 @@ def _time_limit(seconds: float | None):
         signal.signal(signal.SIGALRM, old)
 
 
-@contextlib.contextmanager
-def _cpu_autocast(dtype):
-    """Make the trainer autocast on CPU too (train.py autocasts only on CUDA)."""
-    if dtype is None:
-        yield
-        return
-    original = _train._autocast
-    _train._autocast = lambda device_type: torch.autocast(device_type, dtype=dtype)
-    try:
-        yield
-    finally:
-        _train._autocast = original
-
-
 def step_split(trainer: Trainer, n: int = 10) -> dict:
-    """Median ms of the parts of ``Trainer.train_step`` (mirrored here, timed with syncs)."""
-    t, dev, model, opt = trainer.cfg.train, trainer.device, trainer.model, trainer.opt
+    """Median ms of the parts of ``Trainer.train_step`` -- its own methods, timed with the
+    device synchronised between them; the bookkeeping of ``train_step`` is left out."""
+    dev = trainer.device
     parts = {k: [] for k in ("data", "forward", "backward", "optimizer")}
     for _ in range(n):
         _sync(dev)
         t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(trainer.step, t)
-        idx = torch.randint(len(trainer.x), (t.batch_size,), generator=trainer.gen, device=dev)
-        x, pos, y = trainer.x[idx], trainer.pos[idx], trainer.y[idx]
+        batch = trainer.next_batch()
         _sync(dev)
         t1 = time.perf_counter()
-        with _train._autocast(dev):
-            logits = model(x, pos)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = trainer.forward_loss(batch)
         _sync(dev)
         t2 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        trainer.backward(loss)
         _sync(dev)
         t3 = time.perf_counter()
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        opt.step()
-        if trainer.ema is not None:
-            with torch.no_grad():
-                for pe, p in zip(trainer.ema.parameters(), model.parameters()):
-                    pe.lerp_(p, 1.0 - t.ema)
+        trainer.optimizer_step()
         _sync(dev)
         t4 = time.perf_counter()
         trainer.step += 1
@@ -318,30 +288,29 @@ def bench_grokbook(cfg, ds, device: str, steps: int, repeats: int, warmup: int,
     out: dict = {}
     with PeakMemory(device) as mem:
         trainer = Trainer(cfg, ds, device)
+        trainer.autocast = autocast if device == "cpu" else None
         trainer.model.train()
         if compile:
             trainer.model = torch.compile(trainer.model, mode=compile_mode)
-        with _cpu_autocast(autocast if device == "cpu" else None):
-            t0 = time.perf_counter()
-            try:
-                with _time_limit(compile_timeout if compile else None):
-                    for _ in range(max(warmup, 1)):
-                        trainer.train_step()
-                    _sync(device)
-            except Exception as e:  # dynamo wraps the alarm in its own exception types
-                if not _caused_by_alarm(e):
-                    raise
-                torch._dynamo.reset()
-                return {"error": f"torch.compile warm-up exceeded {compile_timeout} s; "
-                                 f"measured eager instead"}
-            out["warmup_seconds"] = time.perf_counter() - t0
-            rates = _time_steps(trainer.train_step, device, steps, repeats, mem)
-            if split:
-                out["step_split"] = step_split(trainer, min(max(steps, 3), 20))
+        t0 = time.perf_counter()
+        try:
+            with _time_limit(compile_timeout if compile else None):
+                for _ in range(max(warmup, 1)):
+                    trainer.train_step()
+                _sync(device)
+        except Exception as e:  # dynamo wraps the alarm in its own exception types
+            if not _caused_by_alarm(e):
+                raise
+            torch._dynamo.reset()
+            return {"error": f"torch.compile warm-up exceeded {compile_timeout} s; "
+                             f"measured eager instead"}
+        out["warmup_seconds"] = time.perf_counter() - t0
+        rates = _time_steps(trainer.train_step, device, steps, repeats, mem)
+        if split:
+            out["step_split"] = step_split(trainer, min(max(steps, 3), 20))
     out.update(mem.fields())
     model = getattr(trainer.model, "_orig_mod", trainer.model)
-    seq_len = getattr(model, "seq_len",  # positions per example: 3, or the module's SEQ_LEN
-                      getattr(sys.modules[type(model).__module__], "SEQ_LEN", SEQ_LEN))
+    seq_len = model.seq_len
     B = cfg.train.batch_size
     sps = statistics.median(rates)
     fpt = model.flops_per_token() if hasattr(model, "flops_per_token") else float("nan")
@@ -358,11 +327,11 @@ def bench_grokbook(cfg, ds, device: str, steps: int, repeats: int, warmup: int,
         s["other_ms"] = s["step_ms"] - sum(s[k] for k in
                                            ("data_ms", "forward_ms", "backward_ms", "optimizer_ms"))
         tiny = Trainer(cfg.replace(**{"train.batch_size": 1}), ds, device)
-        with _cpu_autocast(autocast if device == "cpu" else None):
-            for _ in range(3):
-                tiny.train_step()
-            s["fixed_step_ms"] = 1e3 / statistics.median(
-                _time_steps(tiny.train_step, device, max(steps, 10), 3))
+        tiny.autocast = trainer.autocast
+        for _ in range(3):
+            tiny.train_step()
+        s["fixed_step_ms"] = 1e3 / statistics.median(
+            _time_steps(tiny.train_step, device, max(steps, 10), 3))
     return out
 
 
@@ -617,3 +586,25 @@ def format_report(r: dict) -> str:
         else:
             lines.append(f"  Wang-style   skipped: {b['reason']}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ chapter 5's architectures
+def bench_arch(preset_name: str = "cpu", steps: int = 30, warmup: int = 5, repeats: int = 3,
+               archs=("looped", "trm"), regime: str = "natural") -> dict:
+    """Training steps per second of each architecture at chapter 5's config:
+    ``warmup`` steps, then the median over ``repeats`` of ``steps`` timed steps."""
+    cfgs = chapter_configs(preset_name, [regime], archs)
+    out = {"preset": preset_name, "steps": steps, "repeats": repeats,
+           "threads": torch.get_num_threads()}
+    for (_, arch), cfg in cfgs.items():
+        device = resolve_device(cfg.train.device)
+        tr = Trainer(cfg, build_dataset(cfg.data, cfg.seed), device)
+        for _ in range(warmup):
+            tr.train_step()
+        sps = statistics.median(_time_steps(tr.train_step, device, steps, repeats))
+        out[arch] = {"steps_per_second": round(sps, 2),
+                     "max_steps": cfg.train.max_steps,
+                     "est_run_seconds": round(cfg.train.max_steps / sps, 1),
+                     "params": tr.model.num_params(),
+                     "flops_per_step": float(tr.model.flops_per_step(cfg.train.batch_size))}
+    return out

@@ -30,7 +30,7 @@ so patching position p of a stage replaces everything the recursion carries at p
 analogue of a transformer's residual stream at (layer, p)); patching a state with itself
 changes nothing. ``run_from`` returns the final z_H (B, T, C).
 
-Optimizer decay rule (grokbook.models.param_groups): every 2-D parameter decays,
+Optimizer decay rule (grokbook.core.models.param_groups): every 2-D parameter decays,
 norms have no weights here, biases don't.
 """
 from __future__ import annotations
@@ -180,6 +180,12 @@ class TRM(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.tok_emb.weight.numel()
 
+    seq_len = SEQ_LEN
+
+    def flops_per_step(self, batch_size: int) -> float:
+        """Training FLOPs of one optimizer step on ``batch_size`` queries (4 slots each)."""
+        return self.flops_per_token() * self.seq_len * batch_size
+
     def flops_per_token(self) -> float:
         """Training FLOPs per token: every net pass forward (2N), the last cycle's passes
         backward too (4N), plus the output head (6 C V)."""
@@ -189,35 +195,3 @@ class TRM(nn.Module):
         per_cycle = self.inner_steps + 1
         return 2 * body * per_cycle * self.cycles + 4 * body * per_cycle \
             + 6 * self.d_model * self.vocab_size
-
-
-# ---------------------------------------------------------------- CPU-sized settings
-TRM_OVERRIDES = {
-    # the study: hidden 1536, 2 blocks, expansion 4, 6 inner steps, 2 cycles, EMA 0.999,
-    # lr 4e-5, betas (0.9, 0.95), weight decay 1.0. At CPU size a larger lr is needed to
-    # see anything in minutes, and a shorter EMA horizon to match the shorter runs.
-    "cpu": {"model.arch": "trm", "model.d_model": 128, "model.n_layer": 2,
-            "model.trm_inner_steps": 3, "model.trm_cycles": 2, "model.trm_expansion": 4,
-            "train.ema": 0.99, "train.lr": 1e-3, "train.beta2": 0.95,
-            "train.weight_decay": 0.3},
-    "test": {"model.arch": "trm", "model.d_model": 32, "model.n_layer": 1,
-             "model.trm_inner_steps": 2, "model.trm_cycles": 2, "model.trm_expansion": 2,
-             "train.ema": 0.9, "train.lr": 1e-2, "train.beta2": 0.95},
-    "gpu": {"model.arch": "trm", "model.d_model": 256, "model.n_layer": 2,
-            "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
-            "train.ema": 0.999, "train.lr": 1e-3, "train.beta2": 0.95,
-            "train.weight_decay": 0.3},
-    "paper": {"model.arch": "trm", "model.d_model": 1536, "model.n_layer": 2,
-              "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
-              "train.ema": 0.999, "train.lr": 4e-5, "train.beta2": 0.95,
-              "train.weight_decay": 1.0},
-}
-
-
-def trm_config(preset_name: str = "cpu", **overrides):
-    """The preset's config with the TRM swapped in (see ``TRM_OVERRIDES``)."""
-    from .config import ConfigError, preset
-    if preset_name not in TRM_OVERRIDES:
-        raise ConfigError(f"preset: unknown preset {preset_name!r}; allowed: "
-                          f"{', '.join(TRM_OVERRIDES)}")
-    return preset(preset_name, **{**TRM_OVERRIDES[preset_name], **overrides})

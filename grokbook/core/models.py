@@ -137,6 +137,12 @@ class Transformer(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.tok_emb.weight.numel() - self.pos_emb.weight.numel()
 
+    seq_len = SEQ_LEN
+
+    def flops_per_step(self, batch_size: int) -> float:
+        """Training FLOPs of one optimizer step on ``batch_size`` queries."""
+        return self.flops_per_token() * self.seq_len * batch_size
+
     def flops_per_token(self) -> float:
         """Training FLOPs per token: 6 x non-embedding params + attention + unembedding."""
         T, L = SEQ_LEN, self.n_layer * self.n_loops
@@ -151,14 +157,3 @@ def param_groups(model: nn.Module, weight_decay: float):
     rest = [p for p in params if p.dim() < 2]
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": rest, "weight_decay": 0.0}]
-
-
-def build_model(cfg, vocab_size: int) -> nn.Module:
-    m = cfg.model
-    if m.arch == "trm":
-        from .trm import TRM
-        return TRM(vocab_size, d_model=m.d_model, n_layer=m.n_layer,
-                   inner_steps=m.trm_inner_steps, cycles=m.trm_cycles,
-                   expansion=m.trm_expansion)
-    return Transformer(vocab_size, m.n_layer, m.d_model, m.n_head, m.n_loops, m.dropout,
-                       m.tie_embeddings)

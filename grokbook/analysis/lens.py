@@ -8,7 +8,9 @@ analysis interface (``stage_names``, ``run_with_cache``, ``unembed``), so it ser
 transformer, its looped variant and the recursive model alike; the number of positions
 is read from the cache, not assumed to be 3.
 
-Two rules say whether "the bridge was found" for a query:
+The primitive is ``site_lens``: the rank (1 = top, ties count as top) and probability of
+a target token at every named site (stage x position) of a batch of queries. Every rule
+is written on it; two say whether "the bridge was found" for a query:
 
 - **strict**: ``b`` is the top-1 token at the r1 position (position 1) at one given stage;
 - **lenient** (He et al. 2026): ``b`` is the top-1 token at *any* stage and *any* position.
@@ -19,8 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .definitions import R1_POSITION
+
 TARGETS = ("b", "r2", "t")
-R1_POSITION = 1
 
 
 def _two_hop(queries: dict) -> dict:
@@ -60,6 +63,34 @@ def rank_and_prob(logits: torch.Tensor, token: torch.Tensor):
 
 
 @torch.no_grad()
+def site_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048):
+    """The lens at every named site of ``queries`` (a query table; two-hop rows unless the
+    targets need none): ``(stages, correct (N,), {target: (rank (S, N, T), prob (S, N, T))})``.
+    ``correct`` says whether the model's answer is the query's ``t``."""
+    model.eval()
+    tokens, pos, y = ds.tensors(queries)
+    logits, cache = run_cached(model, tokens, chunk)
+    correct = (logits[torch.arange(len(tokens)), pos].argmax(-1) == y).numpy()
+    wanted = {k: torch.as_tensor(target_tokens(ds, queries, k)) for k in targets}
+    stages = [s for s in model.stage_names if s in cache]
+    out = {k: ([], []) for k in targets}
+    for stage in stages:
+        lg = model.unembed(cache[stage]).float()                        # (N, T, V)
+        for kind, tok in wanted.items():
+            rank, prob = rank_and_prob(lg, tok)
+            out[kind][0].append(rank)
+            out[kind][1].append(prob)
+    return stages, correct, {k: (torch.stack(r).numpy(), torch.stack(p).numpy())
+                             for k, (r, p) in out.items()}
+
+
+def strict_stage_of(stages: list, bridge_rank: np.ndarray) -> str:
+    """The stage where ``b`` is top-1 at the r1 position for most queries, from a
+    ``site_lens`` rank array (S, N, T)."""
+    return stages[int((bridge_rank[:, :, R1_POSITION] == 1).mean(1).argmax())]
+
+
+@torch.no_grad()
 def logit_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048) -> pd.DataFrame:
     """Tidy lens table for two-hop ``queries`` (atomic rows are dropped).
 
@@ -67,28 +98,23 @@ def logit_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048) -> 
     target (``b``, ``r2`` or ``t``), query (row of the two-hop table), rank (1 = top-1),
     prob. One row per (stage, position, target, query).
     """
-    model.eval()
     q = _two_hop(queries)
     n = len(q["h"])
     if n == 0:
         return pd.DataFrame(columns=["stage", "layer", "position", "target", "query", "rank",
                                      "prob"])
-    tokens, _, _ = ds.tensors(q)
-    _, cache = run_cached(model, tokens, chunk)
-    wanted = {k: torch.as_tensor(target_tokens(ds, q, k)) for k in targets}
+    stages, _, lens = site_lens(model, ds, q, targets, chunk)
+    layer_of = {s: i for i, s in enumerate(model.stage_names)}
     parts = []
-    for layer, stage in enumerate(model.stage_names):
-        if stage not in cache:
-            continue
-        logits = model.unembed(cache[stage]).float()                   # (N, T, V)
-        T = logits.shape[1]
-        for kind, tok in wanted.items():
-            rank, prob = rank_and_prob(logits, tok)
+    for si, stage in enumerate(stages):
+        for kind in targets:
+            rank, prob = lens[kind][0][si], lens[kind][1][si]             # (N, T)
+            T = rank.shape[1]
             parts.append(pd.DataFrame({
-                "stage": stage, "layer": layer,
+                "stage": stage, "layer": layer_of[stage],
                 "position": np.tile(np.arange(T), n),
                 "target": kind, "query": np.repeat(np.arange(n), T),
-                "rank": rank.reshape(-1).numpy(), "prob": prob.reshape(-1).numpy()}))
+                "rank": rank.reshape(-1), "prob": prob.reshape(-1)}))
     df = pd.concat(parts, ignore_index=True)
     df["stage"] = pd.Categorical(df["stage"], categories=list(model.stage_names), ordered=True)
     return df

@@ -1,0 +1,1 @@
+"""Measurements over runs: the shared definitions, the logit lens, patching, measures."""

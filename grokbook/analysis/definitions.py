@@ -1,0 +1,86 @@
+"""Every threshold and rule the book's measurements and verdicts share, defined once.
+
+A run has *memorized* when its training two-hop facts are answered (``train_inferred``
+accuracy >= ``MEMORIZED_AT``) and has *grokked* when held-out ID two-hop queries are
+(``test_inferred_iid`` >= ``GROKKED_AT``). A *non-grokked* checkpoint is memorized but
+not grokked. Chapters, the scorecard and the command line import these names; nobody
+types 0.99 or 0.9 again.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+MEMORIZED_AT = 0.99            # train_inferred accuracy: the training facts are fitted
+GROKKED_AT = 0.9               # test_inferred_iid accuracy: held-out ID queries answered
+HALFWAY_AT = 0.5               # a curve's midpoint, for crossing steps
+OOD_AT = 0.5                   # OOD two-hop accuracy that counts as "composes OOD"
+MEMORIZED_SPLIT = "train_inferred"
+GROKKED_SPLIT = "test_inferred_iid"
+OOD_SPLIT = "test_inferred_ood"
+
+R1_POSITION = 1                # where Wang et al. read the bridge entity: the r1 token
+
+
+# ---------------------------------------------------------------- steps of a metrics table
+def first_step(acc: pd.DataFrame, split: str, threshold: float):
+    """First evaluated step where ``split`` accuracy reaches ``threshold`` (None if never)."""
+    if split not in acc:
+        return None
+    hit = acc.index[acc[split] >= threshold]
+    return int(hit[0]) if len(hit) else None
+
+
+def memorized_step(acc: pd.DataFrame):
+    return first_step(acc, MEMORIZED_SPLIT, MEMORIZED_AT)
+
+
+def grokked_step(acc: pd.DataFrame):
+    return first_step(acc, GROKKED_SPLIT, GROKKED_AT)
+
+
+def heldout_at(acc: pd.DataFrame, step):
+    """Held-out ID accuracy at an evaluated step (None when the step is None)."""
+    if step is None or GROKKED_SPLIT not in acc:
+        return None
+    return round(float(acc.loc[step, GROKKED_SPLIT]), 4)
+
+
+def run_summary(run) -> dict:
+    """The run's own summary plus its milestones: the command line's JSON line."""
+    acc = run.accuracy()
+    mem = memorized_step(acc)
+    return {**run.summary(), "memorized_step": mem, "grokked_step": grokked_step(acc),
+            "heldout_at_memorized": heldout_at(acc, mem)}
+
+
+# ---------------------------------------------------------------- checkpoints
+def checkpoint_accuracy(run) -> pd.DataFrame:
+    """Probe accuracies at each stored checkpoint (the last evaluation at or before it)."""
+    acc = run.accuracy().sort_index()
+    rows = acc.reindex(run.checkpoints, method="ffill")
+    rows.index.name = "step"
+    return rows
+
+
+def _fitted(a: pd.DataFrame) -> pd.Series:
+    return a[MEMORIZED_SPLIT] >= MEMORIZED_AT
+
+
+def non_grokked_checkpoint(run):
+    """The earliest checkpoint that has memorized but not grokked (None if absent): of the
+    memorized-not-grokked checkpoints, the one whose held-out accuracy had least time to
+    rise. Chapters print its held-out accuracy beside it."""
+    a = checkpoint_accuracy(run)
+    if MEMORIZED_SPLIT not in a or GROKKED_SPLIT not in a:
+        return None
+    ok = a[_fitted(a) & (a[GROKKED_SPLIT] < GROKKED_AT)]
+    return int(ok.index[0]) if len(ok) else None
+
+
+def grokked_checkpoint(run):
+    """The latest checkpoint that has memorized and grokked (None if absent)."""
+    a = checkpoint_accuracy(run)
+    if MEMORIZED_SPLIT not in a or GROKKED_SPLIT not in a:
+        return None
+    ok = a[_fitted(a) & (a[GROKKED_SPLIT] >= GROKKED_AT)]
+    return int(ok.index[-1]) if len(ok) else None

@@ -1,0 +1,267 @@
+"""Chapter 6: fine-tuning a grokked model on new facts (the transfer sets are built by
+``core.newknowledge``): which checkpoints start, how long, and what the probes show.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
+                                    R1_POSITION, checkpoint_accuracy, grokked_checkpoint,
+                                    non_grokked_checkpoint)
+from ..analysis.lens import site_lens, strict_stage_of
+from ..core.config import ConfigError
+from ..core.newknowledge import PARENT_PROBES, PROBE_KINDS
+from ..core.tables import n_rows
+from .study import TRANSFER_NUMBERS
+
+
+# ---------------------------------------------------------------- fine-tuning configs
+def finetune_config(parent_run, step: int, lr: float | None = None, max_steps: int = 1000,
+                    finetune: str = "new_knowledge", **overrides):
+    """Config that fine-tunes ``parent_run`` from its checkpoint ``step`` on a transfer set.
+
+    Same data, model and seed as the parent; own learning rate (default: half the parent's,
+    as the study's 2e-5 against 4e-5), a short warmup, dense evaluation and ten checkpoints.
+    ``overrides`` are dotted fields (``**{"transfer.new_facts": 600}``).
+    """
+    if step not in parent_run.checkpoints:
+        raise ConfigError(f"parent: step {step} is not a stored checkpoint of run "
+                          f"{parent_run.id}; stored: {parent_run.checkpoints}")
+    if parent_run.config.finetune:
+        raise ConfigError(f"parent: run {parent_run.id} is itself fine-tuned; start from a run "
+                          "trained on its own graph")
+    t = parent_run.config.train
+    settings = {
+        "parent": f"{parent_run.id}@{step}", "finetune": finetune,
+        "train.lr": lr if lr is not None else t.lr / 2, "train.max_steps": max_steps,
+        "train.warmup_steps": min(t.warmup_steps, max_steps // 10),
+        "train.eval_every": max(1, max_steps // 20), "train.eval_dense_until": max_steps,
+        "train.checkpoint_every": max(1, max_steps // 10), "train.device": "auto"}
+    settings.update(overrides)
+    return parent_run.config.replace(**settings)
+
+
+# steps and learning rate of the chapter's fine-tuning runs, per preset (the study: lr 2e-5
+# after training at 4e-5, ~39k steps; here: enough steps to learn the new facts, cheaply)
+# (at cpu: batch 128 over ~2,000 items, 600 queries per probe, so a run is a few minutes)
+_CHAPTER = {"test": dict(max_steps=40, lr=3e-3),
+            "cpu": {"max_steps": 800, "lr": 5e-4, "train.batch_size": 128,
+                    "transfer.probe_cap": 600},
+            "gpu": {"max_steps": 4000, "lr": 5e-4, "transfer.probe_cap": 3000},
+            "paper": {"max_steps": 40000, "lr": 2e-5}}
+
+
+def chapter_finetune_settings(preset: str) -> dict:
+    """``finetune_config`` keyword arguments the chapter uses at ``preset``."""
+    if preset not in _CHAPTER:
+        raise ConfigError(f"preset: unknown preset {preset!r}; allowed: {', '.join(_CHAPTER)}")
+    return dict(_CHAPTER[preset])
+
+
+# ---------------------------------------------------------------- which checkpoints
+def pick_checkpoints(run) -> pd.DataFrame:
+    """The two starting points of the chapter (``analysis.definitions``' checkpoint rules).
+
+    ``grokked``: the latest memorized-and-grokked checkpoint. ``memorized``: the earliest
+    memorized-not-grokked one. When a rule finds none, a stand-in is named (``met`` False):
+    the last checkpoint for grokked, the checkpoint with the largest gap train_inferred -
+    test_inferred_iid for memorized.
+    """
+    ck = checkpoint_accuracy(run)[[MEMORIZED_SPLIT, GROKKED_SPLIT]]
+    grok, mem = grokked_checkpoint(run), non_grokked_checkpoint(run)
+    rows = [("grokked", grok, True) if grok is not None else ("grokked", int(ck.index[-1]), False)]
+    if mem is not None:
+        rows.append(("memorized", mem, True))
+    else:
+        gap = (ck[MEMORIZED_SPLIT] - ck[GROKKED_SPLIT]).drop(rows[0][1], errors="ignore")
+        if len(gap):
+            rows.append(("memorized", int(gap.idxmax()), False))
+    out = pd.DataFrame(rows, columns=["role", "step", "met"])
+    out["train_inferred"] = ck.loc[out.step, MEMORIZED_SPLIT].to_numpy()
+    out["test_inferred_iid"] = ck.loc[out.step, GROKKED_SPLIT].to_numpy()
+    return out
+
+
+def describe_checkpoints(picks: pd.DataFrame) -> str:
+    """Plain words for ``pick_checkpoints``: which steps, and whether each criterion held."""
+    words = []
+    for r in picks.itertuples():
+        crit = (f"{GROKKED_SPLIT} >= {GROKKED_AT}" if r.role == "grokked" else
+                f"the earliest with {MEMORIZED_SPLIT} >= {MEMORIZED_AT} and {GROKKED_SPLIT} "
+                f"< {GROKKED_AT}")
+        state = "meets" if r.met else "no checkpoint met the criterion; the stand-in is"
+        words.append(f"- **{r.role}** ({crit}): {state} step {r.step} (train_inferred "
+                     f"{r.train_inferred:.2f}, test_inferred_iid {r.test_inferred_iid:.2f}).")
+    if "memorized" not in set(picks.role):
+        words.append("- **memorized**: no distinct checkpoint is left for the control.")
+    return "\n".join(words)
+
+
+# ---------------------------------------------------------------- lens over fine-tuning
+def bridge_top1(model, ds, table: dict, chunk: int = 2048):
+    """Per query: answer correct (N,), the stages, and whether ``b`` is the top-1 lens token
+    at the r1 position per stage (S, N) and at any position per stage (S, N)."""
+    stages, correct, lens = site_lens(model, ds, table, targets=("b",), chunk=chunk)
+    top = lens["b"][0] == 1                                            # (S, N, T)
+    return correct, stages, top[:, :, R1_POSITION], top.any(2)
+
+
+def strict_stage(run, probe: str = "old_inferred") -> str:
+    """The stage where the starting checkpoint resolves the bridge of old two-hop queries best
+    (b top-1 at the r1 position); the strict rule reads that one stage at every step."""
+    ds = run.dataset
+    stages, _, lens = site_lens(run.load_model(run.checkpoints[0]), ds, ds.probes[probe],
+                                targets=("b",))
+    return strict_stage_of(stages, lens["b"][0])
+
+
+def probe_lens(model, ds, name: str, stage: str) -> dict:
+    """Accuracy and the two bridge rules (grokbook.lens: strict = b top-1 at the r1 position
+    at ``stage``; lenient = b top-1 at any stage and any position) on one probe set."""
+    table = ds.probes[name]
+    row = {"probe": name, "n": n_rows(table), "accuracy": np.nan,
+           "bridge_found_strict": np.nan, "bridge_found_lenient": np.nan,
+           "bridge_found_when_wrong": np.nan}
+    if not (table["r2"] >= 0).all():       # atomic facts: no bridge, accuracy only
+        row["accuracy"] = float(site_lens(model, ds, table, targets=())[1].mean())
+        return row
+    correct, names, at_r1, anywhere = bridge_top1(model, ds, table)
+    lenient = anywhere.any(0)
+    row.update(accuracy=float(correct.mean()),
+               bridge_found_strict=float(at_r1[names.index(stage)].mean()),
+               bridge_found_lenient=float(lenient.mean()),
+               bridge_found_when_wrong=float(lenient[~correct].mean()) if (~correct).any()
+               else np.nan)
+    return row
+
+
+def transfer_table(run, probes=PROBE_KINDS + PARENT_PROBES, steps=None,
+                   stage: str | None = None) -> pd.DataFrame:
+    """Tidy table over the run's checkpoints: step, probe, n, accuracy, bridge_found_strict,
+    bridge_found_lenient, bridge_found_when_wrong (lenient rule, wrong answers only).
+
+    Bridge columns are NaN for atomic probes. The strict stage (``attrs["strict_stage"]``)
+    is fixed for the whole run: by default the one ``strict_stage`` picks.
+    """
+    ds = run.dataset
+    stage = stage or strict_stage(run)
+    names = [p for p in probes if p in ds.probes and n_rows(ds.probes[p])]
+    rows = []
+    for step in steps if steps is not None else run.checkpoints:
+        model = run.load_model(step)
+        rows += [dict(step=step, **probe_lens(model, ds, p, stage)) for p in names]
+    df = pd.DataFrame(rows)
+    df.attrs["strict_stage"] = stage
+    return df
+
+
+# ---------------------------------------------------------------- the study beside ours
+def compare_with_study(tables: dict) -> pd.DataFrame:
+    """Final and best accuracy and final bridge rates per probe kind for each named table
+    (e.g. {"grokked": t1, "memorized": t2}), beside the study's numbers."""
+    parts = []
+    for label, t in tables.items():
+        last = t[t.step == t.step.max()].set_index("probe")
+        best = t.groupby("probe")["accuracy"].max()
+        parts.append(pd.DataFrame({
+            "start": label, "final_accuracy": last["accuracy"], "best_accuracy": best,
+            "bridge_lenient": last["bridge_found_lenient"],
+            "bridge_strict": last["bridge_found_strict"], "n": last["n"]}))
+    ours = pd.concat(parts).rename_axis("probe").reset_index()
+    return ours.merge(TRANSFER_NUMBERS.drop(columns="source"), on="probe", how="left")
+
+
+def retention(tables: dict, probes=("old_inferred", "old_atomic", "test_inferred_iid",
+                                      "test_inferred_ood")) -> pd.DataFrame:
+    """Old knowledge before and after fine-tuning: start, probe, before, after, change."""
+    rows = []
+    for label, t in tables.items():
+        for probe in probes:
+            p = t[t.probe == probe].sort_values("step")
+            if len(p):
+                before, after = float(p.accuracy.iloc[0]), float(p.accuracy.iloc[-1])
+                rows.append((label, probe, before, after, after - before))
+    return pd.DataFrame(rows, columns=["start", "probe", "before", "after", "change"])
+
+
+def _verdict(acc: float, yes: float, no: float) -> str:
+    if acc >= yes:
+        return "composes"
+    if acc <= no:
+        return "does not compose"
+    return "composes partly"
+
+
+def claim3_answer(grokked: pd.DataFrame, control: pd.DataFrame | None = None,
+                  yes: float = 0.5, no: float = 0.2, grokked_met: bool = True) -> str:
+    """Claim 3 in plain words, computed from ``transfer_table`` results (markdown)."""
+    def final(t, probe, col="accuracy"):
+        last = t[(t.step == t.step.max()) & (t.probe == probe)]
+        return float(last[col].iloc[0]) if len(last) else float("nan")
+
+    def first(t, probe, col="accuracy"):
+        rows = t[(t.step == t.step.min()) & (t.probe == probe)]
+        return float(rows[col].iloc[0]) if len(rows) else float("nan")
+
+    g = grokked
+    start = "grokked" if grokked_met else "final (not grokked: no checkpoint met the criterion)"
+    study = {"new_hop1_old_hop2": "composes", "old_hop1_new_hop2": "does not compose",
+             "new_new": "does not compose"}
+    lines = [f"Fine-tuned from the {start} checkpoint, the model learned "
+             f"{final(g, 'new_atomic'):.0%} of the new facts."]
+    if final(g, "new_atomic") < yes:
+        lines.append("- **Caveat:** most new facts were not learned, so a failure to compose "
+                     "them below says little about the circuit; a longer fine-tuning (or a "
+                     "larger preset) is needed for a verdict.")
+    for probe, what in (("new_hop1_old_hop2", "a new fact as **hop 1**"),
+                        ("old_hop1_new_hop2", "a new fact as **hop 2**"),
+                        ("new_new", "**two new facts** (new+new)")):
+        v = _verdict(final(g, probe), yes, no)
+        agree = "as in the study" if v == study[probe] else f"the study: it {study[probe]}"
+        lines.append(f"- With {what} it {v}: accuracy {final(g, probe):.2f} ({agree}).")
+    nb, nw = final(g, "new_new", "bridge_found_lenient"), final(g, "new_new",
+                                                                "bridge_found_when_wrong")
+    lines.append(f"- On new+new queries the bridge entity is found (lenient rule) in {nb:.0%} "
+                 f"of cases (strict: {final(g, 'new_new', 'bridge_found_strict'):.0%}), and "
+                 f"in {nw:.0%} of the queries answered wrong: "
+                 + ("the bridge is resolved even when the answer is wrong, as the study saw "
+                    "(97-99%)." if nw >= yes else
+                    "the bridge is mostly not resolved when the answer is wrong, unlike the "
+                    "study's 97-99%."))
+    lines.append(f"- Old knowledge: two-hop facts that were not replayed go from "
+                 f"{first(g, 'old_inferred'):.2f} to {final(g, 'old_inferred'):.2f}; "
+                 f"held-out ID queries from {first(g, 'test_inferred_iid'):.2f} to "
+                 f"{final(g, 'test_inferred_iid'):.2f}.")
+    if control is not None:
+        c = control
+        lines.append(f"- The control (memorized, not yet grokked) reaches "
+                     f"{final(c, 'new_hop1_old_hop2'):.2f} on hop 1, "
+                     f"{final(c, 'old_hop1_new_hop2'):.2f} on hop 2 and "
+                     f"{final(c, 'new_new'):.2f} on new+new.")
+    return "\n".join(lines)
+
+
+def curves(tables: dict) -> pd.DataFrame:
+    """Long table for charts: start, step, probe, measure, value."""
+    parts = [t.assign(start=label) for label, t in tables.items()]
+    df = pd.concat(parts, ignore_index=True)
+    return df.melt(id_vars=["start", "step", "probe"],
+                   value_vars=["accuracy", "bridge_found_lenient", "bridge_found_strict"],
+                   var_name="measure", value_name="value").dropna(subset=["value"])
+
+
+def transfer_curves_chart(long: pd.DataFrame):
+    """Altair: one panel per probe kind; accuracy and bridge rates over fine-tuning steps."""
+    import altair as alt
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="fine-tuning step"),
+        y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("measure:N"), strokeDash=alt.StrokeDash("start:N"),
+        tooltip=["start", "probe", "measure", "step", alt.Tooltip("value:Q", format=".3f")],
+    ).properties(width=180, height=130).facet(facet="probe:N", columns=3)
+
+
+__all__ = ["finetune_config", "chapter_finetune_settings", "pick_checkpoints",
+           "describe_checkpoints", "bridge_top1", "strict_stage", "probe_lens", "transfer_table",
+           "compare_with_study", "retention", "claim3_answer", "curves", "transfer_curves_chart"]
