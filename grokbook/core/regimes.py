@@ -16,14 +16,11 @@ seeded by the run seed (the study used seed 42), and the counts are reported in
 ``Dataset.counts`` as ``hop1_added`` / ``hop2_added``.
 
 **Counts at paper scale.** Drawing with replacement and dropping OOD partners and
-duplicates leaves about 11 distinct partners per OOD fact for k = 18, not 18. That is
-why the study's "both full" adds 22,697 + 21,492 rather than 2,000 x 18 = 36,000 per hop;
-our generator gives the same order (``python -m grokbook data --preset paper --set
-data.regime=both_full --json``: 22,916 + 22,612 with seed 0, +1 % and +5 % of the study).
-For "both half" (ratio 0.5, k = 9) ours gives 7,118 + 6,923 where the study reports
-5,724 + 5,778; the study's code does something at half ratio that its paper does not
-state (its graph is also a different random draw). The book uses our counts and reports
-them; the regimes differ from the study's in size by those amounts.
+duplicates leaves about 11 distinct partners per OOD fact for k = 18, not 18, which is
+why the study's "both full" adds far fewer than 2,000 x 18 = 36,000 per hop (its counts:
+``grokbook.chapters.study.REGIME_ADDED``; ours: ``python -m grokbook data --preset paper
+--set data.regime=both_full --json``). Ours come within a few percent for "both full"
+but not for "both half": the study's code draws differently from what its paper states.
 """
 from __future__ import annotations
 
