@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from grokbook.core.models import Transformer, param_groups
+from conftest import small
+from grokbook.core.models import Transformer
 
 
 def _model(n_loops=1):
@@ -59,9 +60,13 @@ def test_patching_with_another_querys_state_changes_the_logits():
 
 
 def test_decay_rule_two_d_only():
+    """Every weight that is 2-D in the solo model decays; biases and norms don't."""
+    from grokbook.core.ensemble import stack_models
+    from grokbook.core.train import StackedAdamW
     m = _model()
-    decay, rest = param_groups(m, 0.1)
-    assert all(p.dim() == 2 for p in decay["params"]) and decay["weight_decay"] == 0.1
-    assert all(p.dim() == 1 for p in rest["params"]) and rest["weight_decay"] == 0.0
-    n = sum(p.numel() for g in (decay, rest) for p in g["params"])
-    assert n == m.num_params()  # tied weights counted once
+    stacked = stack_models([m, _model()])
+    opt = StackedAdamW(stacked, [small(), small()])
+    solo = dict(m.named_parameters())
+    assert opt.decays.keys() == solo.keys()  # tied weights counted once, solo names
+    assert all(opt.decays[n] == (p.dim() == 2) for n, p in solo.items())
+    assert any(opt.decays.values()) and not all(opt.decays.values())

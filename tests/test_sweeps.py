@@ -14,7 +14,7 @@ def test_sweep_rerun_hits_the_store(store, monkeypatch):
 
     def no_training(*a, **k):
         raise AssertionError("retrained")
-    monkeypatch.setattr(grokbook.core.store, "_train_locked", no_training)
+    monkeypatch.setattr(grokbook.core.store, "_train_members", no_training)
     again = sweep(cfg, progress=False, seed=[0, 1])
     pd.testing.assert_frame_equal(first, again)
 

@@ -60,9 +60,9 @@ def test_store_hit_returns_without_training(store):
 
 def test_load_model_reproduces_the_stored_accuracy(store):
     run = train(small(), progress=False)
-    from grokbook.core.train import ProbeSet
-    probes = ProbeSet(run.dataset, "cpu")
-    res = probes.evaluate(run.load_model(40))
+    from grokbook.core.train import ProbeSets
+    probes = ProbeSets([run.dataset], "cpu")
+    res = probes.evaluate(run.load_model(40))[0]
     stored = run.accuracy().loc[40]
     for name, (_, acc) in res.items():
         assert acc == pytest.approx(stored[name], abs=1e-9)

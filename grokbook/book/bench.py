@@ -608,3 +608,52 @@ def bench_arch(preset_name: str = "cpu", steps: int = 30, warmup: int = 5, repea
                      "params": tr.model.num_params(),
                      "flops_per_step": float(tr.model.flops_per_step(cfg.train.batch_size))}
     return out
+
+
+# ------------------------------------------------------------------ many runs at once
+def _group_rate(cfg_dicts: list, steps: int, repeats: int, warmup: int, threads: int) -> float:
+    """Steps/s of one stacked group (every member steps each time), on ``threads`` threads."""
+    from ..core.config import Config
+    torch.set_num_threads(threads)
+    cfgs = [Config.from_dict(d) for d in cfg_dicts]
+    ds = build_dataset(cfgs[0].data, cfgs[0].seed)   # the data's content does not change speed
+    tr = Trainer(cfgs, [ds] * len(cfgs), resolve_device(cfgs[0].train.device))
+    for _ in range(warmup):
+        tr.train_step()
+    return statistics.median(_time_steps(tr.train_step, tr.device, steps, repeats))
+
+
+def bench_many(preset_name: str = "cpu", ks=(1, 2, 4, 8, 16),
+               archs=("transformer", "looped", "trm"), steps: int = 20, repeats: int = 3,
+               warmup: int = 3, processes: int = 1, threads: int = 1) -> dict:
+    """Total training steps/s of K runs trained together, for chapter 5's architectures:
+    one stacked group of K members per process (``processes`` groups of K / processes
+    members running at once, ``threads`` threads each). ``speedup`` is the total against
+    one run alone (K = 1, one process)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    out = {"preset": preset_name, "processes": processes, "threads": threads, "steps": steps,
+           "repeats": repeats, "archs": {}}
+    cfgs = chapter_configs(preset_name, ["natural"], archs)
+    for (_, arch), base in cfgs.items():
+        rows, solo = {}, None
+        for k in ks:
+            per = max(1, k // processes) if k >= processes else k
+            n_proc = max(1, k // per) if k >= processes else 1
+            groups = [[base.replace(seed=i * per + j).to_dict() for j in range(per)]
+                      for i in range(n_proc)]
+            if n_proc == 1:
+                rates = [_group_rate(groups[0], steps, repeats, warmup, threads)]
+            else:
+                with ProcessPoolExecutor(n_proc, mp_context=mp.get_context("spawn")) as ex:
+                    rates = list(ex.map(_group_rate, groups, [steps] * n_proc,
+                                        [repeats] * n_proc, [warmup] * n_proc,
+                                        [threads] * n_proc))
+            total = sum(r * len(g) for r, g in zip(rates, groups))
+            solo = solo or (total if k == 1 else None)
+            rows[k] = {"group_steps_per_second": [round(r, 2) for r in rates],
+                       "members_per_process": per, "processes": n_proc,
+                       "total_steps_per_second": round(total, 2),
+                       "speedup": round(total / solo, 2) if solo else None}
+        out["archs"][arch] = rows
+    return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..analysis.definitions import run_summary
@@ -12,7 +13,8 @@ from ..core.config import ConfigError, parse_sets, preset
 from ..core.data import build_dataset, export_json, load_json
 from ..core.store import (RunStoreError, list_runs, load_run, remove_run, store_path,
                           train)
-from .bench import bench, bench_arch, format_report
+from ..core.train import THREADS_ENV, thread_count
+from .bench import bench, bench_arch, bench_many, format_report
 from .pipeline import build_book, find_root
 
 
@@ -34,6 +36,17 @@ def _add_config_args(p):
     p.add_argument("--preset", default="cpu", help="test, cpu, gpu or paper (default cpu)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set data.phi=18 --set model.n_layer=8")
+
+
+def _add_threads_arg(p):
+    p.add_argument("--threads", type=int, help="torch threads per training process (default: "
+                   "$GROKBOOK_THREADS or 1; the numbers depend on it, the run id does not)")
+
+
+def _apply_threads(args):
+    if getattr(args, "threads", None) is not None:
+        thread_count(args.threads)  # refuses 0 or less, naming --threads
+        os.environ[THREADS_ENV] = str(args.threads)  # chapters' kernels inherit it
 
 
 def cmd_data(args):
@@ -149,6 +162,21 @@ def cmd_bench_arch(args):
     return _emit(out, args.json, 12)
 
 
+def cmd_bench_many(args):
+    ks = tuple(int(k) for k in args.ks.split(","))
+    out = bench_many(args.preset, ks=ks, archs=args.archs.split(","), steps=args.steps,
+                     repeats=args.repeats, processes=args.processes, threads=args.threads)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    for arch, rows in out["archs"].items():
+        for k, r in rows.items():
+            print(f"{arch:>12} K={k:<3} total {r['total_steps_per_second']:8.1f} steps/s  "
+                  f"speed-up {r['speedup']}x  ({r['processes']} process(es) x "
+                  f"{r['members_per_process']} members)")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="grokbook", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -162,6 +190,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("train", help="train (or load from the store) one run")
     _add_config_args(p)
+    _add_threads_arg(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
@@ -181,6 +210,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-html", action="store_true", help="execute only")
     p.add_argument("--root", help="the book's folder (holding _toc.yml); default: the current "
                                   "directory or the nearest parent that has one")
+    _add_threads_arg(p)
     p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("paths", help="logit lens + causal tracing of one checkpoint, timed")
@@ -223,8 +253,21 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_arch)
 
+    p = sub.add_parser("bench-many", help="steps/s of K runs trained together")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--ks", default="1,2,4,8,16", help="group sizes to time")
+    p.add_argument("--archs", default="transformer,looped,trm")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--processes", type=int, default=1, help="groups running at once")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_many)
+
     args = ap.parse_args(argv)
     try:
+        if args.cmd in ("train", "book"):
+            _apply_threads(args)
         return args.func(args)
     except (ConfigError, ValueError) as e:
         print(f"grokbook: error: {e}", file=sys.stderr)

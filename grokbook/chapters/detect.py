@@ -29,7 +29,7 @@ from ..analysis.lens import bridge_found, bridge_rates, logit_lens, site_lens, s
 from ..core.config import TRM_OVERRIDES, preset
 from ..core.progress import plan
 from ..core.regimes import REGIMES
-from ..core.store import train
+from ..core.store import train_many
 from .study import REGIME_NUMBERS
 
 CIRCUIT_WITH_ACCURACY = "circuit with accuracy"
@@ -84,7 +84,8 @@ def train_chapter(preset_name: str = "cpu", regimes=None, archs=ARCHS, store=Non
     """Train (or load from the store) every run of ``chapter_configs``."""
     configs = chapter_configs(preset_name, regimes, archs)
     with plan(configs.values(), label="regimes x architectures"):
-        return {key: train(cfg, store=store, progress=progress) for key, cfg in configs.items()}
+        runs = train_many(list(configs.values()), store=store, progress=progress)
+    return dict(zip(configs, runs))
 
 
 # ---------------------------------------------------------------- bridge over training

@@ -27,7 +27,7 @@ from ..analysis.measures import grokking_measures
 from ..core.config import Config, ConfigError, preset
 from ..core.newknowledge import dataset_for
 from ..core.progress import plan
-from ..core.store import load_run, run_id, store_path, train
+from ..core.store import load_run, run_id, store_path, train, train_many
 
 __all__ = ["sweep", "LocalExecutor", "run_point", "default_grid", "expand_grid",
            "sweep_curves", "by_value", "compute_table", "sweep_curves_chart",
@@ -96,6 +96,22 @@ def _safe_call(fn, item):
     return LocalExecutor._safe(fn, item)
 
 
+def _train_together(cfgs, store, progress: bool) -> None:
+    """Train the buildable points with ``train_many``; ``run_point`` then reads each from
+    the store, and reports (rather than raises) whatever failed here."""
+    buildable = []
+    for cfg in cfgs:
+        try:
+            dataset_for(cfg)
+            buildable.append(cfg)
+        except ConfigError:
+            continue
+    try:
+        train_many(buildable, store=store, progress=progress)
+    except Exception:  # noqa: BLE001 - each point's own row says what went wrong
+        pass
+
+
 # ---------------------------------------------------------------- the grid
 def _key(k: str) -> str:
     return k.replace("__", ".")
@@ -125,8 +141,11 @@ def sweep(base_config: Config, executor=None, progress: bool = True, store=None,
             continue
         items.append((point, {"config": cfg.to_dict(), "store": root, "measures": measures or {},
                               "progress": bool(progress) and executor is None}))
-    executor = executor or LocalExecutor(progress=progress)
-    with plan([base_config.replace(**p) for p, _ in items], label="sweep"):
+    cfgs = [base_config.replace(**p) for p, _ in items]
+    with plan(cfgs, label="sweep"):
+        if executor is None:  # here: points of one shape train together, as stacked groups
+            _train_together(cfgs, store, progress)
+        executor = executor or LocalExecutor(progress=progress)
         results = executor.map(run_point, [it for _, it in items]) if items else []
     for (point, item), res in zip(items, results):
         status, value = res

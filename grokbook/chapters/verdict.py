@@ -17,7 +17,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     memorized_step)
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
-from ..core.store import load_run, train
+from ..core.store import load_run, train, train_many
 from . import detect, paths, study, sweeps, transfer
 from .detect import FAKE, bridge_over_training, first_crossing
 
@@ -64,8 +64,10 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     fake = detect.train_chapter(preset_name, store=store, progress=progress)
     picks = transfer.pick_checkpoints(default)
     settings = transfer.chapter_finetune_settings(preset_name)
-    finetunes = {r.role: train(transfer.finetune_config(default, r.step, **settings),
-                               store=store, progress=progress) for r in picks.itertuples()}
+    roles = list(picks.role)
+    finetunes = dict(zip(roles, train_many(
+        [transfer.finetune_config(default, step, **settings) for step in picks.step],
+        store=store, progress=progress)))
 
     def ok_runs(table):
         return {row.run: load_run(row.run, store) for row in table.itertuples()

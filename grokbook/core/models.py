@@ -103,7 +103,11 @@ class Transformer(nn.Module):
 
     def embed(self, idx):                                     # (B, T) -> (B, T, C)
         T = idx.shape[1]
-        return self.drop(self.tok_emb(idx) + self.pos_emb(torch.arange(T, device=idx.device)))
+        tok = self.tok_emb(idx)
+        pos = self.pos_emb(torch.arange(T, device=idx.device))  # (T, C)
+        if pos.dim() == 3:  # a stacked ensemble (core.ensemble): (K, T, C), one per member
+            return self.drop((tok.unflatten(0, (pos.shape[0], -1)) + pos[:, None]).flatten(0, 1))
+        return self.drop(tok + pos)
 
     def _schedule(self):
         return [self.blocks[i] for _ in range(self.n_loops) for i in range(self.n_layer)]
@@ -148,12 +152,3 @@ class Transformer(nn.Module):
         T, L = SEQ_LEN, self.n_layer * self.n_loops
         body = sum(p.numel() for b in self.blocks for p in b.parameters()) * self.n_loops
         return 6 * body + 6 * L * T * self.d_model + 6 * self.d_model * self.vocab_size
-
-
-def param_groups(model: nn.Module, weight_decay: float):
-    """Every 2-D parameter decays, biases and norms don't."""
-    params = {id(p): p for p in model.parameters() if p.requires_grad}.values()
-    decay = [p for p in params if p.dim() >= 2]
-    rest = [p for p in params if p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": rest, "weight_decay": 0.0}]

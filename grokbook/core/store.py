@@ -15,6 +15,7 @@ processes from training the same run at once; the second waits and then reads it
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -36,9 +37,11 @@ from .config import Config, ConfigError, validate
 from .data import json_digest
 from .newknowledge import dataset_for
 from .progress import emit
-from .train import Trainer, TrainingDiverged, resolve_device, run_loop
+from .train import (Trainer, TrainingDiverged, group_key, resolve_device, run_loop,
+                    thread_count)
 
-__all__ = ["Run", "RunStoreError", "train", "load_run", "store_path", "list_runs", "run_id"]
+__all__ = ["Run", "RunStoreError", "train", "train_many", "load_run", "store_path", "list_runs",
+           "run_id"]
 
 RUN_ID = re.compile(r"[0-9a-f]{12}")
 
@@ -281,20 +284,65 @@ def load_run(rid: str, store=None) -> Run:
 
 def train(cfg: Config, store=None, progress: bool = True, stop_after: int | None = None) -> Run:
     """Return the complete run of ``cfg``: from the store, resumed, or trained now."""
-    validate(cfg)
-    cfg = resolved(cfg)
-    rid = run_id(cfg)
+    return train_many([cfg], store, progress, stop_after)[0]
+
+
+def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None = None,
+               group_size: int = 16, workers: int = 1, threads: int | None = None) -> list:
+    """The complete runs of ``cfgs``, in order: stored ones are read, the others trained
+    ``group_size`` at a time as stacked groups (runs that share ``group_key``), each member
+    stored as its own run exactly as if trained alone (``core.ensemble`` says why the
+    numbers are the same). ``workers`` > 1 trains independent groups in that many
+    processes. Training uses ``thread_count(threads)`` threads per process (1 unless
+    ``threads`` or ``$GROKBOOK_THREADS`` says otherwise). A member that diverges is not
+    stored; the others are."""
+    cfgs = [resolved(validate(c) or c) for c in cfgs]
+    ids = [run_id(c) for c in cfgs]
     root = store_path(store, create=False)
-    path = root / "runs" / rid
-    if (path / "COMPLETE").exists():
-        emit(event="stored", run=rid)
-        return Run(path)
-    store_path(store)  # training needs a writable store
-    with _lock(root / "locks" / f"{rid}.lock"):
-        if (path / "COMPLETE").exists():  # another process finished it while we waited
+    todo = {}
+    for cfg, rid in zip(cfgs, ids):
+        if (root / "runs" / rid / "COMPLETE").exists():
             emit(event="stored", run=rid)
-            return Run(path)
-        return _train_locked(cfg, path, progress, stop_after)
+        else:
+            todo.setdefault(rid, cfg)
+    if todo:
+        store_path(store)  # training needs a writable store
+        groups = {}
+        for rid, cfg in todo.items():
+            groups.setdefault(group_key(cfg), []).append((rid, cfg))
+        chunks = [g[i:i + group_size] for g in groups.values()
+                  for i in range(0, len(g), group_size)]
+        errors, n, before = [], thread_count(threads), torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            if workers > 1 and len(chunks) > 1:
+                errors = _train_in_processes(chunks, root, workers, n)
+            else:
+                for chunk in chunks:
+                    errors += _train_group(chunk, root, progress, stop_after)
+        finally:
+            torch.set_num_threads(before)
+        if errors:
+            raise errors[0]
+    return [Run(root / "runs" / rid) for rid in ids]
+
+
+def _train_in_processes(chunks, root: Path, workers: int, threads: int) -> list:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    jobs = [[(rid, cfg.to_dict()) for rid, cfg in chunk] for chunk in chunks]
+    errors = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+        for errs in ex.map(_group_worker, jobs, [str(root)] * len(jobs),
+                           [threads] * len(jobs)):
+            errors += errs
+    return errors
+
+
+def _group_worker(job, root: str, threads: int) -> list:
+    """One group in a worker process."""
+    torch.set_num_threads(threads)
+    return _train_group([(rid, Config.from_dict(d)) for rid, d in job], Path(root), False, None)
 
 
 def _init_weights(cfg: Config, store) -> dict | None:
@@ -314,57 +362,95 @@ def _init_weights(cfg: Config, store) -> dict | None:
     return parent.load_model(int(step) if step else None).state_dict()
 
 
-def _train_locked(cfg: Config, path: Path, progress: bool, stop_after) -> Run:
-    # data and starting weights first: a config that cannot be built leaves no folder behind
-    ds = dataset_for(cfg)
-    trainer = Trainer(cfg, ds, cfg.train.device, _init_weights(cfg, path.parent.parent))
-    (path / "ckpt").mkdir(parents=True, exist_ok=True)
-    _atomic_json(path / "config.json", cfg.to_dict())
-    wall_offset, timeline = 0.0, []
-    if (path / "state.pt").exists():
-        try:
-            state = torch.load(path / "state.pt", map_location=cfg.train.device,
-                               weights_only=False)
-            trainer.load_state(state["trainer"])
-        except Exception as e:
-            raise _corrupt(path, f"resume state: {type(e).__name__}: {e}") from None
-        wall_offset, timeline = state["wall_seconds"], list(state["timeline"])
+def _train_group(members, root: Path, progress: bool, stop_after) -> list:
+    """Train one group (runs sharing ``group_key``) under every member's lock. Returns the
+    errors of members that could not be completed (divergence); raises for bad configs."""
+    members = sorted(members, key=lambda m: m[0])
+    with contextlib.ExitStack() as locks:
+        for rid, _ in members:
+            locks.enter_context(_lock(root / "locks" / f"{rid}.lock"))
+        members = [(rid, cfg) for rid, cfg in members
+                   if not (root / "runs" / rid / "COMPLETE").exists()]
+        # data and starting weights first: a config that cannot be built leaves no folder
+        datasets = [dataset_for(cfg) for _, cfg in members]
+        inits = [_init_weights(cfg, root) for _, cfg in members]
+        states = [_resume_state(root / "runs" / rid, cfg) for rid, cfg in members]
+        errors = []
+        by_step = {}
+        for i, st in enumerate(states):
+            by_step.setdefault(st["trainer"]["step"] if st else 0, []).append(i)
+        for idx in by_step.values():
+            errors += _train_members([members[i] for i in idx], [datasets[i] for i in idx],
+                                     [inits[i] for i in idx], [states[i] for i in idx], root,
+                                     progress, stop_after)
+        return errors
 
-    def on_checkpoint(tr: Trainer, wall: float):
-        _atomic_torch(path / "ckpt" / f"{tr.step:08d}.pt", tr.weights())
-        _atomic_torch(path / "state.pt", {"trainer": tr.state(), "wall_seconds": wall,
-                                          "timeline": list(timeline)})
 
-    start = trainer.step
-    step_flops = flops_per_step(trainer.model, cfg.train.batch_size)
-    emit(event="start", run=path.name, max_steps=cfg.train.max_steps, step=start,
-         flops_per_step=step_flops)
+def _resume_state(path: Path, cfg: Config):
+    if not (path / "state.pt").exists():
+        return None
     try:
-        wall, done = run_loop(trainer, on_checkpoint, progress, stop_after, wall_offset,
-                              timeline, report=lambda step, sps: emit(
-                                  event="step", run=path.name, step=step, sps=sps))
-    except TrainingDiverged:
-        shutil.rmtree(path, ignore_errors=True)  # it would diverge again: keep nothing of it
-        raise
+        return torch.load(path / "state.pt", map_location=cfg.train.device, weights_only=False)
+    except Exception as e:
+        raise _corrupt(path, f"resume state: {type(e).__name__}: {e}") from None
+
+
+def _train_members(members, datasets, inits, states, root: Path, progress, stop_after) -> list:
+    cfgs = [cfg for _, cfg in members]
+    paths = [root / "runs" / rid for rid, _ in members]
+    device = cfgs[0].train.device
+    trainer = Trainer(cfgs, datasets, device, inits)
+    for k, (path, cfg) in enumerate(zip(paths, cfgs)):
+        (path / "ckpt").mkdir(parents=True, exist_ok=True)
+        _atomic_json(path / "config.json", cfg.to_dict())
+        if states[k]:
+            trainer.load_state(states[k]["trainer"], k)
+    first = states[0] or {}
+    wall_offset, timeline = first.get("wall_seconds", 0.0), list(first.get("timeline", []))
+    solo = build_model(cfgs[0], len(datasets[0].vocab))
+    step_flops = flops_per_step(solo, cfgs[0].train.batch_size)
+    start = trainer.step
+
+    def on_checkpoint(tr: Trainer, k: int, wall: float):
+        _atomic_torch(paths[k] / "ckpt" / f"{tr.step:08d}.pt", tr.weights(k))
+        _atomic_torch(paths[k] / "state.pt", {"trainer": tr.state(k), "wall_seconds": wall,
+                                              "timeline": list(timeline)})
+
+    def on_done(tr: Trainer, k: int, wall: float):
+        path = paths[k]
+        if tr.diverged[k]:
+            shutil.rmtree(path, ignore_errors=True)  # it would diverge again: keep nothing
+            return
+        ckpts = sorted(int(p.stem) for p in (path / "ckpt").glob("*.pt"))
+        _atomic_json(path / "metrics.json", tr.rows[k])
+        _atomic_json(path / "timeline.json", list(timeline))
+        _atomic_json(path / "info.json", {
+            "device": device_name(device), "torch": torch.__version__,
+            "python": platform.python_version(), "wall_seconds": wall,
+            "steps_per_second": (tr.step - start) / max(wall - wall_offset, 1e-9),
+            "threads": torch.get_num_threads(),
+            "group": {"size": tr.k, "members": [p.name for p in paths]},
+            "n_params": solo.num_params(), "dataset": datasets[k].summary(),
+            "flops_per_step": step_flops,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        sizes = {str(s): (path / "ckpt" / f"{s:08d}.pt").stat().st_size for s in ckpts}
+        _atomic_json(path / "COMPLETE", {"checkpoints": ckpts, "id": path.name, "sizes": sizes})
+        (path / "state.pt").unlink(missing_ok=True)
+        emit(event="end", run=path.name)
+
+    for path in paths:
+        emit(event="start", run=path.name, max_steps=cfgs[0].train.max_steps, step=start,
+             flops_per_step=step_flops * len(paths))
+    wall, done = run_loop(trainer, on_checkpoint, progress, stop_after, wall_offset, timeline,
+                          report=lambda step, sps: emit(event="step", run=paths[-1].name,
+                                                        step=step, sps=sps),
+                          on_done=on_done)
     if not done:
         raise KeyboardInterrupt(f"stopped at step {trainer.step} (stop_after={stop_after}); "
-                                f"state kept at the last checkpoint in {path}")
-    ckpts = sorted(int(p.stem) for p in (path / "ckpt").glob("*.pt"))
-    trained = trainer.step - start
-    _atomic_json(path / "metrics.json", trainer.rows)
-    _atomic_json(path / "timeline.json", timeline)
-    _atomic_json(path / "info.json", {
-        "device": device_name(cfg.train.device), "torch": torch.__version__,
-        "python": platform.python_version(), "wall_seconds": wall,
-        "steps_per_second": trained / max(wall - wall_offset, 1e-9),
-        "n_params": trainer.model.num_params(), "dataset": ds.summary(),
-        "flops_per_step": step_flops,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    sizes = {str(s): (path / "ckpt" / f"{s:08d}.pt").stat().st_size for s in ckpts}
-    _atomic_json(path / "COMPLETE", {"checkpoints": ckpts, "id": path.name, "sizes": sizes})
-    (path / "state.pt").unlink(missing_ok=True)
-    emit(event="end", run=path.name)
-    return Run(path)
+                                f"state kept at the last checkpoint in "
+                                f"{', '.join(str(p) for p in paths)}")
+    return [TrainingDiverged(trainer.diverged[k], member=k) for k in range(trainer.k)
+            if trainer.diverged[k]]
 
 
 def device_name(device: str) -> str:

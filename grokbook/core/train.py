@@ -1,5 +1,11 @@
-"""The training loop. Batches are drawn by indexing tensors already on the device, the
-loss is accumulated on the device, and the host reads it only at evaluations.
+"""The training loop, for K runs of one shape trained together (K = 1: a run alone).
+
+The K members are one stacked network (``core.ensemble``): each member draws its own
+batches from its own dataset with its own generator, has its own learning rate, weight
+decay, betas, clipping and EMA, and is evaluated on its own probe sets, all in the same
+batched passes. With one thread a member's numbers do not depend on K (see
+``core.ensemble``). Batches are drawn by indexing tensors already on the device, the loss
+is accumulated on the device, and the host reads it only at evaluations.
 
 Step k means "after k optimizer updates": evaluation and checkpoint at step k happen
 before update k + 1. Everything that the next step depends on (weights, optimizer,
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 
 import numpy as np
@@ -17,12 +24,16 @@ import torch
 import torch.nn.functional as F
 
 from .arch import build_model
-from .models import param_groups
+from .ensemble import load_member, member_state, stack_models
 from .tables import n_rows
 
 
 class TrainingDiverged(ValueError):
     """The training loss became NaN or infinite; the run cannot be completed as configured."""
+
+    def __init__(self, message: str, member: int = 0):
+        super().__init__(message)
+        self.member = member
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -32,6 +43,28 @@ def resolve_device(name: str = "auto") -> str:
         raise ValueError("train.device: 'cuda' requested but no CUDA device is available; "
                          "allowed here: auto, cpu")
     return name
+
+
+THREADS_ENV = "GROKBOOK_THREADS"
+
+
+def thread_count(threads: int | None = None) -> int:
+    """Threads one training process uses: ``threads``, else ``$GROKBOOK_THREADS``, else 1.
+
+    One by default because two busy threads collapse when any other process shares the
+    two cores (15.9 -> 2.8 steps/s measured) while one holds its speed; parallelism comes
+    from training several runs at once (stacked groups, worker processes). The run id never
+    depends on it; the numbers are bitwise the same for a given thread count."""
+    if threads is None:
+        raw = os.environ.get(THREADS_ENV, "1")
+        try:
+            threads = int(raw)
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV}: {raw!r} is not allowed; allowed: a whole number "
+                             f"of threads, 1 or more") from None
+    if threads < 1:
+        raise ValueError(f"threads: {threads} is not allowed; allowed: 1 or more")
+    return threads
 
 
 def eval_steps(t) -> list[int]:
@@ -55,39 +88,6 @@ def lr_at(step: int, t) -> float:
     return t.lr * min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps else t.lr
 
 
-class ProbeSet:
-    """Every probe set concatenated once, evaluated in one batched pass."""
-
-    def __init__(self, ds, device, names=None):
-        names = [n for n in (names or ds.probes) if n_rows(ds.probes[n])]
-        self.names = names
-        parts = [ds.tensors(ds.probes[n], device) for n in names]
-        self.x = torch.cat([p[0] for p in parts])
-        self.pos = torch.cat([p[1] for p in parts])
-        self.y = torch.cat([p[2] for p in parts])
-        self.seg = torch.cat([torch.full((len(p[0]),), i, device=device)
-                              for i, p in enumerate(parts)])
-
-    @torch.no_grad()
-    def evaluate(self, model, chunk: int = 16384, autocast=None) -> dict:
-        was_training = model.training
-        model.eval()
-        correct, losses = [], []
-        for s in range(0, len(self.x), chunk):
-            with autocast_for(self.x.device.type, autocast):
-                logits = model(self.x[s:s + chunk], self.pos[s:s + chunk]).float()
-            y = self.y[s:s + chunk]
-            correct.append((logits.argmax(-1) == y).float())
-            losses.append(F.cross_entropy(logits, y, reduction="none"))
-        model.train(was_training)
-        n = len(self.names)
-        count = torch.bincount(self.seg, minlength=n).float()
-        acc = torch.bincount(self.seg, torch.cat(correct), minlength=n) / count
-        loss = torch.bincount(self.seg, torch.cat(losses), minlength=n) / count
-        acc, loss = acc.tolist(), loss.tolist()  # the one host sync of an evaluation
-        return {name: (loss[i], acc[i]) for i, name in enumerate(self.names)}
-
-
 def autocast_for(device_type: str, dtype=None):
     """bf16 on CUDA; on CPU full precision unless ``dtype`` asks otherwise (the bench)."""
     if dtype is not None:
@@ -97,56 +97,198 @@ def autocast_for(device_type: str, dtype=None):
     return torch.autocast("cpu", enabled=False)
 
 
-class Trainer:
-    """Owns model, optimizer and generators; the run store decides where state goes."""
+def group_key(cfg) -> tuple:
+    """What K runs must share to train as one stacked network: the model's shape, the
+    batch, the schedule, the vocabulary, the device and whether weights are averaged.
+    Seeds, data, learning rates, weight decay, betas, warmup and clipping may differ."""
+    d, t = cfg.data, cfg.train
+    return (tuple(sorted(vars(cfg.model).items())), t.batch_size, t.max_steps, t.eval_every,
+            t.eval_dense_until, t.eval_per_decade, t.checkpoint_every, t.device,
+            t.ema > 0, d.n_entities, d.n_relations, bool(d.from_json))
 
-    def __init__(self, cfg, ds, device: str, init_weights: dict | None = None):
-        self.cfg, self.ds, self.device = cfg, ds, device
-        t = cfg.train
-        torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg, len(ds.vocab)).to(device)
-        if init_weights is not None:
-            self.model.load_state_dict(init_weights)
+
+class ProbeSets:
+    """Every member's probe sets, each member's concatenated and padded to one length, so
+    one batched pass per chunk evaluates all members."""
+
+    def __init__(self, datasets, device):
+        self.names, xs, poss, ys, segs = [], [], [], [], []
+        for ds in datasets:
+            names = [n for n in ds.probes if n_rows(ds.probes[n])]
+            parts = [ds.tensors(ds.probes[n], device) for n in names]
+            self.names.append(names)
+            xs.append(torch.cat([p[0] for p in parts]))
+            poss.append(torch.cat([p[1] for p in parts]))
+            ys.append(torch.cat([p[2] for p in parts]))
+            segs.append(torch.cat([torch.full((len(p[0]),), i, device=device)
+                                   for i, p in enumerate(parts)]))
+        self.n = [len(x) for x in xs]
+        top = max(self.n)
+
+        def pad(t):  # repeat the first rows; padded rows are never counted
+            return torch.cat([t, t[:top - len(t)]]) if len(t) < top else t
+
+        self.x = torch.stack([pad(x) for x in xs])            # (K, N, 3)
+        self.pos = torch.stack([pad(p) for p in poss])        # (K, N)
+        self.y = torch.stack([pad(y) for y in ys])            # (K, N)
+        self.seg = segs
+
+    @torch.no_grad()
+    def evaluate(self, model, chunk: int = 8192, autocast=None) -> list:
+        """Per member: {probe name: (loss, accuracy)}."""
+        was_training = model.training
+        model.eval()
+        K, N = self.y.shape
+        chunk = max(1, chunk // K)
+        correct, losses = [], []
+        for s in range(0, N, chunk):
+            x = self.x[:, s:s + chunk].reshape(-1, self.x.shape[-1])
+            with autocast_for(x.device.type, autocast):
+                logits = model(x, self.pos[:, s:s + chunk].reshape(-1)).float()
+            y = self.y[:, s:s + chunk].reshape(-1)
+            correct.append((logits.argmax(-1) == y).float().view(K, -1))
+            losses.append(F.cross_entropy(logits, y, reduction="none").view(K, -1))
+        model.train(was_training)
+        correct, losses = torch.cat(correct, 1), torch.cat(losses, 1)
+        out = []
+        for k in range(K):
+            n, seg = len(self.names[k]), self.seg[k]
+            count = torch.bincount(seg, minlength=n).float()
+            acc = torch.bincount(seg, correct[k, :self.n[k]], minlength=n) / count
+            loss = torch.bincount(seg, losses[k, :self.n[k]], minlength=n) / count
+            acc, loss = acc.tolist(), loss.tolist()
+            out.append({name: (loss[i], acc[i]) for i, name in enumerate(self.names[k])})
+        return out
+
+
+class StackedAdamW:
+    """AdamW over stacked weights with one learning rate, weight decay and pair of betas per
+    member (shape (K, 1, ...) factors). Decoupled weight decay on every weight that is 2-D
+    in the solo model; biases and norms don't decay."""
+
+    def __init__(self, model, cfgs, eps: float = 1e-8):
+        self.params = dict(model.named_parameters())
+        self.decays = {n: model.solo_dims[n] >= 2 for n in self.params}
+        self.eps, self.t = eps, 0
+        self.k = len(cfgs)
+        col = lambda name: torch.tensor([getattr(c.train, name) for c in cfgs],  # noqa: E731
+                                        dtype=torch.float32)
+        self.wd, self.beta1, self.beta2 = col("weight_decay"), col("beta1"), col("beta2")
+        self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
+
+    def _view(self, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return v.to(p.device).view(-1, *([1] * (p.dim() - 1)))
+
+    @torch.no_grad()
+    def step(self, lrs: torch.Tensor):
+        self.t += 1
+        bc1 = 1 - self.beta1 ** self.t
+        bc2_sqrt = (1 - self.beta2 ** self.t).sqrt()
+        for n, p in self.params.items():
+            if p.grad is None:
+                continue
+            g, m, v = p.grad, self.exp_avg[n], self.exp_avg_sq[n]
+            lr = self._view(lrs, p)
+            if self.decays[n]:
+                p.mul_(1 - lr * self._view(self.wd, p))
+            m.lerp_(g, 1 - self._view(self.beta1, p))
+            b2 = self._view(self.beta2, p)
+            v.mul_(b2).add_((1 - b2) * g * g)
+            denom = (v.sqrt() / self._view(bc2_sqrt, p)).add_(self.eps)
+            p.sub_((lr / self._view(bc1, p)) * m / denom)
+
+    def zero_grad(self):
+        for p in self.params.values():
+            p.grad = None
+
+    def member_state(self, k: int) -> dict:
+        return {"t": self.t, "exp_avg": {n: v[k].clone() for n, v in self.exp_avg.items()},
+                "exp_avg_sq": {n: v[k].clone() for n, v in self.exp_avg_sq.items()}}
+
+    @torch.no_grad()
+    def load_member(self, k: int, s: dict):
+        self.t = s["t"]
+        for n in self.params:
+            self.exp_avg[n][k].copy_(s["exp_avg"][n])
+            self.exp_avg_sq[n][k].copy_(s["exp_avg_sq"][n])
+
+
+class Trainer:
+    """K members of one shape (``group_key``) trained as one stacked network.
+
+    ``Trainer(cfg, ds, device)`` is a run alone; ``Trainer([cfg, ...], [ds, ...], device)``
+    a group. The store decides where each member's state goes."""
+
+    def __init__(self, cfgs, datasets, device: str, init_weights=None):
+        if not isinstance(cfgs, (list, tuple)):
+            cfgs, datasets, init_weights = [cfgs], [datasets], [init_weights]
+        self.cfgs, self.k, self.device = list(cfgs), len(cfgs), device
+        self.cfg = self.cfgs[0]       # the shape and schedule every member shares
+        if len({group_key(c) for c in self.cfgs}) > 1:
+            raise ValueError("a group's configs must share group_key (model, batch, schedule)")
+        init_weights = list(init_weights or [None] * self.k)
+        vocab = len(datasets[0].vocab)
+        solos = []
+        for cfg, w in zip(self.cfgs, init_weights):
+            torch.manual_seed(cfg.seed)
+            m = build_model(cfg, vocab)
+            if w is not None:
+                m.load_state_dict(w)
+            solos.append(m)
+        self.model = stack_models(solos).to(device)
+        t = self.cfg.train
         self.ema = copy.deepcopy(self.model).eval() if t.ema > 0 else None
-        fused = device == "cuda"
-        self.opt = torch.optim.AdamW(param_groups(self.model, t.weight_decay), lr=t.lr,
-                                     betas=(t.beta1, t.beta2), fused=fused)
-        self.gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-        self.x, self.pos, self.y = ds.tensors(ds.train, device)
-        self.probes = ProbeSet(ds, device)
+        self.ema_keep = torch.tensor([c.train.ema for c in self.cfgs], device=device)
+        self.clip = torch.tensor([c.train.grad_clip for c in self.cfgs], device=device)
+        self.opt = StackedAdamW(self.model, self.cfgs)
+        self.gens = [torch.Generator(device=device).manual_seed(c.seed + 1) for c in self.cfgs]
+        data = [ds.tensors(ds.train, device) for ds in datasets]
+        self.xs, self.poss, self.ys = ([d[i] for d in data] for i in range(3))
+        self.probes = ProbeSets(datasets, device)
         self.step = 0
-        self.loss_sum = torch.zeros((), device=device)
+        self.loss_sum = torch.zeros(self.k, device=device)
         self.loss_count = 0
-        self.rows: list[dict] = []
+        self.rows: list[list] = [[] for _ in range(self.k)]
+        self.active = [True] * self.k
+        self.diverged = [""] * self.k  # why a member stopped short (then it is not stored)
         self.autocast = None      # a dtype forces autocast on CPU too (grokbook bench --bf16)
 
     # -- the step, in the parts the bench times
     def next_batch(self):
-        idx = torch.randint(len(self.x), (self.cfg.train.batch_size,), generator=self.gen,
-                            device=self.device)
-        return self.x[idx], self.pos[idx], self.y[idx]
+        B = self.cfg.train.batch_size
+        idx = [torch.randint(len(x), (B,), generator=g, device=self.device)
+               for x, g in zip(self.xs, self.gens)]
+        return (torch.cat([x[i] for x, i in zip(self.xs, idx)]),
+                torch.cat([p[i] for p, i in zip(self.poss, idx)]),
+                torch.cat([y[i] for y, i in zip(self.ys, idx)]))
 
     def forward_loss(self, batch):
+        """Each member's mean loss on its own batch (K,); the answer only."""
         x, pos, y = batch
         with autocast_for(self.device, self.autocast):
-            logits = self.model(x, pos)                         # (B, V)
-        return F.cross_entropy(logits.float(), y)               # loss on the answer only
+            logits = self.model(x, pos)                         # (K*B, V)
+        return F.cross_entropy(logits.float(), y, reduction="none").view(self.k, -1).mean(1)
 
     def backward(self, loss):
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.opt.zero_grad()
+        loss.sum().backward()     # members share no weight: each gets its own gradient
 
+    @torch.no_grad()
     def optimizer_step(self):
-        t = self.cfg.train
-        for g in self.opt.param_groups:
-            g["lr"] = lr_at(self.step, t)
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-        self.opt.step()
+        params = self.opt.params.values()
+        if (self.clip > 0).any():
+            sq = sum(p.grad.reshape(self.k, -1).pow(2).sum(1) for p in params
+                     if p.grad is not None)
+            coef = torch.where(self.clip > 0, (self.clip / (sq.sqrt() + 1e-6)).clamp(max=1.0),
+                               torch.ones_like(self.clip))
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
+        self.opt.step(torch.tensor([lr_at(self.step, c.train) for c in self.cfgs]))
         if self.ema is not None:
-            with torch.no_grad():
-                for pe, p in zip(self.ema.parameters(), self.model.parameters()):
-                    pe.lerp_(p, 1.0 - t.ema)
+            for pe, p in zip(self.ema.parameters(), self.model.parameters()):
+                pe.lerp_(p, (1.0 - self.ema_keep).view(-1, *([1] * (p.dim() - 1))))
 
     def train_step(self):
         loss = self.forward_loss(self.next_batch())
@@ -160,57 +302,68 @@ class Trainer:
     def eval_model(self):
         return self.ema if self.ema is not None else self.model
 
-    def evaluate(self) -> dict:
-        result = self.probes.evaluate(self.eval_model, autocast=self.autocast)
-        train_loss = (self.loss_sum / self.loss_count).item() if self.loss_count else float("nan")
-        if self.loss_count and not math.isfinite(train_loss):
-            t = self.cfg.train
-            raise TrainingDiverged(
-                f"training diverged: the mean training loss over steps {self.step - self.loss_count}"
-                f"-{self.step} is {train_loss} (train.lr={t.lr}, train.weight_decay="
-                f"{t.weight_decay}, train.grad_clip={t.grad_clip}); the run was not stored. "
-                f"Lower train.lr or turn on train.grad_clip")
-        self.rows.append({"step": self.step, "split": "train", "loss": train_loss,
-                          "accuracy": float("nan")})
-        for name, (loss, acc) in result.items():
-            self.rows.append({"step": self.step, "split": name, "loss": loss, "accuracy": acc})
+    def evaluate(self) -> list:
+        """Evaluate every member; rows are kept for the active ones. Per member
+        {probe: (loss, accuracy)}."""
+        results = self.probes.evaluate(self.eval_model, autocast=self.autocast)
+        means = (self.loss_sum / max(self.loss_count, 1)).tolist()
+        for k in range(self.k):
+            if not self.active[k]:
+                continue
+            train_loss = means[k] if self.loss_count else float("nan")
+            if self.loss_count and not math.isfinite(train_loss):
+                t = self.cfgs[k].train
+                self.diverged[k] = (
+                    f"training diverged: the mean training loss over steps "
+                    f"{self.step - self.loss_count}-{self.step} is {train_loss} (train.lr={t.lr}, "
+                    f"train.weight_decay={t.weight_decay}, train.grad_clip={t.grad_clip}); the run "
+                    f"was not stored. Lower train.lr or turn on train.grad_clip")
+                self.active[k] = False
+                continue
+            self.rows[k].append({"step": self.step, "split": "train", "loss": train_loss,
+                                 "accuracy": float("nan")})
+            for name, (loss, acc) in results[k].items():
+                self.rows[k].append({"step": self.step, "split": name, "loss": loss,
+                                     "accuracy": acc})
         self.loss_sum.zero_()
         self.loss_count = 0
-        return result
+        return results
 
-    # -- state
-    def weights(self) -> dict:
-        return {k: v.detach().cpu().clone() for k, v in self.eval_model.state_dict().items()}
+    # -- state, member by member (each member's resume state is its own run's)
+    def weights(self, k: int = 0) -> dict:
+        return {n: v.cpu() for n, v in member_state(self.eval_model, k).items()}
 
-    def state(self) -> dict:
-        return {"step": self.step, "model": self.model.state_dict(),
-                "ema": self.ema.state_dict() if self.ema is not None else None,
-                "opt": self.opt.state_dict(), "gen": self.gen.get_state(),
-                "cpu_rng": torch.get_rng_state(), "loss_sum": self.loss_sum.clone(),
-                "loss_count": self.loss_count, "rows": list(self.rows)}
+    def state(self, k: int = 0) -> dict:
+        return {"step": self.step, "model": member_state(self.model, k),
+                "ema": member_state(self.ema, k) if self.ema is not None else None,
+                "opt": self.opt.member_state(k), "gen": self.gens[k].get_state(),
+                "cpu_rng": torch.get_rng_state(),
+                "loss_sum": self.loss_sum[k].clone(), "loss_count": self.loss_count,
+                "rows": list(self.rows[k])}
 
-    def load_state(self, s: dict):
+    def load_state(self, s: dict, k: int = 0):
         self.step = s["step"]
-        self.model.load_state_dict(s["model"])
+        load_member(self.model, k, s["model"])
         if self.ema is not None:
-            self.ema.load_state_dict(s["ema"])
-        self.opt.load_state_dict(s["opt"])
-        self.gen.set_state(s["gen"])
+            load_member(self.ema, k, s["ema"])
+        self.opt.load_member(k, s["opt"])
+        self.gens[k].set_state(s["gen"])
         torch.set_rng_state(s["cpu_rng"])
-        self.loss_sum = s["loss_sum"].to(self.device)
+        self.loss_sum[k] = s["loss_sum"].to(self.device)
         self.loss_count = s["loss_count"]
-        self.rows = list(s["rows"])
+        self.rows[k] = list(s["rows"])
 
 
 def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after: int | None = None,
-             wall_offset: float = 0.0, timeline: list | None = None, report=None):
+             wall_offset: float = 0.0, timeline: list | None = None, report=None, on_done=None):
     """Train to ``max_steps``, evaluating and checkpointing on schedule.
 
-    ``on_checkpoint(trainer, wall_seconds)`` persists state; ``report(step, steps_per_s)``
-    (optional) hears of every evaluation. ``stop_after`` ends the call
-    after that many steps (used to test interruption). ``train.stop_at`` ends the run
-    early, complete, once held-out ID accuracy reaches it. Returns (wall seconds so far,
-    whether the run is complete).
+    ``on_checkpoint(trainer, k, wall_seconds)`` persists member k's state; ``on_done(trainer,
+    k, wall_seconds)`` (optional) hears that member k is complete; ``report(step,
+    steps_per_s)`` (optional) hears of every evaluation. ``stop_after`` ends the call after
+    that many steps (used to test interruption). ``train.stop_at`` ends a member early,
+    complete, once its held-out ID accuracy reaches it. Returns (wall seconds so far,
+    whether every member is complete).
     """
     from tqdm.auto import tqdm
     t = trainer.cfg.train
@@ -219,36 +372,51 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
     start, t0 = trainer.step, time.perf_counter()
     bar = tqdm(total=t.max_steps, initial=start, disable=not progress, desc="train",
                mininterval=1.0)
-    fresh = start == 0 and not trainer.rows
+    fresh = start == 0 and not any(trainer.rows)
 
     def wall():
         return wall_offset + time.perf_counter() - t0
 
-    done = False
+    finished = set()
+
+    def finish(k):
+        trainer.active[k] = False
+        finished.add(k)
+        if on_done is not None:
+            on_done(trainer, k, wall())
+
     while True:
         s = trainer.step
         if s > start or fresh:
-            reached = False
+            reached = [False] * trainer.k
             if s in evals:
                 res = trainer.evaluate()
                 timeline.append({"step": s, "wall_seconds": wall()})
                 if report is not None:
                     report(s, (s - start) / max(time.perf_counter() - t0, 1e-9))
-                bar.set_postfix({k.replace("test_inferred_", ""): f"{a:.2f}" for k, (_, a)
-                                 in res.items() if "inferred" in k}, refresh=False)
-                iid = res.get("test_inferred_iid", (None, 0.0))[1]
-                reached = t.stop_at > 0 and iid >= t.stop_at
-            if s in ckpts or reached:
-                on_checkpoint(trainer, wall())
-            if reached:
-                done = True
+                bar.set_postfix({n.replace("test_inferred_", ""): f"{a:.2f}" for n, (_, a)
+                                 in res[0].items() if "inferred" in n}, refresh=False)
+                for k in range(trainer.k):
+                    if trainer.diverged[k] and k not in finished:
+                        finish(k)
+                    stop = trainer.cfgs[k].train.stop_at
+                    iid = res[k].get("test_inferred_iid", (None, 0.0))[1]
+                    reached[k] = trainer.active[k] and stop > 0 and iid >= stop
+            for k in range(trainer.k):
+                if trainer.active[k] and (s in ckpts or reached[k]):
+                    on_checkpoint(trainer, k, wall())
+                if reached[k]:
+                    finish(k)
+            if not any(trainer.active):
                 break
         if s >= t.max_steps:
-            done = True
+            for k in range(trainer.k):
+                if trainer.active[k]:
+                    finish(k)
             break
         if stop_after is not None and s - start >= stop_after:
             break
         trainer.train_step()
         bar.update(1)
     bar.close()
-    return wall(), done
+    return wall(), not any(trainer.active)

@@ -30,7 +30,7 @@ so patching position p of a stage replaces everything the recursion carries at p
 analogue of a transformer's residual stream at (layer, p)); patching a state with itself
 changes nothing. ``run_from`` returns the final z_H (B, T, C).
 
-Optimizer decay rule (grokbook.core.models.param_groups): every 2-D parameter decays,
+Optimizer decay rule (grokbook.core.train.StackedAdamW): every 2-D parameter decays,
 norms have no weights here, biases don't.
 """
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""Runs trained together: each member is bitwise the run trained alone (one thread)."""
+import json
+
+import pytest
+import torch
+
+from conftest import small
+from grokbook.core.store import train, train_many
+from grokbook.core.train import group_key
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _members():
+    # same shape and schedule; other seed, learning rate, weight decay, data (phi) and regime
+    return [small(seed=0), small(seed=1, **{"train.lr": 1e-3, "train.weight_decay": 0.3}),
+            small(seed=2, **{"data.phi": 3.0, "data.regime": "both_full",
+                             "train.grad_clip": 0.0})]
+
+
+def _same_run(a, b):
+    assert a.id == b.id
+    assert (a.path / "metrics.json").read_bytes() == (b.path / "metrics.json").read_bytes()
+    assert a.checkpoints == b.checkpoints
+    for s in a.checkpoints:
+        wa = torch.load(a.path / "ckpt" / f"{s:08d}.pt", weights_only=True)
+        wb = torch.load(b.path / "ckpt" / f"{s:08d}.pt", weights_only=True)
+        assert wa.keys() == wb.keys()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), f"{a.id} step {s} differs"
+
+
+def test_members_trained_together_equal_solo_runs(tmp_path):
+    cfgs = _members()
+    assert len({group_key(c) for c in cfgs}) == 1
+    together = train_many(cfgs, store=tmp_path / "together", progress=False)
+    alone = [train(c, store=tmp_path / "alone", progress=False) for c in cfgs]
+    for a, b in zip(together, alone):
+        _same_run(a, b)
+    assert json.loads((together[0].path / "info.json").read_text())["group"]["size"] == 3
+    assert len({r.id for r in together}) == 3
+    # the loaded weights answer as the stacked network did
+    assert together[1].load_model(20).state_dict().keys() == alone[1].load_model(20).state_dict().keys()
+
+
+def test_an_interrupted_group_resumes_to_the_same_numbers(tmp_path):
+    cfgs = _members()
+    with pytest.raises(KeyboardInterrupt):
+        train_many(cfgs, store=tmp_path / "a", progress=False, stop_after=30)
+    resumed = train_many(cfgs, store=tmp_path / "a", progress=False)
+    straight = train_many(cfgs, store=tmp_path / "b", progress=False)
+    for a, b in zip(resumed, straight):
+        _same_run(a, b)
+
+
+def test_a_stored_member_is_not_trained_again(tmp_path):
+    cfgs = _members()
+    first = train(cfgs[1], store=tmp_path, progress=False)
+    info = (first.path / "info.json").read_bytes()
+    runs = train_many(cfgs, store=tmp_path, progress=False)
+    assert (runs[1].path / "info.json").read_bytes() == info
+    assert json.loads((runs[0].path / "info.json").read_text())["group"]["size"] == 2
+
+
+def test_a_member_that_stops_early_is_its_solo_run(tmp_path):
+    early = small(seed=3, **{"train.stop_at": 0.01, "train.lr": 1e-2})
+    cfgs = [small(seed=0), early]
+    together = train_many(cfgs, store=tmp_path / "t", progress=False)
+    alone = train(early, store=tmp_path / "s", progress=False)
+    _same_run(together[1], alone)
+    assert together[1].steps < together[0].steps
+
+
+def test_a_diverging_member_is_dropped_and_the_others_stored(tmp_path):
+    from grokbook.core.store import list_runs
+    from grokbook.core.train import TrainingDiverged
+    bad = small(seed=4, **{"train.lr": 1e30, "train.grad_clip": 0.0, "train.warmup_steps": 0})
+    good = small(seed=0)
+    with pytest.raises(TrainingDiverged):
+        train_many([good, bad], store=tmp_path, progress=False)
+    assert list_runs(tmp_path) == [train(good, store=tmp_path, progress=False).id]
+
+
+@pytest.mark.parametrize("arch", [{"model.n_loops": 2}, {"model.arch": "trm", "model.n_layer": 1,
+                                                         "model.trm_inner_steps": 2,
+                                                         "train.ema": 0.9}])
+def test_parameter_sharing_members_equal_solo_runs(tmp_path, arch):
+    cfgs = [small(seed=0, **arch), small(seed=1, **{**arch, "train.lr": 1e-3})]
+    together = train_many(cfgs, store=tmp_path / "t", progress=False)
+    for cfg, run in zip(cfgs, together):
+        _same_run(run, train(cfg, store=tmp_path / "s", progress=False))
