@@ -36,6 +36,8 @@ class StackedLinear(nn.Module):
                      if layers[0].bias is not None else None)
 
     def forward(self, x):                                     # (K*B, ..., in)
+        if self.k == 1:  # bitwise the batched product below (checked), without its reshapes
+            return F.linear(x, self.weight[0], None if self.bias is None else self.bias[0, 0])
         shape = x.shape
         xk = x.reshape(self.k, -1, shape[-1])                 # (K, B*..., in)
         w = self.weight.transpose(1, 2)                       # (K, in, out)
@@ -51,6 +53,8 @@ class StackedEmbedding(nn.Module):
 
     def forward(self, idx):
         """(K*B, T) member-major -> (K*B, T, C); a (T,) index (positions) -> (K, T, C)."""
+        if self.k == 1 and idx.dim() > 1:
+            return F.embedding(idx, self.weight[0])
         table = self.weight.reshape(-1, self.weight.shape[-1])   # (K*V, C)
         if idx.dim() == 1:
             offset = torch.arange(self.k, device=idx.device)[:, None] * self.n
@@ -69,9 +73,12 @@ class StackedLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.stack([l.bias.detach() for l in layers]))
 
     def forward(self, x):                                     # (K*B, ..., C)
-        y = F.layer_norm(x, self.shape, eps=self.eps)
-        yk = y.reshape(self.k, -1, y.shape[-1])
-        return (yk * self.weight[:, None] + self.bias[:, None]).reshape(x.shape)
+        # the fused norm member by member: row-wise, so each member's rows are normalised
+        # exactly as they would be alone
+        parts = x.chunk(self.k)
+        return torch.cat([F.layer_norm(p, self.shape, self.weight[k], self.bias[k], self.eps)
+                          for k, p in enumerate(parts)]) if self.k > 1 else \
+            F.layer_norm(x, self.shape, self.weight[0], self.bias[0], self.eps)
 
 
 _STACKED = {nn.Linear: StackedLinear, nn.Embedding: StackedEmbedding,

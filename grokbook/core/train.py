@@ -185,18 +185,17 @@ class StackedAdamW:
         self.t += 1
         bc1 = 1 - self.beta1 ** self.t
         bc2_sqrt = (1 - self.beta2 ** self.t).sqrt()
+        step_size = lrs / bc1
         for n, p in self.params.items():
             if p.grad is None:
                 continue
             g, m, v = p.grad, self.exp_avg[n], self.exp_avg_sq[n]
-            lr = self._view(lrs, p)
             if self.decays[n]:
-                p.mul_(1 - lr * self._view(self.wd, p))
-            m.lerp_(g, 1 - self._view(self.beta1, p))
-            b2 = self._view(self.beta2, p)
-            v.mul_(b2).add_((1 - b2) * g * g)
-            denom = (v.sqrt() / self._view(bc2_sqrt, p)).add_(self.eps)
-            p.sub_((lr / self._view(bc1, p)) * m / denom)
+                p.mul_(self._view(1 - lrs * self.wd, p))
+            m.lerp_(g, self._view(1 - self.beta1, p))
+            v.mul_(self._view(self.beta2, p)).addcmul_(g, g * self._view(1 - self.beta2, p))
+            denom = v.sqrt().div_(self._view(bc2_sqrt, p)).add_(self.eps)
+            p.addcdiv_(m * self._view(-step_size, p), denom)
 
     def zero_grad(self):
         for p in self.params.values():
