@@ -94,3 +94,11 @@ def test_parameter_sharing_members_equal_solo_runs(tmp_path, arch):
     together = train_many(cfgs, store=tmp_path / "t", progress=False)
     for cfg, run in zip(cfgs, together):
         _same_run(run, train(cfg, store=tmp_path / "s", progress=False))
+
+
+def test_groups_spread_over_worker_processes_give_the_same_runs(tmp_path):
+    cfgs = _members()[:2]
+    spread = train_many(cfgs, store=tmp_path / "w", progress=False, workers=2)
+    for cfg, run in zip(cfgs, spread):
+        _same_run(run, train(cfg, store=tmp_path / "s", progress=False))
+        assert json.loads((run.path / "info.json").read_text())["group"]["size"] == 1

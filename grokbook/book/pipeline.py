@@ -32,7 +32,7 @@ from pathlib import Path
 from ..core import __version__
 from ..core import progress
 from ..core.config import preset as get_preset
-from ..core.store import device_name
+from ..core.store import WORKERS_ENV, device_name
 from ..core.train import resolve_device
 from .charts import write_bundle
 
@@ -384,6 +384,8 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
         listed = [e for e in toc_entries(root) if re.match(r"book/\d\d_", e)]
         missing = missing + [e for e in listed if e not in present and e not in missing]
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # chapters that train several runs spread them over the cores, one thread each
+    os.environ.setdefault(WORKERS_ENV, str(os.cpu_count() or 1))
     kernel = ensure_kernel(out)
     executed: dict[str, Path] = {}
     given = Path(executed_dir).resolve() if executed_dir else None

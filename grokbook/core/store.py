@@ -287,8 +287,25 @@ def train(cfg: Config, store=None, progress: bool = True, stop_after: int | None
     return train_many([cfg], store, progress, stop_after)[0]
 
 
+WORKERS_ENV = "GROKBOOK_WORKERS"
+
+
+def default_workers() -> int:
+    """Processes ``train_many`` spreads groups over: ``$GROKBOOK_WORKERS``, else 1 (the book
+    pipeline sets it to the machine's cores for the chapters it executes)."""
+    raw = os.environ.get(WORKERS_ENV, "1")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{WORKERS_ENV}: {raw!r} is not allowed; allowed: 1 or more processes")
+    return n
+
+
 def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None = None,
-               group_size: int = 16, workers: int = 1, threads: int | None = None) -> list:
+               group_size: int = 16, workers: int | None = None,
+               threads: int | None = None) -> list:
     """The complete runs of ``cfgs``, in order: stored ones are read, the others trained
     ``group_size`` at a time as stacked groups (runs that share ``group_key``), each member
     stored as its own run exactly as if trained alone (``core.ensemble`` says why the
@@ -310,6 +327,10 @@ def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None =
         groups = {}
         for rid, cfg in todo.items():
             groups.setdefault(group_key(cfg), []).append((rid, cfg))
+        workers = default_workers() if workers is None else workers
+        if workers > 1:  # on CPU a stacked group is barely faster than its members in turn,
+            # processes are: give every worker a share (the numbers do not change)
+            group_size = min(group_size, max(1, -(-len(todo) // workers)))
         chunks = [g[i:i + group_size] for g in groups.values()
                   for i in range(0, len(g), group_size)]
         errors, n, before = [], thread_count(threads), torch.get_num_threads()
