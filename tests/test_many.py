@@ -10,7 +10,8 @@ from grokbook.core.train import group_key
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def one_thread(monkeypatch):
+    monkeypatch.delenv("GROKBOOK_WORKERS", raising=False)  # groups stay whole here
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

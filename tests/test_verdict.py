@@ -1,5 +1,4 @@
 """Chapter 7's verdict rules on hand-built numbers, and the scorecard following them."""
-import math
 
 import pandas as pd
 
@@ -7,12 +6,21 @@ from grokbook.chapters import verdict as v
 from grokbook.chapters.detect import CIRCUIT_ONLY, FAKE, NEITHER
 
 
+def _sweep(key, steps):
+    return pd.DataFrame([{key: k, "seed": i, "grokked_step": g, "budget": 10_000}
+                         for k, gs in steps.items() for i, g in enumerate(gs)])
+
+
 def _numbers(**changes):
     n = {
-        "wang_grokking": dict(memorized=1000, grokked=3000, final_iid=0.95, runs=["a"]),
+        "wang_grokking": dict(memorized=1000, grokked=3000, heldout_at_memorized=0.1,
+                              runs=["a"]),
         "wang_ood": dict(max_final_ood=0.05, runs=["a"]),
-        "wang_phi": dict(mean_grokked_step={5.4: 4000.0, 7.2: 3000.0}, runs=["b", "c"],
-                         series=pd.Series({5.4: 4000.0, 7.2: 3000.0})),
+        "wang_phi": dict(table=_sweep("data.phi", {3.6: [9000, 8800], 5.4: [7000, 6800],
+                                                   7.2: [5000, 5200], 9.0: [3000, 3100]}),
+                         runs=["b", "c"]),
+        "wang_size": dict(table=_sweep("data.n_entities", {100: [5000, 6000], 150: [5500, 5200],
+                                                           200: [5900, 5100]}), runs=["d"]),
         "claim1_same_path": dict(found=True, steps=(1000, 3000), correlation=0.93,
                                  path_verdict="same", runs=["a"]),
         "claim2_fake_grokking": dict(
@@ -27,22 +35,11 @@ def _numbers(**changes):
     return n
 
 
-def test_grokking_rule():
-    assert v.verdict_grokking(1000, 3000, 0.95) == v.REPLICATES
-    assert v.verdict_grokking(1000, 1500, 0.95) == v.PARTLY
-    assert v.verdict_grokking(1000, None, 0.6) == v.PARTLY
-    assert v.verdict_grokking(1000, None, 0.1) == v.NOT_REPLICATED
-
-
-def test_ood_and_phi_rules():
+def test_ood_rule():
     assert v.verdict_ood([0.02, 0.08]) == v.REPLICATES
     assert v.verdict_ood([0.25]) == v.PARTLY
     assert v.verdict_ood([0.6]) == v.NOT_REPLICATED
     assert v.verdict_ood([]) == v.NOT_MEASURED
-    assert v.verdict_phi(pd.Series({3.6: 900.0, 5.4: 600.0, 7.2: 500.0})) == v.REPLICATES
-    assert v.verdict_phi(pd.Series({3.6: 900.0, 5.4: 1000.0, 7.2: 500.0})) == v.PARTLY
-    assert v.verdict_phi(pd.Series({3.6: 500.0, 7.2: 900.0})) == v.NOT_REPLICATED
-    assert v.verdict_phi(pd.Series({3.6: math.nan, 7.2: 900.0})) == v.NOT_MEASURED
 
 
 def test_path_fake_and_transfer_rules():
@@ -67,13 +64,15 @@ def test_path_fake_and_transfer_rules():
 
 def test_scorecard_follows_the_numbers():
     card = v.scorecard(_numbers())
-    assert list(card["verdict"]) == [v.REPLICATES] * 6
+    assert list(card["verdict"]) == [v.REPLICATES] * 7
     assert set(card["source"]) == {"Wang et al. 2024 (arXiv 2405.15071)",
                                    "He et al. 2026 (arXiv 2601.09049)"}
     assert all(card["rule"].str.len() > 40) and all(card["runs"].map(len) > 0)
     # change one underlying metric: only that claim's verdict moves
-    changed = v.scorecard(_numbers(wang_grokking=dict(grokked=None, final_iid=0.2)))
+    changed = v.scorecard(_numbers(wang_grokking=dict(heldout_at_memorized=0.95)))
     diff = card["verdict"] != changed["verdict"]
     assert list(card.loc[diff, "claim"]) == ["wang_grokking"]
     assert changed.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_REPLICATED
-    assert "never" in changed.set_index("claim").loc["wang_grokking", "this book"]
+    short = v.scorecard(_numbers(wang_grokking=dict(grokked=None)))
+    assert short.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_MEASURED
+    assert "never" in short.set_index("claim").loc["wang_grokking", "this book"]

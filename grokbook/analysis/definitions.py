@@ -20,6 +20,12 @@ OOD_SPLIT = "test_inferred_ood"
 
 R1_POSITION = 1                # where Wang et al. read the bridge entity: the r1 token
 
+# The classes of every verdict in the book. "not measured" means the experiment could not
+# have seen the phenomenon (too short, too few queries or seeds, a control that failed).
+REPLICATES, PARTLY, NOT_REPLICATED, NOT_MEASURED = (
+    "replicates", "partly", "does not replicate", "not measured")
+VERDICTS = (REPLICATES, PARTLY, NOT_REPLICATED, NOT_MEASURED)
+
 
 # ---------------------------------------------------------------- steps of a metrics table
 def first_step(acc: pd.DataFrame, split: str, threshold: float):

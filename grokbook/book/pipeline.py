@@ -190,8 +190,11 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
     log(f"{entry}: executing with preset {preset!r} ...")
     t0 = time.perf_counter()
     feed = dest.parent / f".{dest.stem}.progress.jsonl"
-    # the kernel inherits this process's environment: its runs report to ``feed``
+    # the kernel inherits this process's environment: its runs report to ``feed``, and
+    # chapters that train several runs spread them over the cores, one thread each
     os.environ[progress.ENV] = str(feed)
+    workers_before = os.environ.get(WORKERS_ENV)
+    os.environ.setdefault(WORKERS_ENV, str(os.cpu_count() or 1))
     try:
         with progress.Watcher(feed, f"grokbook book: {entry}: ", every=progress_every):
             pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
@@ -202,6 +205,8 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
         raise ChapterError(_describe_dead_kernel(entry, src, dest)) from None
     finally:
         os.environ.pop(progress.ENV, None)
+        if workers_before is None:
+            os.environ.pop(WORKERS_ENV, None)
         feed.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
     add_provenance(dest, provenance(preset, wall, root), digest)
@@ -384,8 +389,6 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
         listed = [e for e in toc_entries(root) if re.match(r"book/\d\d_", e)]
         missing = missing + [e for e in listed if e not in present and e not in missing]
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    # chapters that train several runs spread them over the cores, one thread each
-    os.environ.setdefault(WORKERS_ENV, str(os.cpu_count() or 1))
     kernel = ensure_kernel(out)
     executed: dict[str, Path] = {}
     given = Path(executed_dir).resolve() if executed_dir else None

@@ -52,7 +52,9 @@ CLAIMS = {
                             "through grokking, long after training accuracy saturates"),
     "wang_ood": (WANG, "OOD two-hop accuracy stays near 0 for the standard transformer"),
     "wang_phi": (WANG, "the speed of grokking follows phi (more inferred facts per atomic "
-                       "fact groks sooner), not the size of the graph"),
+                       "fact groks sooner)"),
+    "wang_size": (WANG, "the speed of grokking does not follow the size of the graph at a "
+                        "fixed phi"),
     "claim1_same_path": (HE, "before and after grokking, ID queries use the same inference "
                              "path"),
     "claim2_fake_grokking": (HE, "accuracy on unseen queries and the bridge-resolving path "

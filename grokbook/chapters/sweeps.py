@@ -22,7 +22,7 @@ import traceback
 
 import pandas as pd
 
-from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, MEMORIZED_SPLIT, OOD_SPLIT
+from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, MEMORIZED_SPLIT, OOD_SPLIT, heldout_at
 from ..analysis.measures import grokking_measures
 from ..core.config import Config, ConfigError, preset
 from ..core.newknowledge import dataset_for
@@ -48,9 +48,13 @@ def run_point(item: dict) -> dict:
         out["n_train"] = run.info.get("dataset", {}).get("train")
         out["max_phi"] = run.info.get("dataset", {}).get("max_phi")
         acc = run.accuracy()
+        out["budget"] = cfg.train.max_steps
+        out["heldout_at_memorized"] = heldout_at(acc, out.get("memorized_step"))
+        out["stopped_early"] = run.steps < cfg.train.max_steps
         for split in (MEMORIZED_SPLIT, GROKKED_SPLIT, OOD_SPLIT):
-            if split in acc:
-                out[f"final_{split}"] = float(acc[split].iloc[-1])
+            if split in acc:  # an early-stopped run's last value is not a final one
+                out[f"final_{split}"] = (math.nan if out["stopped_early"]
+                                         else float(acc[split].iloc[-1]))
     except ConfigError as e:
         out.update(status="skipped", reason=str(e))
     except Exception as e:  # noqa: BLE001 - reported, not raised: the others finish

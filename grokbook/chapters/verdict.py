@@ -13,27 +13,23 @@ import math
 import pandas as pd
 
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
-                                    OOD_AT, OOD_SPLIT, first_step, grokked_step,
-                                    memorized_step)
+                                    NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
+                                    REPLICATES, first_step)
+from ..analysis import wang
+from ..analysis.definitions import run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
 from ..core.store import load_run, train, train_many
 from . import detect, paths, study, sweeps, transfer
 from .detect import FAKE, bridge_over_training, first_crossing
 
-REPLICATES, PARTLY, NOT_REPLICATED, NOT_MEASURED = (
-    "replicates", "partly", "does not replicate at this scale", "not measured")
 
 VERDICT_RULES = {
-    "wang_grokking": "replicates if held-out ID accuracy reaches 0.9 at least 2x later than "
-                     "train_inferred reaches 0.99; partly if it reaches 0.9 sooner than that, "
-                     "or only reaches 0.5; otherwise does not replicate.",
+    "wang_grokking": wang.RULE_TEXT["wang_grokking"],
     "wang_ood": "replicates if final OOD two-hop accuracy of every run of chapters 2-3 is at "
                 "most 0.1; partly if at most 0.3; otherwise does not replicate.",
-    "wang_phi": "replicates if at least two phi values grok and the mean grokked step (over "
-                "seeds that grokked) strictly falls as phi rises; partly if its rank "
-                "correlation with phi is negative but the fall is not strict; otherwise "
-                "does not replicate; not measured if fewer than two phi values grok.",
+    "wang_phi": wang.RULE_TEXT["wang_phi"],
+    "wang_size": wang.RULE_TEXT["wang_size"],
     "claim1_same_path": "replicates if chapter 4's path verdict on trained ID queries is "
                         "'same' between a real non-grokked and a real grokked checkpoint; "
                         "partly if the heatmap correlation is at least 0.5; otherwise does "
@@ -152,32 +148,12 @@ def _fmt(x, digits=3):
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
 
 
-def verdict_grokking(mem, grok, final_iid) -> str:
-    if grok is not None and mem is not None and grok >= 2 * mem:
-        return REPLICATES
-    if grok is not None or (final_iid is not None and final_iid >= 0.5):
-        return PARTLY
-    return NOT_REPLICATED
-
-
 def verdict_ood(final_oods) -> str:
     vals = [v for v in final_oods if v is not None and not math.isnan(v)]
     if not vals:
         return NOT_MEASURED
     top = max(vals)
     return REPLICATES if top <= 0.1 else PARTLY if top <= 0.3 else NOT_REPLICATED
-
-
-def verdict_phi(by_phi: pd.Series) -> str:
-    """``by_phi``: mean grokked step per phi (NaN where no seed grokked)."""
-    s = by_phi.dropna().sort_index()
-    if len(s) < 2:
-        return NOT_MEASURED
-    if all(b < a for a, b in zip(s.values, s.values[1:])):
-        return REPLICATES
-    # Spearman's rho as Pearson's r of the ranks (pandas' own spearman needs scipy)
-    rho = pd.Series(s.index, dtype=float).rank().corr(pd.Series(s.values, dtype=float).rank())
-    return PARTLY if rho < 0 else NOT_REPLICATED
 
 
 def verdict_paths(found: bool, path_verdict: str, correlation) -> str:
@@ -212,24 +188,37 @@ def verdict_transfer(best: dict) -> str:
     return NOT_REPLICATED
 
 
+def _ok(table: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in ("data.phi", "data.n_entities", "seed", "grokked_step", "budget")
+            if c in table]
+    return table[table["status"] == "ok"][cols] if len(table) else table
+
+
+def _steps_by(table: pd.DataFrame, key: str) -> str:
+    if not len(table):
+        return "no runs"
+    t = wang.censored_steps(table, key)
+    parts = []
+    for v, g in t.groupby(key):
+        mark = ">" if g["censored"].any() else ""
+        parts.append(f"{v:g}: {mark}{g['step'].mean():,.0f}")
+    return "mean steps to held-out ID 0.9 by " + key.split(".")[-1] + ": " + ", ".join(parts)
+
+
 def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> dict:
     """The measured quantity behind each claim, with the runs it came from."""
     out = {}
     d = book["default"]
-    acc = d.accuracy()
-    out["wang_grokking"] = dict(memorized=memorized_step(acc), grokked=grokked_step(acc),
-                                final_iid=float(acc["test_inferred_iid"].iloc[-1]), runs=[d.id])
-    oods = [float(r.accuracy()["test_inferred_ood"].iloc[-1])
-            for r in [d, *book["phi_runs"].values()]]
-    out["wang_ood"] = dict(max_final_ood=max(oods), runs=[d.id, *book["phi_runs"]])
-    table = book["phi_table"]
-    if len(table) and "grokked_step" in table:
-        grouped = table[table["status"] == "ok"].groupby("data.phi")["grokked_step"]
-        by_phi = grouped.apply(lambda x: pd.to_numeric(x, errors="coerce").mean())
-    else:
-        by_phi = pd.Series(dtype=float)
-    out["wang_phi"] = dict(mean_grokked_step=by_phi.round(0).to_dict(),
-                           runs=list(book["phi_runs"]), series=by_phi)
+    s = run_summary(d)
+    out["wang_grokking"] = dict(memorized=s["memorized_step"], grokked=s["grokked_step"],
+                                heldout_at_memorized=s["heldout_at_memorized"], runs=[d.id])
+    full = [r for r in [d, *book["phi_runs"].values(), *book["size_runs"].values()]
+            if r.steps == r.config.train.max_steps]     # runs stopped early say nothing of OOD
+    oods = [float(r.accuracy()[OOD_SPLIT].iloc[-1]) for r in full]
+    out["wang_ood"] = dict(max_final_ood=max(oods) if oods else math.nan,
+                           runs=[r.id for r in full])
+    out["wang_phi"] = dict(table=_ok(book["phi_table"]), runs=list(book["phi_runs"]))
+    out["wang_size"] = dict(table=_ok(book["size_table"]), runs=list(book["size_runs"]))
     pair = paths.checkpoint_pair(d)
     summaries = [paths.path_summary(d, st, "train_inferred", n_queries)
                  for st in (pair["step_a"], pair["step_b"])]
@@ -257,16 +246,17 @@ def scorecard(numbers: dict) -> pd.DataFrame:
     """One row per claim: the study's statement and number, this book's, the verdict."""
     n = numbers
     g = n["wang_grokking"]
-    rows = [("wang_grokking", f"memorized at step {_fmt(g['memorized'])}, held-out ID >= 0.9 at step "
-             f"{_fmt(g['grokked'])} (final {g['final_iid']:.2f})",
-             verdict_grokking(g["memorized"], g["grokked"], g["final_iid"]), g["runs"])]
+    gv, gwhy = wang.grokking_verdict(g["memorized"], g["grokked"], g["heldout_at_memorized"])
+    rows = [("wang_grokking", gwhy, gv, g["runs"])]
     o = n["wang_ood"]
-    rows.append(("wang_ood", f"highest final OOD accuracy {o['max_final_ood']:.3f}",
+    rows.append(("wang_ood", f"highest final OOD accuracy {o['max_final_ood']:.3f} over the "
+                 f"{len(o['runs'])} runs trained to their budget",
                  verdict_ood([o["max_final_ood"]]), o["runs"]))
-    p = n["wang_phi"]
-    rows.append(("wang_phi", "mean grokked step by phi: " + ", ".join(
-                     f"{k:g}: {_fmt(v)}" for k, v in p["mean_grokked_step"].items()),
-                 verdict_phi(p["series"]), p["runs"]))
+    for key, col in (("wang_phi", "data.phi"), ("wang_size", "data.n_entities")):
+        p = n[key]
+        verdict_of = wang.phi_verdict if key == "wang_phi" else wang.size_verdict
+        v, why = verdict_of(p["table"], col) if len(p["table"]) else (NOT_MEASURED, "no runs")
+        rows.append((key, f"{_steps_by(p['table'], col)} ({why})", v, p["runs"]))
     c = n["claim1_same_path"]
     rows.append(("claim1_same_path", f"checkpoints {c['steps'][0]} vs {c['steps'][1]}: heatmap correlation "
                  f"{_fmt(c['correlation'])}, path verdict '{c['path_verdict']}'"

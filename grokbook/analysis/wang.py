@@ -1,0 +1,126 @@
+"""Wang et al.'s three findings as rules that can come out either way.
+
+Each rule takes measured numbers (never end values of runs stopped early) and returns
+``(verdict, why)``; its text (``RULE_TEXT``) is generated from the same thresholds. A run
+that did not reach a milestone within its budget is *censored*: its step is "> budget",
+a lower bound, never a missing value and never a refutation.
+
+- **grokking**: held-out ID accuracy is at most ``BEFORE_AT`` when the training facts are
+  memorized and reaches ``GROKKED_AT`` later.
+- **speed follows phi**: over at least ``MIN_VALUES`` values of phi with at least
+  ``MIN_SEEDS`` seeds each, the mean grokked step falls strictly as phi rises, and the
+  fall is beyond the seed spread (the lowest phi's fastest seed is slower than the
+  highest phi's slowest seed).
+- **not the graph size**: over at least ``MIN_SIZES`` graph sizes (``MIN_SEEDS`` seeds
+  each, fixed phi) the mean grokked steps differ by no more than the largest seed spread.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .definitions import (GROKKED_AT, MEMORIZED_AT, NOT_MEASURED, NOT_REPLICATED, PARTLY,
+                          REPLICATES)
+
+BEFORE_AT = 0.2       # held-out ID accuracy at the memorized step that counts as "not yet"
+MIN_VALUES = 4        # phi values a trend needs
+MIN_SIZES = 3         # graph sizes a comparison needs
+MIN_SEEDS = 2         # seeds per value, for a spread
+
+RULE_TEXT = {
+    "wang_grokking": (
+        f"replicates if held-out ID accuracy is <= {BEFORE_AT} when train_inferred first "
+        f"reaches {MEMORIZED_AT} and reaches {GROKKED_AT} later; partly if it is already above "
+        f"{BEFORE_AT} (but below {GROKKED_AT}) at that step; does not replicate if it is "
+        f">= {GROKKED_AT} there (no wait at all); not measured if the run never memorized or "
+        f"never reached {GROKKED_AT} within its budget."),
+    "wang_phi": (
+        f"replicates if, over >= {MIN_VALUES} phi values with >= {MIN_SEEDS} seeds each, the "
+        f"mean step to held-out {GROKKED_AT} falls strictly as phi rises and the lowest phi's "
+        f"fastest seed is slower than the highest phi's slowest (beyond the seed spread); "
+        f"partly if the rank correlation is negative without that; does not replicate if it "
+        f"is not negative; not measured with fewer values or seeds, or fewer than two phi "
+        f"values whose seeds all grokked. Censored runs count as their budget (a lower bound)."),
+    "wang_size": (
+        f"replicates if, over >= {MIN_SIZES} graph sizes with >= {MIN_SEEDS} seeds each at one "
+        f"phi, the mean steps to held-out {GROKKED_AT} differ by no more than the largest seed "
+        f"spread; does not replicate if they differ by more and change monotonically with "
+        f"size; partly if they differ by more without a monotone trend; not measured with "
+        f"fewer sizes or seeds, or when a run did not grok within its budget."),
+}
+
+
+def grokking_verdict(memorized, grokked, heldout_at_memorized) -> tuple:
+    if memorized is None:
+        return NOT_MEASURED, "the run never memorized its training facts within its budget"
+    if grokked is None:
+        return NOT_MEASURED, f"held-out ID never reached {GROKKED_AT} within the budget"
+    if heldout_at_memorized >= GROKKED_AT:
+        return NOT_REPLICATED, "held-out queries were answered as soon as training ones"
+    if heldout_at_memorized <= BEFORE_AT:
+        return REPLICATES, (f"held-out {heldout_at_memorized:.2f} at step {memorized}, "
+                            f">= {GROKKED_AT} at step {grokked}")
+    return PARTLY, (f"held-out already {heldout_at_memorized:.2f} at the memorized step "
+                    f"{memorized}")
+
+
+def censored_steps(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """``table`` rows (key, seed, grokked_step, budget) -> key, seed, step (the grokked step,
+    or the budget when censored), censored."""
+    t = table.copy()
+    t["censored"] = t["grokked_step"].isna()
+    t["step"] = t["grokked_step"].where(~t["censored"], t["budget"]).astype(float)
+    return t[[key, "seed", "step", "censored"]]
+
+
+def _spearman(x, y) -> float:
+    # the Pearson correlation of the ranks (pandas' own spearman needs scipy)
+    return pd.Series(list(x), dtype=float).rank().corr(pd.Series(list(y), dtype=float).rank())
+
+
+def phi_verdict(table: pd.DataFrame, key: str = "data.phi") -> tuple:
+    """``table``: one row per run with ``key``, seed, grokked_step (None: censored), budget."""
+    t = censored_steps(table, key)
+    seeds = t.groupby(key)["seed"].nunique()
+    values = seeds[seeds >= MIN_SEEDS].index
+    if len(values) < MIN_VALUES:
+        return NOT_MEASURED, (f"{len(values)} phi value(s) with >= {MIN_SEEDS} seeds; the rule "
+                              f"needs {MIN_VALUES}")
+    t = t[t[key].isin(values)]
+    g = t.groupby(key)
+    if int((~g["censored"].any()).sum()) < 2:
+        return NOT_MEASURED, "fewer than two phi values grokked in every seed within the budget"
+    means = g["step"].mean().sort_index()
+    rho = _spearman(means.index, means.values)
+    strict = all(b < a for a, b in zip(means.values, means.values[1:]))
+    lo, hi = means.index[0], means.index[-1]
+    beyond = g["step"].min()[lo] > g["step"].max()[hi]
+    if strict and beyond:
+        return REPLICATES, f"mean steps fall strictly over {len(values)} phi values, beyond the seed spread"
+    if rho < 0:
+        return PARTLY, f"rank correlation {rho:.2f}; " + (
+            "not strictly falling" if not strict else "within the seed spread")
+    return NOT_REPLICATED, f"rank correlation {rho:.2f}: larger phi does not grok sooner"
+
+
+def size_verdict(table: pd.DataFrame, key: str = "data.n_entities") -> tuple:
+    t = censored_steps(table, key)
+    seeds = t.groupby(key)["seed"].nunique()
+    sizes = seeds[seeds >= MIN_SEEDS].index
+    if len(sizes) < MIN_SIZES:
+        return NOT_MEASURED, (f"{len(sizes)} size(s) with >= {MIN_SEEDS} seeds; the rule needs "
+                              f"{MIN_SIZES}")
+    t = t[t[key].isin(sizes)]
+    if t["censored"].any():
+        return NOT_MEASURED, "a run did not grok within its budget: the sizes cannot be compared"
+    g = t.groupby(key)["step"]
+    means = g.mean().sort_index()
+    spread = float((g.max() - g.min()).max())
+    gap = float(means.max() - means.min())
+    if gap <= spread:
+        return REPLICATES, f"means differ by {gap:,.0f} steps, within the seed spread {spread:,.0f}"
+    diffs = [b - a for a, b in zip(means.values, means.values[1:])]
+    monotone = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+    if monotone:
+        return NOT_REPLICATED, (f"means change with size by {gap:,.0f} steps, beyond the seed "
+                                f"spread {spread:,.0f}")
+    return PARTLY, f"means differ by {gap:,.0f} steps (spread {spread:,.0f}) without a trend"
