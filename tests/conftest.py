@@ -15,9 +15,10 @@ def store(tmp_path, monkeypatch):
     return path
 
 
-def small(**overrides):
-    """The test preset, shortened further for unit tests."""
+def small(arch: str = "trm", **overrides):
+    """The test preset (the subject, a TRM, unless ``arch`` says "dense" or "looped"),
+    shortened further for unit tests."""
     from grokbook import preset
     base = {"train.max_steps": 60, "train.eval_every": 20, "train.checkpoint_every": 20}
     base.update(overrides)
-    return preset("test", **base)
+    return preset("test", arch=arch, **base)

@@ -19,7 +19,7 @@ def test_bench_reports_every_field_with_positive_numbers():
         import transformers  # noqa: F401
     except ImportError:
         has_hf = False
-    r = bench(preset("test", **TINY), steps=2, repeats=2, warmup=1, threads=1,
+    r = bench(preset("test", arch="dense", **TINY), steps=2, repeats=2, warmup=1, threads=1,
               baseline_steps=1, baseline_repeats=1, preset_name="test")
     json.dumps(r)  # one JSON object
     for key in ("steps_per_second", "tokens_per_second", "flops_per_second", "peak_fraction",
@@ -74,6 +74,6 @@ def test_baseline_is_skipped_with_a_reason_without_transformers(monkeypatch):
     import sys
     from grokbook.book.bench import bench_wang
     monkeypatch.setitem(sys.modules, "transformers", None)  # import fails
-    cfg = preset("test", **TINY)
+    cfg = preset("test", arch="dense", **TINY)
     b = bench_wang(cfg, build_dataset(cfg.data, 0), "cpu", 1, 1, 1)
     assert b["available"] is False and "transformers" in b["reason"]

@@ -35,7 +35,7 @@ class Planted(torch.nn.Module):
 
 
 def test_lens_finds_a_planted_bridge_and_answer():
-    cfg = small()
+    cfg = small("dense")
     ds = build_dataset(cfg.data, cfg.seed)
     q = ds.probes["train_inferred"]
     lens = logit_lens(Planted(ds), ds, q)
@@ -63,7 +63,7 @@ def test_lens_finds_a_planted_bridge_and_answer():
 
 
 def test_lens_on_a_trained_transformer_uses_every_stage_and_position(store):
-    run = train(small(), progress=False)
+    run = train(small("dense"), progress=False)
     model, ds = run.load_model(), run.dataset
     q = ds.probes["train_inferred"]
     atomic = ds.probes["id_atomic"]

@@ -69,8 +69,8 @@ def test_a_stored_member_is_not_trained_again(tmp_path):
 
 
 def test_a_member_that_stops_early_is_its_solo_run(tmp_path):
-    early = small(seed=3, **{"train.stop_at": 0.01, "train.lr": 1e-2})
-    cfgs = [small(seed=0), early]
+    early = small("dense", seed=3, **{"train.stop_at": 0.01, "train.lr": 1e-2})
+    cfgs = [small("dense", seed=0), early]
     together = train_many(cfgs, store=tmp_path / "t", progress=False)
     alone = train(early, store=tmp_path / "s", progress=False)
     _same_run(together[1], alone)

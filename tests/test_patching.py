@@ -16,7 +16,7 @@ from grokbook.chapters.paths import (checkpoint_pair, compare_paths,
 
 @pytest.fixture
 def ds():
-    cfg = small()
+    cfg = small("dense")
     return build_dataset(cfg.data, cfg.seed)
 
 
@@ -36,7 +36,7 @@ def test_counterfactuals_are_valid_facts_with_another_answer(ds, swap):
 
 
 def test_patching_a_state_with_itself_changes_nothing(store):
-    run = train(small(), progress=False)
+    run = train(small("dense"), progress=False)
     model, ds = run.load_model(), run.dataset
     tokens, pos, _ = ds.tensors(ds.probes["train_inferred"])
     with torch.no_grad():
@@ -47,7 +47,7 @@ def test_patching_a_state_with_itself_changes_nothing(store):
 
 
 def test_causal_tracing_table_shape_and_columns(store):
-    run = train(small(), progress=False)
+    run = train(small("dense"), progress=False)
     model, ds = run.load_model(), run.dataset
     q = {k: v[:50] for k, v in ds.probes["train_inferred"].items()}
     tr = causal_tracing(model, ds, q)
@@ -69,7 +69,7 @@ def test_causal_tracing_table_shape_and_columns(store):
 
 
 def test_path_of_a_checkpoint_compared_with_itself_is_the_same(store):
-    run = train(small(), progress=False)
+    run = train(small("dense"), progress=False)
     a = path_summary(run, run.checkpoints[-1], "train_inferred", n_queries=60)
     b = path_summary(run, run.checkpoints[-1], "train_inferred", n_queries=60)
     cmp = compare_paths(a, b)

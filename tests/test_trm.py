@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from grokbook.core.config import trm_config
+from grokbook.core.config import ConfigError, preset
 from grokbook.core.trm import SEQ_LEN, TRM
 
 
@@ -102,16 +102,17 @@ def test_gradients_flow_only_through_the_last_cycle():
 
 def test_trm_config_builds_a_trm():
     from grokbook.core.arch import build_model
-    cfg = trm_config("test")
+    cfg = preset("test", arch="trm")
     m = build_model(cfg, 72)
     assert isinstance(m, TRM) and m.flops_per_token() > 0 and m.num_params() > 0
-    with pytest.raises(ValueError):
-        trm_config("nope")
+    assert preset("test") == cfg   # the TRM is the subject
+    with pytest.raises(ConfigError):
+        preset("test", arch="nope")
 
 
 def test_trm_trains_through_the_trainer(store):
     from grokbook import train
-    cfg = trm_config("test", **{"train.max_steps": 100, "train.eval_every": 20,
+    cfg = preset("test", arch="trm", **{"train.max_steps": 100, "train.eval_every": 20,
                                 "train.checkpoint_every": 50})
     run = train(cfg, progress=False)
     loss = run.metrics[run.metrics.split == "train"].set_index("step")["loss"]

@@ -96,10 +96,11 @@ the runs change."""),
 
 ## Limits of this reproduction
 
-- **Scale.** The `cpu` preset uses a graph of a hundred entities, a 4-layer, 128-wide
-  model and a few thousand steps; the papers use 2,000 entities, GPT-2-sized models and
+- **Scale.** The `cpu` preset uses a graph of a hundred entities, a TRM with one
+  64-wide block and ten thousand-odd steps; the papers use 2,000 entities, GPT-2-sized models and
   1.5M steps. Phenomena that need long training (the study's fake grokking took hundreds
-  of thousands of steps) may not appear here; the verdicts say "at this scale".
+  of thousands of steps) may not appear here; a verdict says "not measured"
+  when a run was too short to see it.
 - **Architectures.** The recursive model is TRM-style and CPU-sized (see chapter 5), not
   the study's 1536-wide model trained in bf16 for days.
 - **Seeds.** Chapter 3 uses several seeds per point; chapters 4-6 use one run each.

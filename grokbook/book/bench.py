@@ -624,7 +624,7 @@ def _group_rate(cfg_dicts: list, steps: int, repeats: int, warmup: int, threads:
 
 
 def bench_many(preset_name: str = "cpu", ks=(1, 2, 4, 8, 16),
-               archs=("transformer", "looped", "trm"), steps: int = 20, repeats: int = 3,
+               archs=("dense", "looped", "trm"), steps: int = 20, repeats: int = 3,
                warmup: int = 3, processes: int = 1, threads: int = 1) -> dict:
     """Total training steps/s of K runs trained together, for chapter 5's architectures:
     one stacked group of K members per process (``processes`` groups of K / processes

@@ -33,7 +33,7 @@ from ..core import __version__
 from ..core import progress
 from ..core.config import preset as get_preset
 from ..core.store import WORKERS_ENV, device_name
-from ..core.train import resolve_device
+from ..core.train import resolve_device, thread_count
 from .charts import write_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,6 +195,10 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
     os.environ[progress.ENV] = str(feed)
     workers_before = os.environ.get(WORKERS_ENV)
     os.environ.setdefault(WORKERS_ENV, str(os.cpu_count() or 1))
+    # analysis in the kernel on as many threads as training (two busy threads collapse when
+    # anything else shares the cores), unless the user chose
+    omp_before = os.environ.get("OMP_NUM_THREADS")
+    os.environ.setdefault("OMP_NUM_THREADS", str(thread_count()))
     try:
         with progress.Watcher(feed, f"grokbook book: {entry}: ", every=progress_every):
             pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
@@ -207,6 +211,8 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
         os.environ.pop(progress.ENV, None)
         if workers_before is None:
             os.environ.pop(WORKERS_ENV, None)
+        if omp_before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
         feed.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
     add_provenance(dest, provenance(preset, wall, root), digest)

@@ -22,7 +22,9 @@ import traceback
 
 import pandas as pd
 
-from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, MEMORIZED_SPLIT, OOD_SPLIT, heldout_at
+from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, HALFWAY_AT, MEMORIZED_SPLIT,
+                                    OOD_SPLIT, first_step, heldout_at)
+from ..analysis import wang
 from ..analysis.measures import grokking_measures
 from ..core.config import Config, ConfigError, preset
 from ..core.newknowledge import dataset_for
@@ -30,7 +32,7 @@ from ..core.progress import plan
 from ..core.store import load_run, run_id, store_path, train, train_many
 
 __all__ = ["sweep", "LocalExecutor", "run_point", "default_grid", "expand_grid",
-           "sweep_curves", "by_value", "compute_table", "sweep_curves_chart",
+           "sweep_curves", "by_value", "milestones", "wait_share", "describe_sweep", "compute_table", "sweep_curves_chart",
            "steps_vs_value_chart", "compute_chart"]
 
 
@@ -49,6 +51,7 @@ def run_point(item: dict) -> dict:
         out["max_phi"] = run.info.get("dataset", {}).get("max_phi")
         acc = run.accuracy()
         out["budget"] = cfg.train.max_steps
+        out["half_step"] = first_step(acc, GROKKED_SPLIT, HALFWAY_AT)
         out["heldout_at_memorized"] = heldout_at(acc, out.get("memorized_step"))
         out["stopped_early"] = run.steps < cfg.train.max_steps
         for split in (MEMORIZED_SPLIT, GROKKED_SPLIT, OOD_SPLIT):
@@ -167,15 +170,15 @@ def sweep(base_config: Config, executor=None, progress: bool = True, store=None,
 
 # ---------------------------------------------------------------- presets' grids
 GRIDS = {
-    # seconds: the default test run plus two tiny ones; phi 8.0 is above this graph's
-    # max_phi (~5.6) and shows the "skipped" row.
-    "test": {"phis": [4.0, 5.4, 8.0], "seeds": [0], "sizes": [40, 60]},
-    # cpu: 2 phi x 3 seeds (each run stops once held-out ID accuracy reaches 0.9, see
-    # chapter_base) and one larger graph at the default phi; phi 9.0 exceeds this graph's
-    # max_phi (~8.5) and costs nothing (a "skipped" row).
-    "cpu": {"phis": [7.2, 8.5, 9.0], "seeds": [0, 1, 2], "sizes": [100, 150]},
-    "gpu": {"phis": [5.4, 9.0, 12.6, 18.0], "seeds": [0, 1, 2], "sizes": [500, 1000]},
-    "paper": {"phis": [3.6, 5.4, 7.2, 9.0, 12.6, 18.0], "seeds": [0], "sizes": [2000, 5000]},
+    # seconds: a token grid that shows the machinery; phi 8.0 is above this graph's max_phi
+    # (~5.6) and shows the "skipped" row
+    "test": {"phis": [2.0, 3.0, 4.0, 8.0], "seeds": [0, 1], "sizes": [40, 50, 60]},
+    # cpu: four phi values under this graph's max_phi (~8.6) and three graph sizes at the
+    # preset's phi, two seeds each; every run ends once held-out ID reaches 0.9
+    "cpu": {"phis": [3.6, 5.4, 7.2, 8.4], "seeds": [0, 1], "sizes": [100, 150, 200]},
+    "gpu": {"phis": [5.4, 9.0, 12.6, 18.0], "seeds": [0, 1], "sizes": [500, 1000, 2000]},
+    "paper": {"phis": [3.6, 5.4, 7.2, 9.0, 12.6, 18.0], "seeds": [0, 1],
+              "sizes": [2000, 5000, 10000]},
 }
 
 # Sweep points only need the step where they grok: at cpu they end (complete) once
@@ -212,20 +215,49 @@ def sweep_curves(table: pd.DataFrame, by=("data.phi", "seed"), store=None,
 
 
 def by_value(table: pd.DataFrame, key: str = "data.phi",
-             cols=("memorized_step", "grokked_step", "delay_steps")) -> pd.DataFrame:
-    """Per value of ``key``: runs, how many grokked, and mean / min / max of ``cols``
-    over the seeds that reached each."""
+             cols=("memorized_step", "half_step", "grokked_step")) -> pd.DataFrame:
+    """Per value of ``key``: runs, how many grokked, and mean / min / max of ``cols`` over
+    the seeds, a run that did not reach a milestone counting as its budget (a lower bound:
+    ``censored`` says how many did not)."""
     ok = table[table["status"] == "ok"]
     rows = []
     for v, g in ok.groupby(key):
         r = {key: v, "runs": len(g), "grokked": int(g["grokked_step"].notna().sum())}
         for c in cols:
-            x = pd.to_numeric(g[c], errors="coerce").dropna()
-            r.update({f"{c}_mean": x.mean() if len(x) else math.nan,
-                      f"{c}_min": x.min() if len(x) else math.nan,
-                      f"{c}_max": x.max() if len(x) else math.nan})
+            x = pd.to_numeric(g[c], errors="coerce")
+            done = x.notna()
+            x = x.where(done, pd.to_numeric(g["budget"], errors="coerce"))
+            r.update({f"{c}_mean": x.mean(), f"{c}_min": x.min(), f"{c}_max": x.max(),
+                      f"{c}_censored": int((~done).sum())})
         rows.append(r)
     return pd.DataFrame(rows)
+
+
+def milestones(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per run: memorized step, held-out ID accuracy there, steps to held-out 0.5
+    and 0.9 ("> budget" when not reached), for reading."""
+    ok = table[table["status"] == "ok"].copy()
+
+    def show(col):
+        return [f"> {b:,}" if pd.isna(x) else f"{int(x):,}" for x, b in zip(ok[col], ok["budget"])]
+
+    return pd.DataFrame({key: ok[key], "seed": ok["seed"], "memorized": show("memorized_step"),
+                         "held-out at memorized": ok["heldout_at_memorized"],
+                         "held-out 0.5": show("half_step"), "held-out 0.9": show("grokked_step"),
+                         "run": ok["run"]}).reset_index(drop=True)
+
+
+def wait_share(table: pd.DataFrame) -> str:
+    """What share of the compute to generalize came after the training facts were fitted,
+    over the runs that did both (computed, not assumed)."""
+    ok = table[(table["status"] == "ok") & table["grokked_step"].notna()
+               & table["memorized_step"].notna()]
+    if not len(ok):
+        return "No run both memorized and grokked here, so the share of the wait is not measured."
+    share = 1 - ok["memorize_flops"].astype(float) / ok["grok_flops"].astype(float)
+    return (f"Over the {len(ok)} runs that memorized and grokked, {share.mean():.0%} of the "
+            f"compute to reach held-out ID {GROKKED_AT} (range {share.min():.0%}-{share.max():.0%}) "
+            f"was spent after the training facts were fitted.")
 
 
 def compute_table(table: pd.DataFrame, key: str = "data.phi") -> pd.DataFrame:
@@ -296,55 +328,21 @@ def compute_chart(compute: pd.DataFrame, key: str = "data.phi", measure: str = "
 
 
 # ---------------------------------------------------------------- computed prose
-def _fmt(x) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.0f}"
-
-
-def describe_phi(table: pd.DataFrame, key: str = "data.phi") -> str:
-    """One paragraph, computed from a phi sweep, true whatever the numbers are."""
+def describe_sweep(table: pd.DataFrame, key: str = "data.phi") -> str:
+    """One paragraph, computed from a sweep, true whatever the numbers are: how many runs
+    finished and grokked, what was skipped, and the verdict of Wang's rule for ``key``."""
     ok = table[table["status"] == "ok"]
     skipped = table[table["status"] == "skipped"]
     grok = ok[ok["grokked_step"].notna()]
-    text = [f"{len(ok)} runs finished; {len(grok)} of them grokked (held-out ID accuracy "
-            f"reached the threshold) within their training budget."]
+    text = [f"{len(ok)} runs finished; {len(grok)} of them reached held-out ID {GROKKED_AT} "
+            f"within their budget."]
     if len(skipped):
+        name = key.split(".")[-1]
         text.append(f"{len(skipped)} point(s) were skipped as impossible at this scale "
-                    f"(φ = {', '.join(str(v) for v in skipped[key])}).")
-    means = by_value(table, key)
-    means = means[means["grokked"] > 0]
-    if len(means) >= 2:
-        lo, hi = means.iloc[0], means.iloc[-1]
-        faster = hi["grokked_step_mean"] < lo["grokked_step_mean"]
-        text.append(f"Mean grokked step over the seeds that grokked: "
-                    f"{_fmt(lo['grokked_step_mean'])} "
-                    f"at φ = {lo[key]} and {_fmt(hi['grokked_step_mean'])} at φ = {hi[key]}: "
-                    f"the larger φ grokked {'sooner' if faster else 'no sooner'}, "
-                    f"{'as' if faster else 'unlike what'} Wang et al. report.")
-    elif len(means) == 1:
-        text.append(f"Only φ = {means.iloc[0][key]} grokked, so the trend with φ cannot be "
-                    f"read here beyond that: smaller φ did not grok within the budget.")
-    else:
-        text.append("No φ grokked at this preset, so the grokked-step chart is empty; "
-                    "a longer run or a larger preset is needed to see the trend.")
+                    f"({name} = {', '.join(str(v) for v in skipped[key])}).")
+    rule = wang.phi_verdict if key == "data.phi" else wang.size_verdict
+    verdict, why = rule(ok.assign(seed=ok.get("seed", 0)), key) if len(ok) else (
+        wang.NOT_MEASURED, "no run finished")
+    text.append(f"Wang et al.'s rule ({'speed follows φ' if key == 'data.phi' else 'not the graph size'}): "
+                f"**{verdict}** ({why}).")
     return " ".join(text)
-
-
-def describe_sizes(sizes: pd.DataFrame, phis: pd.DataFrame, size_key: str = "data.n_entities",
-                   phi_key: str = "data.phi") -> str:
-    """Does grokking speed follow the graph size or φ here? Compares the spread (max/min) of
-    the grokked step across graph sizes at fixed φ with its spread across φ (seed 0)."""
-    s = sizes[(sizes["status"] == "ok")].dropna(subset=["grokked_step"])
-    p = phis[(phis["status"] == "ok") & (phis.get("seed", 0) == 0)].dropna(subset=["grokked_step"])
-    if len(s) < 2 or len(p) < 2:
-        return (f"Only {len(s)} graph size(s) and {len(p)} φ value(s) (seed 0) grokked at this "
-                f"preset, so whether grokking speed follows φ rather than graph size cannot be "
-                f"judged here.")
-    rs = s["grokked_step"].max() / max(s["grokked_step"].min(), 1)
-    rp = p["grokked_step"].max() / max(p["grokked_step"].min(), 1)
-    holds = rs < rp
-    return (f"Across graph sizes {', '.join(str(v) for v in s[size_key])} at fixed φ the grokked "
-            f"step varies by a factor {rs:.2f}; across φ {', '.join(str(v) for v in p[phi_key])} "
-            f"at the default size it varies by a factor {rp:.2f}. "
-            + ("Here, as in Wang et al., φ matters more than graph size."
-               if holds else "Here graph size matters at least as much as φ, unlike Wang et "
-               "al.'s finding (at this small scale and budget)."))

@@ -56,7 +56,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     phi_table = sweeps.sweep(sweep_base, store=store, progress=progress,
                              **{"data.phi": grid["phis"], "seed": grid["seeds"]})
     size_table = sweeps.sweep(sweep_base, store=store, progress=progress,
-                              **{"data.n_entities": grid["sizes"]})
+                              **{"data.n_entities": grid["sizes"], "seed": grid["seeds"]})
     fake = detect.train_chapter(preset_name, store=store, progress=progress)
     picks = transfer.pick_checkpoints(default)
     settings = transfer.chapter_finetune_settings(preset_name)

@@ -120,31 +120,77 @@ class Config:
 
 
 # ---------------------------------------------------------------- presets
+# A preset is a scale: the graph, the optimiser and the schedule (below), and the sizes of
+# each architecture at that scale (ARCHITECTURES). The book's subject is the study's
+# parameter-sharing model, the TRM (SUBJECT); the dense transformer ("dense") and Wang's
+# looped transformer ("looped") stand beside it for contrast.
+SUBJECT = "trm"
+ARCH_NAMES = ("trm", "looped", "dense")
+
+_WANG_OPT = {"train.ema": 0.0, "train.beta2": 0.999}     # Wang: AdamW (0.9, 0.999), no EMA
+
+ARCHITECTURES = {
+    # the study: hidden 1536, 2 blocks, expansion 4, 6 inner steps, 2 cycles, EMA 0.999,
+    # lr 4e-5, betas (0.9, 0.95), weight decay 1.0
+    "paper": {
+        "trm": {"model.arch": "trm", "model.d_model": 1536, "model.n_head": 12, "model.n_layer": 2,
+                "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
+                "train.ema": 0.999, "train.lr": 4e-5, "train.beta2": 0.95,
+                "train.weight_decay": 1.0},
+        "looped": {"model.arch": "transformer", "model.n_layer": 4, "model.n_loops": 2,
+                   "model.d_model": 768, "model.n_head": 12, **_WANG_OPT},
+        "dense": {"model.arch": "transformer", "model.n_layer": 8, "model.n_loops": 1,
+                  "model.d_model": 768, "model.n_head": 12, **_WANG_OPT}},
+    "gpu": {
+        "trm": {"model.arch": "trm", "model.d_model": 256, "model.n_head": 8, "model.n_layer": 2,
+                "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
+                "train.ema": 0.999, "train.beta2": 0.95},
+        "looped": {"model.arch": "transformer", "model.n_layer": 2, "model.n_loops": 2,
+                   "model.d_model": 256, "model.n_head": 8, **_WANG_OPT},
+        "dense": {"model.arch": "transformer", "model.n_layer": 4, "model.n_loops": 1,
+                  "model.d_model": 256, "model.n_head": 8, **_WANG_OPT}},
+    # cpu: chosen by measurement (chapter 2's recipe table; README "Presets"): one mixer
+    # block run 2 x (2 + 1) times, d_model 64, EMA 0.99, betas (0.9, 0.95)
+    "cpu": {
+        "trm": {"model.arch": "trm", "model.d_model": 64, "model.n_head": 4, "model.n_layer": 1,
+                "model.trm_inner_steps": 2, "model.trm_cycles": 2, "model.trm_expansion": 4,
+                "train.ema": 0.99, "train.beta2": 0.95},
+        "looped": {"model.arch": "transformer", "model.n_layer": 2, "model.n_loops": 2,
+                   "model.d_model": 64, "model.n_head": 4, **_WANG_OPT},
+        "dense": {"model.arch": "transformer", "model.n_layer": 4, "model.n_loops": 1,
+                  "model.d_model": 64, "model.n_head": 4, **_WANG_OPT}},
+    "test": {
+        "trm": {"model.arch": "trm", "model.d_model": 32, "model.n_head": 2, "model.n_layer": 1,
+                "model.trm_inner_steps": 2, "model.trm_cycles": 2, "model.trm_expansion": 2,
+                "train.ema": 0.9, "train.beta2": 0.95},
+        "looped": {"model.arch": "transformer", "model.n_layer": 1, "model.n_loops": 2,
+                   "model.d_model": 32, "model.n_head": 2, **_WANG_OPT},
+        "dense": {"model.arch": "transformer", "model.n_layer": 2, "model.n_loops": 1,
+                  "model.d_model": 32, "model.n_head": 2, **_WANG_OPT}},
+}
+
+
 def _paper() -> Config:
     return Config()
 
 
 def _cpu() -> Config:
-    # Small enough to grok on 2 cores in minutes, tuned by measurement (README, "Presets"):
-    # 100 entities with 10 of 15 relations each (free (head, relation) pairs remain for
-    # the transfer chapter), phi = 7.2, 10 % OOD facts and 5 % held-out ID two-hop facts
-    # so the test sets hold ~100 and ~400 queries. Memorizes at ~1.7k steps, groks at
-    # ~5-6k with Wang's weight decay 0.1; larger phi or decay grok sooner but with a
-    # shorter delay.
+    # Minutes on 2 cores, chosen by measurement (chapter 2's recipe table): 100 entities
+    # with 10 of 20 relations each (free (head, relation) pairs remain for the transfer
+    # chapter), 10 % OOD facts and 5 % held-out ID two-hop facts.
     return Config(
-        data=DataConfig(n_entities=100, n_relations=15, out_degree=10, phi=7.2,
+        data=DataConfig(n_entities=100, n_relations=20, out_degree=10, phi=5.4,
                         ood_ratio=0.1, iid_test_ratio=0.05),
-        model=ModelConfig(n_layer=4, d_model=128, n_head=4),
-        train=TrainConfig(lr=1e-3, weight_decay=0.1, warmup_steps=200, max_steps=7000,
-                          eval_every=100, eval_dense_until=7000, checkpoint_every=250),
+        train=TrainConfig(batch_size=256, lr=3e-3, weight_decay=0.3, warmup_steps=100,
+                          max_steps=12000, eval_every=100, eval_dense_until=12000,
+                          checkpoint_every=500),
     )
 
 
 def _test() -> Config:
     return Config(
         data=DataConfig(n_entities=60, n_relations=10, out_degree=6, phi=4.0, probe_cap=200),
-        model=ModelConfig(n_layer=2, d_model=32, n_head=2),
-        train=TrainConfig(batch_size=128, lr=3e-3, weight_decay=0.1, warmup_steps=20,
+        train=TrainConfig(batch_size=128, lr=1e-2, weight_decay=0.1, warmup_steps=20,
                           max_steps=200, eval_every=25, eval_dense_until=200,
                           checkpoint_every=50),
     )
@@ -154,7 +200,6 @@ def _gpu() -> Config:
     # One Colab-class GPU, tens of minutes. Not measured on a GPU yet (see README).
     return Config(
         data=DataConfig(n_entities=1000, n_relations=100, out_degree=20, phi=12.6),
-        model=ModelConfig(n_layer=4, d_model=256, n_head=8),
         train=TrainConfig(lr=1e-3, weight_decay=0.3, warmup_steps=500, max_steps=30000,
                           eval_every=250, eval_dense_until=5000, checkpoint_every=2500),
     )
@@ -163,43 +208,14 @@ def _gpu() -> Config:
 PRESETS = {"test": _test, "cpu": _cpu, "gpu": _gpu, "paper": _paper}
 
 
-def preset(name: str, **overrides) -> Config:
-    """A complete config for a named scale, with optional dotted overrides."""
+def preset(name: str, arch: str = SUBJECT, **overrides) -> Config:
+    """A complete config for a named scale and architecture (the subject by default), with
+    optional dotted overrides."""
     if name not in PRESETS:
         raise ConfigError(f"preset: unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
-    cfg = PRESETS[name]()
-    return cfg.replace(**overrides) if overrides else (validate(cfg) or cfg)
-
-
-# ---------------------------------------------------------------- the TRM at each scale
-TRM_OVERRIDES = {
-    # the study: hidden 1536, 2 blocks, expansion 4, 6 inner steps, 2 cycles, EMA 0.999,
-    # lr 4e-5, betas (0.9, 0.95), weight decay 1.0. At CPU size a larger lr is needed to
-    # see anything in minutes, and a shorter EMA horizon to match the shorter runs.
-    "cpu": {"model.arch": "trm", "model.d_model": 128, "model.n_layer": 2,
-            "model.trm_inner_steps": 3, "model.trm_cycles": 2, "model.trm_expansion": 4,
-            "train.ema": 0.99, "train.lr": 1e-3, "train.beta2": 0.95,
-            "train.weight_decay": 0.3},
-    "test": {"model.arch": "trm", "model.d_model": 32, "model.n_layer": 1,
-             "model.trm_inner_steps": 2, "model.trm_cycles": 2, "model.trm_expansion": 2,
-             "train.ema": 0.9, "train.lr": 1e-2, "train.beta2": 0.95},
-    "gpu": {"model.arch": "trm", "model.d_model": 256, "model.n_layer": 2,
-            "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
-            "train.ema": 0.999, "train.lr": 1e-3, "train.beta2": 0.95,
-            "train.weight_decay": 0.3},
-    "paper": {"model.arch": "trm", "model.d_model": 1536, "model.n_layer": 2,
-              "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
-              "train.ema": 0.999, "train.lr": 4e-5, "train.beta2": 0.95,
-              "train.weight_decay": 1.0},
-}
-
-
-def trm_config(preset_name: str = "cpu", **overrides):
-    """The preset's config with the TRM swapped in (see ``TRM_OVERRIDES``)."""
-    if preset_name not in TRM_OVERRIDES:
-        raise ConfigError(f"preset: unknown preset {preset_name!r}; allowed: "
-                          f"{', '.join(TRM_OVERRIDES)}")
-    return preset(preset_name, **{**TRM_OVERRIDES[preset_name], **overrides})
+    if arch not in ARCH_NAMES:
+        raise ConfigError(f"arch: {arch!r} is not allowed; allowed: {', '.join(ARCH_NAMES)}")
+    return PRESETS[name]().replace(**{**ARCHITECTURES[name][arch], **overrides})
 
 
 # ---------------------------------------------------------------- overrides

@@ -23,6 +23,8 @@ import os
 import platform
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -349,21 +351,37 @@ def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None =
 
 
 def _train_in_processes(chunks, root: Path, workers: int, threads: int) -> list:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    jobs = [[(rid, cfg.to_dict()) for rid, cfg in chunk] for chunk in chunks]
-    errors = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-        for errs in ex.map(_group_worker, jobs, [str(root)] * len(jobs),
-                           [threads] * len(jobs)):
-            errors += errs
+    """Each chunk in a fresh ``python -m grokbook.core.worker`` process (no multiprocessing
+    machinery: it is fragile inside a Jupyter kernel), ``workers`` at a time."""
+    errors, todo, running = [], list(chunks), []
+    with tempfile.TemporaryDirectory(prefix="grokbook-workers-") as tmp:
+        def start(i, chunk):
+            job = Path(tmp) / f"job{i}.json"
+            job.write_text(json.dumps({"root": str(root), "threads": threads,
+                                       "members": [[rid, cfg.to_dict()] for rid, cfg in chunk]}))
+            return job, subprocess.Popen([sys.executable, "-m", "grokbook.core.worker", str(job)])
+        i = 0
+        while todo or running:
+            while todo and len(running) < workers:
+                running.append(start(i, todo.pop(0)))
+                i += 1
+            job, proc = running.pop(0)
+            if proc.wait() != 0:
+                errors.append(RuntimeError(f"a training worker failed (exit status "
+                                           f"{proc.returncode}); its runs resume when asked for"))
+            out = job.with_suffix(".errors")
+            errors += [TrainingDiverged(e) for e in (json.loads(out.read_text())
+                                                    if out.exists() else [])]
     return errors
 
 
-def _group_worker(job, root: str, threads: int) -> list:
-    """One group in a worker process."""
-    torch.set_num_threads(threads)
-    return _train_group([(rid, Config.from_dict(d)) for rid, d in job], Path(root), False, None)
+def _worker_main(job_path: str) -> int:
+    job = json.loads(Path(job_path).read_text())
+    torch.set_num_threads(job["threads"])
+    members = [(rid, Config.from_dict(d)) for rid, d in job["members"]]
+    errors = _train_group(members, Path(job["root"]), False, None)
+    Path(job_path).with_suffix(".errors").write_text(json.dumps([str(e) for e in errors]))
+    return 0
 
 
 def _init_weights(cfg: Config, store) -> dict | None:

@@ -1,0 +1,114 @@
+"""Chapter 2: the book's subject and its recipe, chosen by measurement.
+
+The preset's subject (``core.config.SUBJECT``, the study's TRM) is trained to the end;
+the other candidates -- the TRM with other settings, Wang's looped transformer, the dense
+transformer -- end once they grok (``train.stop_at``), which is all the table needs. A
+candidate meets the recipe when (a) held-out ID accuracy is at most
+``wang.BEFORE_AT`` at its memorized step, (b) it reaches ``GROKKED_AT`` within the
+budget at least ``MIN_DELAY`` times later, and (c) a run takes at most ``MAX_MINUTES`` on
+this machine's measured speed.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..analysis.definitions import GROKKED_AT, heldout_at, run_summary
+from ..analysis.wang import BEFORE_AT
+from ..core.config import preset
+from ..core.store import train_many
+
+MIN_DELAY = 3.0
+MAX_MINUTES = 10.0
+
+# label -> (architecture, overrides): what was tried beside the preset's own recipe
+CANDIDATES = {
+    "cpu": {
+        "trm, weight decay 0.1": ("trm", {"train.weight_decay": 0.1}),
+        "trm, phi 7.2": ("trm", {"data.phi": 7.2}),
+        "looped transformer": ("looped", {}),
+    },
+}
+SUBJECT_LABEL, CONTRAST_LABEL = "subject: trm (the preset)", "contrast: dense transformer"
+
+
+def candidate_configs(preset_name: str) -> dict:
+    """{label: Config}: the subject and the dense contrast (both trained to the end, the
+    chapter shows their curves), then the other candidates (ended once they grok)."""
+    out = {SUBJECT_LABEL: preset(preset_name), CONTRAST_LABEL: preset(preset_name, arch="dense")}
+    for label, (arch, over) in CANDIDATES.get(preset_name, {}).items():
+        out[label] = preset(preset_name, arch=arch, **{**over, "train.stop_at": GROKKED_AT})
+    return out
+
+
+def train_candidates(preset_name: str, store=None, progress: bool = False) -> dict:
+    cfgs = candidate_configs(preset_name)
+    return dict(zip(cfgs, train_many(list(cfgs.values()), store=store, progress=progress)))
+
+
+def _settings(cfg) -> str:
+    m, t, d = cfg.model, cfg.train, cfg.data
+    shape = (f"TRM {m.n_layer} block x ({m.trm_inner_steps}+1) x {m.trm_cycles}, d {m.d_model}"
+             if m.arch == "trm" else
+             f"{m.n_layer} layers" + (f" x {m.n_loops} loops" if m.n_loops > 1 else "")
+             + f", d {m.d_model}")
+    return (f"{shape}; phi {d.phi:g}, lr {t.lr:g}, wd {t.weight_decay:g}"
+            + (f", EMA {t.ema:g}" if t.ema else ""))
+
+
+def recipe_table(runs: dict) -> pd.DataFrame:
+    """One row per candidate: its settings, memorized step, held-out ID accuracy there,
+    grokked step ("> budget" when it did not), the wait ratio, and criteria (a) and (b) of
+    the recipe (``minutes_table`` has (c): it depends on the machine)."""
+    rows = []
+    for label, run in runs.items():
+        s = run_summary(run)
+        mem, grok, held = s["memorized_step"], s["grokked_step"], s["heldout_at_memorized"]
+        rows.append({
+            "candidate": label, "settings": _settings(run.config),
+            "memorized_step": mem, "heldout_at_memorized": held,
+            "grokked_step": grok if grok is not None else f"> {run.config.train.max_steps}",
+            "wait_ratio": round(grok / mem, 1) if grok and mem else None,
+            "(a) held-out low at memorized": held is not None and held <= BEFORE_AT,
+            "(b) groks >= 3x later": bool(grok and mem and grok >= MIN_DELAY * mem),
+            "run": run.id})
+    return pd.DataFrame(rows)
+
+
+def minutes_table(runs: dict) -> pd.DataFrame:
+    """Criterion (c): minutes a whole run of each candidate takes at its measured speed on
+    the machine that trained it (the one machine-dependent column, kept apart)."""
+    rows = []
+    for label, run in runs.items():
+        minutes = run.config.train.max_steps / run.info["steps_per_second"] / 60
+        rows.append({"candidate": label, "steps_per_second": round(run.info["steps_per_second"], 1),
+                     "minutes_per_run": round(minutes, 1),
+                     "(c) run fits the time": minutes <= MAX_MINUTES})
+    return pd.DataFrame(rows)
+
+
+def delay_summary(run) -> dict:
+    """The subject's wait, measured: memorized and grokked steps, held-out ID accuracy at
+    the memorized step and at its half-way crossing."""
+    s = run_summary(run)
+    acc = run.accuracy()
+    return {"memorized_step": s["memorized_step"], "grokked_step": s["grokked_step"],
+            "heldout_at_memorized": s["heldout_at_memorized"],
+            "heldout_at_end": heldout_at(acc, int(acc.index[-1])),
+            "wait_ratio": (round(s["grokked_step"] / s["memorized_step"], 2)
+                           if s["grokked_step"] and s["memorized_step"] else None)}
+
+
+def describe_delay(subject: dict, contrast: dict) -> str:
+    """Plain words for ``delay_summary`` of the subject and the dense contrast, true
+    whatever the numbers are."""
+    def one(name, d):
+        if d["memorized_step"] is None:
+            return f"The {name} did not memorize its training facts within the budget."
+        text = (f"The {name} memorized its training facts at step {d['memorized_step']:,}, "
+                f"when held-out ID accuracy was {d['heldout_at_memorized']:.2f}")
+        if d["grokked_step"] is None:
+            return text + (f"; held-out ID accuracy never reached {GROKKED_AT} within the "
+                           f"budget (it ended at {d['heldout_at_end']:.2f}).")
+        return text + (f"; it reached {GROKKED_AT} at step {d['grokked_step']:,}, "
+                       f"{d['wait_ratio']}x later.")
+    return one("subject (TRM)", subject) + " " + one("dense transformer", contrast)

@@ -1,0 +1,8 @@
+"""A training worker: ``python -m grokbook.core.worker JOB.json`` trains one group of runs
+into the store (``core.store._train_in_processes`` starts it)."""
+import sys
+
+from .store import _worker_main
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1]))
