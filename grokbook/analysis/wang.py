@@ -77,15 +77,23 @@ def _spearman(x, y) -> float:
     return pd.Series(list(x), dtype=float).rank().corr(pd.Series(list(y), dtype=float).rank())
 
 
-def phi_verdict(table: pd.DataFrame, key: str = "data.phi") -> tuple:
-    """``table``: one row per run with ``key``, seed, grokked_step (None: censored), budget."""
+def _seeded(table: pd.DataFrame, key: str, need: int):
+    """(censored steps of the values of ``key`` with enough seeds, or None; why not)."""
     t = censored_steps(table, key)
     seeds = t.groupby(key)["seed"].nunique()
     values = seeds[seeds >= MIN_SEEDS].index
-    if len(values) < MIN_VALUES:
-        return NOT_MEASURED, (f"{len(values)} phi value(s) with >= {MIN_SEEDS} seeds; the rule "
-                              f"needs {MIN_VALUES}")
-    t = t[t[key].isin(values)]
+    if len(values) < need:
+        name = key.split(".")[-1]
+        return None, (f"{len(values)} {name} value(s) with >= {MIN_SEEDS} seeds; the rule "
+                      f"needs {need}")
+    return t[t[key].isin(values)], ""
+
+
+def phi_verdict(table: pd.DataFrame, key: str = "data.phi") -> tuple:
+    """``table``: one row per run with ``key``, seed, grokked_step (None: censored), budget."""
+    t, why = _seeded(table, key, MIN_VALUES)
+    if t is None:
+        return NOT_MEASURED, why
     g = t.groupby(key)
     if int((~g["censored"].any()).sum()) < 2:
         return NOT_MEASURED, "fewer than two phi values grokked in every seed within the budget"
@@ -95,7 +103,8 @@ def phi_verdict(table: pd.DataFrame, key: str = "data.phi") -> tuple:
     lo, hi = means.index[0], means.index[-1]
     beyond = g["step"].min()[lo] > g["step"].max()[hi]
     if strict and beyond:
-        return REPLICATES, f"mean steps fall strictly over {len(values)} phi values, beyond the seed spread"
+        return REPLICATES, (f"mean steps fall strictly over {len(means)} phi values, beyond "
+                            "the seed spread")
     if rho < 0:
         return PARTLY, f"rank correlation {rho:.2f}; " + (
             "not strictly falling" if not strict else "within the seed spread")
@@ -103,13 +112,9 @@ def phi_verdict(table: pd.DataFrame, key: str = "data.phi") -> tuple:
 
 
 def size_verdict(table: pd.DataFrame, key: str = "data.n_entities") -> tuple:
-    t = censored_steps(table, key)
-    seeds = t.groupby(key)["seed"].nunique()
-    sizes = seeds[seeds >= MIN_SEEDS].index
-    if len(sizes) < MIN_SIZES:
-        return NOT_MEASURED, (f"{len(sizes)} size(s) with >= {MIN_SEEDS} seeds; the rule needs "
-                              f"{MIN_SIZES}")
-    t = t[t[key].isin(sizes)]
+    t, why = _seeded(table, key, MIN_SIZES)
+    if t is None:
+        return NOT_MEASURED, why
     if t["censored"].any():
         return NOT_MEASURED, "a run did not grok within its budget: the sizes cannot be compared"
     g = t.groupby(key)["step"]

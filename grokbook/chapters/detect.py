@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..analysis.definitions import GROKKED_AT, HALFWAY_AT
 from ..analysis.lens import bridge_found, bridge_rates, logit_lens, site_lens, strict_stage_of
 from ..core.config import ARCH_NAMES, preset
 from ..core.progress import plan
@@ -39,6 +40,7 @@ NEITHER = "neither"
 CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER)
 BRIDGE_RULES = ("strict", "lenient")
 ARCHS = ARCH_NAMES  # the subject (trm), Wang's looped transformer, the dense transformer
+ACC_AT = BRIDGE_AT = GROKKED_AT  # the detector's thresholds on OOD accuracy and bridge rates
 
 
 # ---------------------------------------------------------------- the chapter's runs
@@ -132,8 +134,8 @@ def _end(series: pd.Series, tail: int) -> float:
     return float(s.iloc[-tail:].mean()) if len(s) else math.nan
 
 
-def classify(accuracy: pd.Series, bridge: pd.Series, acc_threshold: float = 0.9,
-             bridge_threshold: float = 0.9, tail: int = 1) -> str:
+def classify(accuracy: pd.Series, bridge: pd.Series, acc_threshold: float = ACC_AT,
+             bridge_threshold: float = BRIDGE_AT, tail: int = 1) -> str:
     """One of ``CLASSES`` from an accuracy curve and a bridge-found curve (index: step).
 
     A run *has accuracy* if its accuracy at the end (mean of the last ``tail`` values)
@@ -146,7 +148,7 @@ def classify(accuracy: pd.Series, bridge: pd.Series, acc_threshold: float = 0.9,
             (False, True): CIRCUIT_ONLY, (False, False): NEITHER}[(acc, circuit)]
 
 
-def crossing_steps(accuracy: pd.Series, bridge: pd.Series, thresholds=(0.5, 0.9)) -> dict:
+def crossing_steps(accuracy: pd.Series, bridge: pd.Series, thresholds=(HALFWAY_AT, GROKKED_AT)) -> dict:
     """Steps where accuracy and bridge rate first reach each threshold (None = never)."""
     out = {}
     for th in thresholds:
@@ -156,7 +158,7 @@ def crossing_steps(accuracy: pd.Series, bridge: pd.Series, thresholds=(0.5, 0.9)
 
 
 def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_inferred_ood",
-           acc_threshold: float = 0.9, bridge_threshold: float = 0.9, thresholds=(0.5, 0.9),
+           acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT, thresholds=(HALFWAY_AT, GROKKED_AT),
            tail: int = 1) -> pd.DataFrame:
     """The detector: one row per bridge rule with crossings, end values and the verdict.
 
@@ -176,7 +178,7 @@ def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_
     return pd.DataFrame(rows)
 
 
-def study_verdicts(acc_threshold: float = 0.9, bridge_threshold: float = 0.9) -> pd.DataFrame:
+def study_verdicts(acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT) -> pd.DataFrame:
     """The same rule applied to the study's end values (its lenient bridge rule)."""
     s = REGIME_NUMBERS
     v = [classify(pd.Series([a]), pd.Series([b]), acc_threshold, bridge_threshold)
@@ -186,7 +188,7 @@ def study_verdicts(acc_threshold: float = 0.9, bridge_threshold: float = 0.9) ->
 
 # ---------------------------------------------------------------- the chapter's tables
 def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: int = 500,
-                   acc_threshold: float = 0.9, bridge_threshold: float = 0.9):
+                   acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT):
     """(curves, verdicts) over ``{(regime, arch): run}``.
 
     ``curves``: regime, arch, step, curve (``OOD accuracy``, ``bridge strict``, ``bridge
@@ -215,7 +217,7 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
 
 
 def side_by_side(verdicts: pd.DataFrame, arch: str = "trm", rule: str = "lenient",
-                 acc_threshold: float = 0.9, bridge_threshold: float = 0.9) -> pd.DataFrame:
+                 acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT) -> pd.DataFrame:
     """Our runs of one architecture and rule next to the study's TRM numbers."""
     ours = verdicts[(verdicts["arch"] == arch) & (verdicts["rule"] == rule)]
     ours = ours[["regime", "acc_end", "bridge_end", "verdict"]].rename(columns={
@@ -298,8 +300,8 @@ def verdict_grid_chart(verdicts: pd.DataFrame, rule: str = "strict"):
                                      title=f"verdicts ({rule} rule): OOD acc / bridge at end")
 
 
-def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = 0.9,
-                      bridge_threshold: float = 0.9) -> str:
+def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
+                      bridge_threshold: float = BRIDGE_AT) -> str:
     """Markdown: what the detector found, phrased from the computed verdicts."""
     def runs_of(rule, verdict):
         d = verdicts[(verdicts["rule"] == rule) & (verdicts["verdict"] == verdict)]

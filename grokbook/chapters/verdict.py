@@ -24,25 +24,33 @@ from . import detect, paths, study, sweeps, transfer
 from .detect import FAKE, bridge_over_training, first_crossing
 
 
+# thresholds of the rules below; each rule's text is written from the same names
+OOD_LOW, OOD_SOME = 0.1, 0.3              # final OOD accuracy: "near 0" and "partly"
+PATH_PARTLY = 0.5                         # heatmap correlation for a "partly same" path
+FAKE_ACC, FAKE_BRIDGE = detect.ACC_AT, detect.BRIDGE_AT   # chapter 5's detector
+NEW_LEARNED, HOP1_OK, HOP2_LOW, GAP = 0.9, 0.5, 0.2, 0.2   # chapter 6
+
 VERDICT_RULES = {
     "wang_grokking": wang.RULE_TEXT["wang_grokking"],
-    "wang_ood": "replicates if final OOD two-hop accuracy of every run of chapters 2-3 is at "
-                "most 0.1; partly if at most 0.3; otherwise does not replicate.",
+    "wang_ood": (f"replicates if the final OOD two-hop accuracy of every run of chapters 2-3 "
+                 f"trained to its budget is at most {OOD_LOW}; partly if at most {OOD_SOME}; "
+                 f"otherwise does not replicate; not measured without such a run."),
     "wang_phi": wang.RULE_TEXT["wang_phi"],
     "wang_size": wang.RULE_TEXT["wang_size"],
-    "claim1_same_path": "replicates if chapter 4's path verdict on trained ID queries is "
-                        "'same' between a real non-grokked and a real grokked checkpoint; "
-                        "partly if the heatmap correlation is at least 0.5; otherwise does "
-                        "not replicate; not measured if either checkpoint does not exist.",
-    "claim2_fake_grokking": "replicates if any hop-2-only run ends with OOD accuracy >= 0.9 "
-                            "while the strict bridge rate stays < 0.9 (accuracy without "
-                            "circuit); partly if such a run exists in another regime; "
-                            "otherwise does not replicate.",
-    "claim3_transfer": "replicates if, fine-tuning the grokked checkpoint, new-as-hop-1 "
-                       "reaches >= 0.5 while old+new-as-hop-2 and new+new stay <= 0.2; "
-                       "partly if new-as-hop-1 beats both by at least 0.2 without those "
-                       "thresholds; not measured if the new atomic facts were not learned "
-                       "(< 0.9); otherwise does not replicate.",
+    "claim1_same_path": ("replicates if chapter 4's path verdict on trained ID queries is "
+                         "'same' between a real non-grokked and a real grokked checkpoint; "
+                         f"partly if the heatmap correlation is at least {PATH_PARTLY}; "
+                         "otherwise does not replicate; not measured if either checkpoint "
+                         "does not exist."),
+    "claim2_fake_grokking": (f"replicates if any hop-2-only run ends with OOD accuracy >= "
+                             f"{FAKE_ACC} while the strict bridge rate stays < {FAKE_BRIDGE} "
+                             "(accuracy without circuit); partly if such a run exists in "
+                             "another regime; otherwise does not replicate."),
+    "claim3_transfer": (f"replicates if, fine-tuning the grokked checkpoint, new-as-hop-1 "
+                        f"reaches >= {HOP1_OK} while old+new-as-hop-2 and new+new stay <= "
+                        f"{HOP2_LOW}; partly if new-as-hop-1 beats both by at least {GAP} "
+                        f"without those thresholds; not measured if the new atomic facts were "
+                        f"not learned (< {NEW_LEARNED}); otherwise does not replicate."),
 }
 
 
@@ -153,7 +161,7 @@ def verdict_ood(final_oods) -> str:
     if not vals:
         return NOT_MEASURED
     top = max(vals)
-    return REPLICATES if top <= 0.1 else PARTLY if top <= 0.3 else NOT_REPLICATED
+    return REPLICATES if top <= OOD_LOW else PARTLY if top <= OOD_SOME else NOT_REPLICATED
 
 
 def verdict_paths(found: bool, path_verdict: str, correlation) -> str:
@@ -161,7 +169,7 @@ def verdict_paths(found: bool, path_verdict: str, correlation) -> str:
         return NOT_MEASURED
     if path_verdict == "same":
         return REPLICATES
-    if correlation is not None and not math.isnan(correlation) and correlation >= 0.5:
+    if correlation is not None and not math.isnan(correlation) and correlation >= PATH_PARTLY:
         return PARTLY
     return NOT_REPLICATED
 
@@ -177,13 +185,13 @@ def verdict_fake(verdicts: pd.DataFrame) -> str:
 
 def verdict_transfer(best: dict) -> str:
     """``best``: best accuracy per probe kind while fine-tuning the grokked checkpoint."""
-    if best.get("new_atomic", 0.0) < 0.9:
+    if best.get("new_atomic", 0.0) < NEW_LEARNED:
         return NOT_MEASURED
     h1, h2, nn = (best.get(k, math.nan) for k in
                   ("new_hop1_old_hop2", "old_hop1_new_hop2", "new_new"))
-    if h1 >= 0.5 and h2 <= 0.2 and nn <= 0.2:
+    if h1 >= HOP1_OK and h2 <= HOP2_LOW and nn <= HOP2_LOW:
         return REPLICATES
-    if h1 - max(h2, nn) >= 0.2:
+    if h1 - max(h2, nn) >= GAP:
         return PARTLY
     return NOT_REPLICATED
 

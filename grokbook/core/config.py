@@ -129,44 +129,30 @@ ARCH_NAMES = ("trm", "looped", "dense")
 
 _WANG_OPT = {"train.ema": 0.0, "train.beta2": 0.999}     # Wang: AdamW (0.9, 0.999), no EMA
 
+def _sizes(d: int, heads: int, trm_blocks: int, inner: int, expansion: int, ema: float,
+           looped_layers: int, dense_layers: int, **trm_extra) -> dict:
+    """One scale's architectures: the TRM (2 cycles, betas (0.9, 0.95), an EMA), Wang's
+    looped transformer (its layers run twice) and the dense transformer, at width ``d``."""
+    transformer = {"model.arch": "transformer", "model.d_model": d, "model.n_head": heads,
+                   **_WANG_OPT}
+    return {"trm": {"model.arch": "trm", "model.d_model": d, "model.n_head": heads,
+                    "model.n_layer": trm_blocks, "model.trm_inner_steps": inner,
+                    "model.trm_cycles": 2, "model.trm_expansion": expansion,
+                    "train.ema": ema, "train.beta2": 0.95, **trm_extra},
+            "looped": {**transformer, "model.n_layer": looped_layers, "model.n_loops": 2},
+            "dense": {**transformer, "model.n_layer": dense_layers, "model.n_loops": 1}}
+
+
 ARCHITECTURES = {
     # the study: hidden 1536, 2 blocks, expansion 4, 6 inner steps, 2 cycles, EMA 0.999,
-    # lr 4e-5, betas (0.9, 0.95), weight decay 1.0
-    "paper": {
-        "trm": {"model.arch": "trm", "model.d_model": 1536, "model.n_head": 12, "model.n_layer": 2,
-                "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
-                "train.ema": 0.999, "train.lr": 4e-5, "train.beta2": 0.95,
-                "train.weight_decay": 1.0},
-        "looped": {"model.arch": "transformer", "model.n_layer": 4, "model.n_loops": 2,
-                   "model.d_model": 768, "model.n_head": 12, **_WANG_OPT},
-        "dense": {"model.arch": "transformer", "model.n_layer": 8, "model.n_loops": 1,
-                  "model.d_model": 768, "model.n_head": 12, **_WANG_OPT}},
-    "gpu": {
-        "trm": {"model.arch": "trm", "model.d_model": 256, "model.n_head": 8, "model.n_layer": 2,
-                "model.trm_inner_steps": 6, "model.trm_cycles": 2, "model.trm_expansion": 4,
-                "train.ema": 0.999, "train.beta2": 0.95},
-        "looped": {"model.arch": "transformer", "model.n_layer": 2, "model.n_loops": 2,
-                   "model.d_model": 256, "model.n_head": 8, **_WANG_OPT},
-        "dense": {"model.arch": "transformer", "model.n_layer": 4, "model.n_loops": 1,
-                  "model.d_model": 256, "model.n_head": 8, **_WANG_OPT}},
+    # lr 4e-5, betas (0.9, 0.95), weight decay 1.0; Wang: 8 layers x 768, or 4 run twice
+    "paper": _sizes(1536, 12, 2, 6, 4, 0.999, 4, 8, **{"train.lr": 4e-5,
+                                                       "train.weight_decay": 1.0}),
+    "gpu": _sizes(256, 8, 2, 6, 4, 0.999, 2, 4),
     # cpu: chosen by measurement (chapter 2's recipe table; README "Presets"): one mixer
-    # block run 2 x (2 + 1) times, d_model 64, EMA 0.99, betas (0.9, 0.95)
-    "cpu": {
-        "trm": {"model.arch": "trm", "model.d_model": 64, "model.n_head": 4, "model.n_layer": 1,
-                "model.trm_inner_steps": 2, "model.trm_cycles": 2, "model.trm_expansion": 4,
-                "train.ema": 0.99, "train.beta2": 0.95},
-        "looped": {"model.arch": "transformer", "model.n_layer": 2, "model.n_loops": 2,
-                   "model.d_model": 64, "model.n_head": 4, **_WANG_OPT},
-        "dense": {"model.arch": "transformer", "model.n_layer": 4, "model.n_loops": 1,
-                  "model.d_model": 64, "model.n_head": 4, **_WANG_OPT}},
-    "test": {
-        "trm": {"model.arch": "trm", "model.d_model": 32, "model.n_head": 2, "model.n_layer": 1,
-                "model.trm_inner_steps": 2, "model.trm_cycles": 2, "model.trm_expansion": 2,
-                "train.ema": 0.9, "train.beta2": 0.95},
-        "looped": {"model.arch": "transformer", "model.n_layer": 1, "model.n_loops": 2,
-                   "model.d_model": 32, "model.n_head": 2, **_WANG_OPT},
-        "dense": {"model.arch": "transformer", "model.n_layer": 2, "model.n_loops": 1,
-                  "model.d_model": 32, "model.n_head": 2, **_WANG_OPT}},
+    # block run 2 x (2 + 1) times, width 64
+    "cpu": _sizes(64, 4, 1, 2, 4, 0.99, 2, 4),
+    "test": _sizes(32, 2, 1, 2, 2, 0.9, 1, 2),
 }
 
 
