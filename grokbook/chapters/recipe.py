@@ -23,8 +23,8 @@ MAX_MINUTES = 10.0
 # label -> (architecture, overrides): what was tried beside the preset's own recipe
 CANDIDATES = {
     "cpu": {
-        "trm, weight decay 0.1": ("trm", {"train.weight_decay": 0.1}),
-        "trm, phi 7.2": ("trm", {"data.phi": 7.2}),
+        "trm, weight decay 0.3": ("trm", {"train.weight_decay": 0.3}),
+        "trm, phi 7.2, weight decay 0.3": ("trm", {"data.phi": 7.2, "train.weight_decay": 0.3}),
         "looped transformer": ("looped", {}),
     },
 }

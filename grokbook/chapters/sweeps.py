@@ -175,7 +175,7 @@ GRIDS = {
     "test": {"phis": [2.0, 3.0, 4.0, 8.0], "seeds": [0, 1], "sizes": [40, 50, 60]},
     # cpu: four phi values under this graph's max_phi (~8.6) and three graph sizes at the
     # preset's phi, two seeds each; every run ends once held-out ID reaches 0.9
-    "cpu": {"phis": [3.6, 5.4, 7.2, 8.4], "seeds": [0, 1], "sizes": [100, 150, 200]},
+    "cpu": {"phis": [5.4, 6.3, 7.2, 8.4], "seeds": [0, 1], "sizes": [100, 150, 200]},
     "gpu": {"phis": [5.4, 9.0, 12.6, 18.0], "seeds": [0, 1], "sizes": [500, 1000, 2000]},
     "paper": {"phis": [3.6, 5.4, 7.2, 9.0, 12.6, 18.0], "seeds": [0, 1],
               "sizes": [2000, 5000, 10000]},

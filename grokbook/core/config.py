@@ -165,10 +165,10 @@ def _cpu() -> Config:
     # with 10 of 20 relations each (free (head, relation) pairs remain for the transfer
     # chapter), 10 % OOD facts and 5 % held-out ID two-hop facts.
     return Config(
-        data=DataConfig(n_entities=100, n_relations=20, out_degree=10, phi=5.4,
+        data=DataConfig(n_entities=100, n_relations=20, out_degree=10, phi=6.3,
                         ood_ratio=0.1, iid_test_ratio=0.05),
-        train=TrainConfig(batch_size=256, lr=3e-3, weight_decay=0.3, warmup_steps=100,
-                          max_steps=12000, eval_every=100, eval_dense_until=12000,
+        train=TrainConfig(batch_size=256, lr=3e-3, weight_decay=0.4, warmup_steps=100,
+                          max_steps=14000, eval_every=100, eval_dense_until=14000,
                           checkpoint_every=500),
     )
 
