@@ -52,6 +52,7 @@ def test_a_failing_point_does_not_stop_the_others(store, monkeypatch):
 
 def test_default_grid_depends_on_the_preset():
     test, cpu = default_grid("test"), default_grid("cpu")
-    assert len(test["phis"]) * len(test["seeds"]) < len(cpu["phis"]) * len(cpu["seeds"])
-    assert len(cpu["seeds"]) >= 3
+    assert len(test["phis"]) * len(test["seeds"]) <= len(cpu["phis"]) * len(cpu["seeds"])
+    # enough for Wang's rules to come out either way (grokbook.analysis.wang)
+    assert len(cpu["phis"]) >= 4 and len(cpu["seeds"]) >= 2 and len(cpu["sizes"]) >= 3
     assert default_grid("cpu", seeds=[0])["seeds"] == [0]
