@@ -103,3 +103,12 @@ def test_groups_spread_over_worker_processes_give_the_same_runs(tmp_path):
     for cfg, run in zip(cfgs, spread):
         _same_run(run, train(cfg, store=tmp_path / "s", progress=False))
         assert json.loads((run.path / "info.json").read_text())["group"]["size"] == 1
+
+
+def test_a_worker_refusing_a_config_names_the_field(tmp_path):
+    from grokbook.core.config import ConfigError
+    good, impossible = small(seed=0), small(seed=1, **{"data.phi": 50.0})
+    with pytest.raises(ConfigError) as e:
+        train_many([good, small("dense", seed=2), impossible], store=tmp_path,
+                   progress=False, workers=2)
+    assert "data.phi" in str(e.value)

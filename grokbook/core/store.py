@@ -366,12 +366,16 @@ def _train_in_processes(chunks, root: Path, workers: int, threads: int) -> list:
                 running.append(start(i, todo.pop(0)))
                 i += 1
             job, proc = running.pop(0)
-            if proc.wait() != 0:
-                errors.append(RuntimeError(f"a training worker failed (exit status "
-                                           f"{proc.returncode}); its runs resume when asked for"))
+            code = proc.wait()
             out = job.with_suffix(".errors")
-            errors += [TrainingDiverged(e) for e in (json.loads(out.read_text())
-                                                    if out.exists() else [])]
+            report = json.loads(out.read_text()) if out.exists() else {}
+            if report.get("refused"):  # a config the worker could not build: say which
+                errors.append(ConfigError(report["refused"]))
+            elif code != 0:
+                errors.append(RunStoreError(f"a training worker failed (exit status {code}); "
+                                            f"its runs resume from their last checkpoints when "
+                                            f"asked for again"))
+            errors += [TrainingDiverged(e) for e in report.get("diverged", [])]
     return errors
 
 
@@ -379,8 +383,13 @@ def _worker_main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     torch.set_num_threads(job["threads"])
     members = [(rid, Config.from_dict(d)) for rid, d in job["members"]]
-    errors = _train_group(members, Path(job["root"]), False, None)
-    Path(job_path).with_suffix(".errors").write_text(json.dumps([str(e) for e in errors]))
+    out = Path(job_path).with_suffix(".errors")
+    try:
+        errors = _train_group(members, Path(job["root"]), False, None)
+    except (ConfigError, ValueError) as e:
+        out.write_text(json.dumps({"refused": str(e)}))
+        return 2
+    out.write_text(json.dumps({"diverged": [str(e) for e in errors]}))
     return 0
 
 
