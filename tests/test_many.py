@@ -112,3 +112,12 @@ def test_a_worker_refusing_a_config_names_the_field(tmp_path):
         train_many([good, small("dense", seed=2), impossible], store=tmp_path,
                    progress=False, workers=2)
     assert "data.phi" in str(e.value)
+
+
+def test_a_run_resumed_at_step_0_does_not_share_a_group_with_a_fresh_one(tmp_path):
+    a, b = small(seed=0), small(seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        train(a, store=tmp_path / "g", progress=False, stop_after=10)  # state kept at step 0
+    runs = train_many([a, b], store=tmp_path / "g", progress=False)
+    for cfg, run in zip([a, b], runs):
+        _same_run(run, train(cfg, store=tmp_path / "s", progress=False))

@@ -190,15 +190,15 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
     log(f"{entry}: executing with preset {preset!r} ...")
     t0 = time.perf_counter()
     feed = dest.parent / f".{dest.stem}.progress.jsonl"
-    # the kernel inherits this process's environment: its runs report to ``feed``, and
-    # chapters that train several runs spread them over the cores, one thread each
+    threads = thread_count()  # a bad GROKBOOK_THREADS is refused before anything is set
+    # the kernel inherits this process's environment: its runs report to ``feed``; chapters
+    # that train several runs spread them over the cores, one thread each; analysis runs on
+    # as many threads as training (two busy threads collapse when anything else shares the
+    # cores), unless the user chose
+    saved = {k: os.environ.get(k) for k in (progress.ENV, WORKERS_ENV, "OMP_NUM_THREADS")}
     os.environ[progress.ENV] = str(feed)
-    workers_before = os.environ.get(WORKERS_ENV)
     os.environ.setdefault(WORKERS_ENV, str(os.cpu_count() or 1))
-    # analysis in the kernel on as many threads as training (two busy threads collapse when
-    # anything else shares the cores), unless the user chose
-    omp_before = os.environ.get("OMP_NUM_THREADS")
-    os.environ.setdefault("OMP_NUM_THREADS", str(thread_count()))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     try:
         with progress.Watcher(feed, f"grokbook book: {entry}: ", every=progress_every):
             pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
@@ -208,11 +208,11 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
     except DeadKernelError:
         raise ChapterError(_describe_dead_kernel(entry, src, dest)) from None
     finally:
-        os.environ.pop(progress.ENV, None)
-        if workers_before is None:
-            os.environ.pop(WORKERS_ENV, None)
-        if omp_before is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
+        for k, v in saved.items():  # the parent's environment as it was
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         feed.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
     add_provenance(dest, provenance(preset, wall, root), digest)

@@ -353,30 +353,38 @@ def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None =
 def _train_in_processes(chunks, root: Path, workers: int, threads: int) -> list:
     """Each chunk in a fresh ``python -m grokbook.core.worker`` process (no multiprocessing
     machinery: it is fragile inside a Jupyter kernel), ``workers`` at a time."""
-    errors, todo, running = [], list(chunks), []
+    errors, todo, running = [], list(enumerate(chunks)), []
     with tempfile.TemporaryDirectory(prefix="grokbook-workers-") as tmp:
-        def start(i, chunk):
-            job = Path(tmp) / f"job{i}.json"
-            job.write_text(json.dumps({"root": str(root), "threads": threads,
-                                       "members": [[rid, cfg.to_dict()] for rid, cfg in chunk]}))
-            return job, subprocess.Popen([sys.executable, "-m", "grokbook.core.worker", str(job)])
-        i = 0
-        while todo or running:
-            while todo and len(running) < workers:
-                running.append(start(i, todo.pop(0)))
-                i += 1
-            job, proc = running.pop(0)
-            code = proc.wait()
-            out = job.with_suffix(".errors")
-            report = json.loads(out.read_text()) if out.exists() else {}
-            if report.get("refused"):  # a config the worker could not build: say which
-                errors.append(ConfigError(report["refused"]))
-            elif code != 0:
-                errors.append(RunStoreError(f"a training worker failed (exit status {code}); "
-                                            f"its runs resume from their last checkpoints when "
-                                            f"asked for again"))
-            errors += [TrainingDiverged(e) for e in report.get("diverged", [])]
+        try:
+            while todo or running:
+                while todo and len(running) < workers:
+                    i, chunk = todo.pop(0)
+                    job = Path(tmp) / f"job{i}.json"
+                    job.write_text(json.dumps({"root": str(root), "threads": threads, "members":
+                                               [[rid, cfg.to_dict()] for rid, cfg in chunk]}))
+                    running.append((job, subprocess.Popen(
+                        [sys.executable, "-m", "grokbook.core.worker", str(job)])))
+                job, proc = running[0]
+                errors += _worker_errors(job, proc.wait())
+                running.pop(0)
+        finally:  # an interrupt must not leave workers training while holding run locks
+            for _, proc in running:
+                proc.terminate()
+                proc.wait()
     return errors
+
+
+def _worker_errors(job: Path, code: int) -> list:
+    out = job.with_suffix(".errors")
+    report = json.loads(out.read_text()) if out.exists() else {}
+    if report.get("refused"):  # a config the worker could not build: say which
+        return [ConfigError(report["refused"])]
+    if report.get("store"):
+        return [RunStoreError(report["store"])]
+    if code != 0:
+        return [RunStoreError(f"a training worker failed (exit status {code}); its runs "
+                              f"resume from their last checkpoints when asked for again")]
+    return [TrainingDiverged(e) for e in report.get("diverged", [])]
 
 
 def _worker_main(job_path: str) -> int:
@@ -388,6 +396,9 @@ def _worker_main(job_path: str) -> int:
         errors = _train_group(members, Path(job["root"]), False, None)
     except (ConfigError, ValueError) as e:
         out.write_text(json.dumps({"refused": str(e)}))
+        return 2
+    except RunStoreError as e:
+        out.write_text(json.dumps({"store": str(e)}))
         return 2
     out.write_text(json.dumps({"diverged": [str(e) for e in errors]}))
     return 0
@@ -426,7 +437,8 @@ def _train_group(members, root: Path, progress: bool, stop_after) -> list:
         errors = []
         by_step = {}
         for i, st in enumerate(states):
-            by_step.setdefault(st["trainer"]["step"] if st else 0, []).append(i)
+            # fresh runs (-1) never share a group with runs resumed at any step, 0 included
+            by_step.setdefault(st["trainer"]["step"] if st else -1, []).append(i)
         for idx in by_step.values():
             errors += _train_members([members[i] for i in idx], [datasets[i] for i in idx],
                                      [inits[i] for i in idx], [states[i] for i in idx], root,
@@ -438,7 +450,8 @@ def _resume_state(path: Path, cfg: Config):
     if not (path / "state.pt").exists():
         return None
     try:
-        return torch.load(path / "state.pt", map_location=cfg.train.device, weights_only=False)
+        # generator states must stay on the CPU; the trainer moves tensors where they belong
+        return torch.load(path / "state.pt", map_location="cpu", weights_only=False)
     except Exception as e:
         raise _corrupt(path, f"resume state: {type(e).__name__}: {e}") from None
 

@@ -104,7 +104,7 @@ def group_key(cfg) -> tuple:
     d, t = cfg.data, cfg.train
     return (tuple(sorted(vars(cfg.model).items())), t.batch_size, t.max_steps, t.eval_every,
             t.eval_dense_until, t.eval_per_decade, t.checkpoint_every, t.device,
-            t.ema > 0, d.n_entities, d.n_relations, bool(d.from_json))
+            t.ema > 0, d.n_entities, d.n_relations, d.from_json)  # a JSON folder: its own vocab
 
 
 class ProbeSets:
@@ -125,8 +125,8 @@ class ProbeSets:
         self.n = [len(x) for x in xs]
         top = max(self.n)
 
-        def pad(t):  # repeat the first rows; padded rows are never counted
-            return torch.cat([t, t[:top - len(t)]]) if len(t) < top else t
+        def pad(t):  # repeat rows cyclically; padded rows are never counted
+            return t[torch.arange(top, device=t.device) % len(t)] if len(t) < top else t
 
         self.x = torch.stack([pad(x) for x in xs])            # (K, N, 3)
         self.pos = torch.stack([pad(p) for p in poss])        # (K, N)
@@ -228,6 +228,8 @@ class Trainer:
             raise ValueError("a group's configs must share group_key (model, batch, schedule)")
         init_weights = list(init_weights or [None] * self.k)
         vocab = len(datasets[0].vocab)
+        if any(len(ds.vocab) != vocab for ds in datasets):
+            raise ValueError("a group's datasets must share one vocabulary")
         solos = []
         for cfg, w in zip(self.cfgs, init_weights):
             torch.manual_seed(cfg.seed)
