@@ -3,7 +3,7 @@
 import pandas as pd
 
 from grokbook.chapters import verdict as v
-from grokbook.chapters.detect import CIRCUIT_ONLY, FAKE, NEITHER
+from grokbook.chapters.detect import CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, FAKE, NEITHER
 
 
 def _sweep(key, steps):
@@ -25,7 +25,10 @@ def _numbers(**changes):
                                  path_verdict="same", runs=["a"]),
         "claim2_fake_grokking": dict(
             verdicts=pd.DataFrame([dict(regime="hop2_only", arch="trm", rule="strict",
-                                        verdict=FAKE, acc_end=0.95, bridge_end=0.4)]),
+                                        verdict=FAKE, acc_end=0.95, bridge_end=0.4),
+                                   dict(regime="both_full", arch="trm", rule="strict",
+                                        verdict=CIRCUIT_WITH_ACCURACY, acc_end=0.9,
+                                        bridge_end=0.95)]),
             hop2=[dict(arch="trm", acc_end=0.95, bridge_end=0.4, verdict=FAKE)], runs=["d"]),
         "claim3_transfer": dict(best={"new_atomic": 1.0, "new_hop1_old_hop2": 0.9,
                                       "old_hop1_new_hop2": 0.05, "new_new": 0.02}, runs=["e"]),
@@ -49,12 +52,16 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_paths(False, "same", 0.99) == v.NOT_MEASURED
     table = pd.DataFrame([dict(regime="natural", arch="trm", rule="strict", verdict=FAKE),
                           dict(regime="hop2_only", arch="trm", rule="strict", verdict=CIRCUIT_ONLY),
-                          dict(regime="hop2_only", arch="trm", rule="lenient", verdict=FAKE)])
+                          dict(regime="hop2_only", arch="trm", rule="lenient", verdict=FAKE),
+                          dict(regime="both_full", arch="trm", rule="strict", verdict=NEITHER)])
+    table["acc_end"] = [0.1, 0.1, 0.1, 0.8]   # the both-full control composes OOD
+    assert v.verdict_fake(table.assign(acc_end=0.1)) == v.NOT_MEASURED  # control failed
     assert v.verdict_fake(table) == v.PARTLY       # fake only outside hop-2 under strict
     table.loc[1, "verdict"] = FAKE
     assert v.verdict_fake(table) == v.REPLICATES
     table["verdict"] = NEITHER
     assert v.verdict_fake(table) == v.NOT_REPLICATED
+    assert v.verdict_fake(table.iloc[:0]) == v.NOT_MEASURED
     good = {"new_atomic": 1.0, "new_hop1_old_hop2": 0.9, "old_hop1_new_hop2": 0.05, "new_new": 0.0}
     assert v.verdict_transfer(good) == v.REPLICATES
     assert v.verdict_transfer({**good, "old_hop1_new_hop2": 0.4}) == v.PARTLY

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from ..chapters.detect import chapter_configs
+from ..core.config import Config
 from ..core.data import build_dataset
 from ..core.train import Trainer, resolve_device
 
@@ -613,7 +614,6 @@ def bench_arch(preset_name: str = "cpu", steps: int = 30, warmup: int = 5, repea
 # ------------------------------------------------------------------ many runs at once
 def _group_rate(cfg_dicts: list, steps: int, repeats: int, warmup: int, threads: int) -> float:
     """Steps/s of one stacked group (every member steps each time), on ``threads`` threads."""
-    from ..core.config import Config
     torch.set_num_threads(threads)
     cfgs = [Config.from_dict(d) for d in cfg_dicts]
     ds = build_dataset(cfgs[0].data, cfgs[0].seed)   # the data's content does not change speed

@@ -28,6 +28,7 @@ from .detect import FAKE, bridge_over_training, first_crossing
 OOD_LOW, OOD_SOME = 0.1, 0.3              # final OOD accuracy: "near 0" and "partly"
 PATH_PARTLY = 0.5                         # heatmap correlation for a "partly same" path
 FAKE_ACC, FAKE_BRIDGE = detect.ACC_AT, detect.BRIDGE_AT   # chapter 5's detector
+CONTROL_OOD = OOD_AT                      # the both-full positive control must reach this
 NEW_LEARNED, HOP1_OK, HOP2_LOW, GAP = 0.9, 0.5, 0.2, 0.2   # chapter 6
 
 VERDICT_RULES = {
@@ -45,7 +46,9 @@ VERDICT_RULES = {
     "claim2_fake_grokking": (f"replicates if any hop-2-only run ends with OOD accuracy >= "
                              f"{FAKE_ACC} while the strict bridge rate stays < {FAKE_BRIDGE} "
                              "(accuracy without circuit); partly if such a run exists in "
-                             "another regime; otherwise does not replicate."),
+                             "another regime; otherwise does not replicate; not measured "
+                             f"unless a both-full run (the positive control) ends with OOD "
+                             f"accuracy >= {CONTROL_OOD}."),
     "claim3_transfer": (f"replicates if, fine-tuning the grokked checkpoint, new-as-hop-1 "
                         f"reaches >= {HOP1_OK} while old+new-as-hop-2 and new+new stay <= "
                         f"{HOP2_LOW}; partly if new-as-hop-1 beats both by at least {GAP} "
@@ -175,7 +178,11 @@ def verdict_paths(found: bool, path_verdict: str, correlation) -> str:
 
 
 def verdict_fake(verdicts: pd.DataFrame) -> str:
-    """``verdicts``: the detector's table (regime, arch, rule, verdict)."""
+    """``verdicts``: the detector's table (regime, arch, rule, verdict, acc_end). Not measured
+    unless the positive control worked: some both-full run composes OOD queries."""
+    control = verdicts[(verdicts["regime"] == "both_full")]
+    if not len(control) or not (control["acc_end"] >= CONTROL_OOD).any():
+        return NOT_MEASURED
     strict = verdicts[verdicts["rule"] == "strict"]
     fake = strict[strict["verdict"] == FAKE]
     if (fake["regime"] == "hop2_only").any():
