@@ -143,6 +143,39 @@ def cmd_paths(args):
     return _emit(out, args.json, 22)
 
 
+def cmd_claims(args):
+    """Claim verdicts computed from the store (training what is missing), as JSON objects
+    ``{"verdict", "rule", "evidence", "runs"}``. So far: claim 1, for the subject model and
+    the dense transformer beside it."""
+    from ..chapters import paths
+    from ..chapters.verdict import VERDICT_RULES, verdict_paths
+    from ..core.config import ARCH_NAMES, PRESETS
+    if args.preset not in PRESETS:
+        raise ConfigError(f"--preset: unknown preset {args.preset!r}; allowed: "
+                          f"{', '.join(PRESETS)}")
+    archs = args.arch or ["trm", "dense"]
+    for a in archs:
+        if a not in ARCH_NAMES:
+            raise ConfigError(f"--arch: {a!r} is not allowed; allowed: {', '.join(ARCH_NAMES)}")
+    out = {"preset": args.preset}
+    for a in archs:
+        ev = paths.claim1_summary(paths.claim1(args.preset, a, store=args.store,
+                                               progress=not args.json))
+        key = "claim1" if a == archs[0] else f"claim1_{a}"
+        out[key] = {"verdict": verdict_paths(ev["outcome"]),
+                    "rule": VERDICT_RULES["claim1_same_path"],
+                    "evidence": {k: v for k, v in ev.items() if k != "runs"},
+                    "runs": ev["runs"]}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        from ..chapters.verdict import describe_claim1
+        for k, v in out.items():
+            if k != "preset":
+                print(f"{k} ({args.preset}): {v['verdict']}\n  {describe_claim1(v['evidence'] | {'runs': v['runs']})}")
+    return 0
+
+
 def cmd_bench(args):
     """Time grokbook's training step against a Wang-style Hugging Face loop."""
     r = bench(_config(args), device=args.device, steps=args.steps, repeats=args.repeats,
@@ -222,6 +255,14 @@ def main(argv=None) -> int:
     p.add_argument("--store")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_paths)
+
+    p = sub.add_parser("claims", help="claim verdicts with their evidence (so far claim 1)")
+    p.add_argument("--preset", default="cpu", help="test, cpu, gpu or paper (default cpu)")
+    p.add_argument("--arch", action="append", help="architecture(s) for claim 1 (default: "
+                   "trm, then dense beside it)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
+    p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("bench", help="time training steps (grokbook vs a Wang-style loop)")
     _add_config_args(p)

@@ -275,3 +275,146 @@ def describe_comparison(cmp: dict, pair: dict, probe: str) -> str:
             f"{pair['label_a']} and {first(fb)} in {pair['label_b']}. "
             f"Verdict by the rule of `grokbook.paths.verdict`: "
             f"**{v}**" + ("" if pair["found"] else " (between stand-in checkpoints)") + ".")
+
+
+# ---------------------------------------------------------------- claim 1, measured
+# The path comparison the verdict rests on (``analysis.circuit``): interchange rates over
+# informative sites, a seed-to-seed positive control and three negative controls.
+CLAIM1_QUERIES = 600          # two-hop training queries sampled across all heads
+BEFORE_MAX_HELDOUT = 0.2      # "before" must be memorized with held-out ID at most this
+CONTROL_SEED = 1              # the positive control's training seed (same graph)
+RANDOM_SEED = 12345           # the random-initialisation control's torch seed
+
+
+def claim1_configs(preset_name: str = "cpu", arch: str | None = None) -> dict:
+    """The runs claim 1 needs for one architecture: the subject run, the same config under
+    another training seed (positive control) and the lookup control (the same graph with
+    the training two-hop tails permuted: it can memorize them, but no bridge composes them)."""
+    from ..core.config import SUBJECT, preset
+    cfg = preset(preset_name, arch or SUBJECT)
+    return {"subject": cfg, "seed_control": cfg.replace(**{"train.init_seed": CONTROL_SEED}),
+            "lookup": cfg.replace(**{"data.shuffle_inferred": True})}
+
+
+def _acc_at(run, step) -> dict:
+    a = checkpoint_accuracy(run).loc[step]
+    return {"step": int(step), "train_inferred": round(float(a["train_inferred"]), 4),
+            "test_inferred_iid": round(float(a["test_inferred_iid"]), 4)}
+
+
+def _random_model(cfg, vocab: int):
+    import torch
+
+    from ..core.arch import build_model
+    torch.manual_seed(RANDOM_SEED)
+    return build_model(cfg, vocab).eval()
+
+
+def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
+                    n_boot: int = 1000) -> dict:
+    """Claim 1's evidence for one architecture from the runs of ``claim1_configs`` (already
+    trained): checkpoints, distances with intervals, controls, bridge tests, the outcome
+    of ``analysis.circuit.path_rule`` and why. Missing preconditions make the outcome
+    "not measured" with the reason, never a guess."""
+    from ..analysis import circuit as C
+    subject, control, lookup = runs["subject"], runs["seed_control"], runs["lookup"]
+    ds = subject.dataset
+    before, after = non_grokked_checkpoint(subject), grokked_checkpoint(subject)
+    after2 = grokked_checkpoint(control)
+    ev = {"arch": subject.config.model.arch, "runs": [r.id for r in runs.values()],
+          "before": _acc_at(subject, before) if before is not None else None,
+          "after": _acc_at(subject, after) if after is not None else None,
+          "seed_control": _acc_at(control, after2) if after2 is not None else None,
+          "lookup": _acc_at(lookup, lookup.checkpoints[-1])}
+    missing = []
+    if before is None or after is None:
+        missing.append("the subject run has no memorized-not-grokked or no grokked checkpoint")
+    elif ev["before"]["test_inferred_iid"] > BEFORE_MAX_HELDOUT:
+        missing.append(f"held-out ID at 'before' is {ev['before']['test_inferred_iid']:.2f} "
+                       f"> {BEFORE_MAX_HELDOUT}: it had already half generalized")
+    if after2 is None:
+        missing.append("the seed control did not grok, so there is no scale for 'same'")
+    if missing:
+        return {**ev, "outcome": C.UNDETERMINED, "measured": False, "reason": "; ".join(missing)}
+    pool = C.trained_twohop(ds)
+    q = C.sample_queries(ds.probes["train_inferred"], n_queries, seed)
+    kept, cfs = C.pool_counterfactuals(ds, q, pool, seed)
+    models = {"before": subject.load_model(before), "after": subject.load_model(after),
+              "seed_control": control.load_model(after2),
+              "lookup": lookup.load_model(lookup.checkpoints[-1]),
+              "random": _random_model(subject.config, len(ds.vocab))}
+    prof = {k: C.profile(m, ds, kept, cfs) for k, m in models.items()}
+    mask = C.construction_mask(prof["random"])
+    prof["permuted"] = C.permuted(prof["after"], seed, mask)
+    d = C.bootstrap(prof["before"], prof["after"], seed, n_boot, mask)
+    scale = C.bootstrap(prof["after"], prof["seed_control"], seed, n_boot, mask)
+    negs = {k: C.bootstrap(prof["after"], prof[k], seed, n_boot, mask)
+            for k in ("random", "lookup", "permuted")}
+    outcome, reason = C.path_rule(d, scale, negs)
+    atoms = {k: v[~ds.atomic_ood] for k, v in ds.atomic.items()}
+    mid = C.middle_stage(models["after"].stage_names)
+    bridge = {k: C.bridge_interchange(models[k], ds, kept, atoms, seed).assign(model=k)
+              for k in ("before", "after", "seed_control", "lookup", "random")}
+    lens = {k: C.bridge_lens(models[k], ds, kept).assign(model=k) for k in ("before", "after")}
+
+    def at_mid(table, col):
+        return round(float(table.loc[table["stage"] == mid, col].iloc[0]), 4)
+    return {**ev, "measured": True, "outcome": outcome, "reason": reason,
+            "queries": int(len(kept["h"])), "queries_sampled": int(len(q["h"])),
+            "cells_informative": d["cells"], "cells_total": len(prof["after"].cells),
+            "d_before_after": d, "seed_scale": scale, "negatives": negs,
+            "middle_stage": mid,
+            "interchange_at_middle": {k: at_mid(v, "rate") for k, v in bridge.items()},
+            "bridge_top1_at_middle": {k: at_mid(v, "bridge_top1") for k, v in lens.items()},
+            "heldout_split": heldout_split(models, ds, pool, seed, n_boot),
+            "informative_sites": [list(map(str, c)) for c, m in zip(prof["after"].cells, mask)
+                                  if m],
+            "tables": {"rates": pd.concat([p.rates().assign(model=k) for k, p in prof.items()],
+                                          ignore_index=True),
+                       "interchange": pd.concat(bridge.values(), ignore_index=True),
+                       "lens": pd.concat(lens.values(), ignore_index=True)}}
+
+
+def heldout_split(models: dict, ds, pool: dict, seed: int = 0, n_boot: int = 1000) -> dict:
+    """Held-out ID queries split by whether "before" already answers them: d(before, after)
+    on each part (counterfactuals still drawn from the training facts)."""
+    from ..analysis import circuit as C
+    q = C.sample_queries(ds.probes["test_inferred_iid"], None, seed)
+    kept, cfs = C.pool_counterfactuals(ds, q, pool, seed)
+    before = C.profile(models["before"], ds, kept, cfs)
+    after = C.profile(models["after"], ds, kept, cfs)
+    mask = C.construction_mask(C.profile(models["random"], ds, kept, cfs))
+    out = {}
+    for name, rows in (("answered_before", before.clean_correct),
+                       ("only_after", ~before.clean_correct & after.clean_correct)):
+        idx = np.flatnonzero(rows)
+        sub = [C.Profile(p.cells, p.switch[idx], p.inert, p.whole, p.clean_correct[idx])
+               for p in (before, after)]
+        out[name] = (C.bootstrap(*sub, seed, n_boot, mask) if len(idx) >= 2
+                     else {"d": float("nan"), "queries": int(len(idx))})
+    return out
+
+
+def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
+                progress: bool = False) -> dict:
+    """The runs of ``claim1_configs``, read from the store or trained (together)."""
+    from ..core.store import train_many
+    cfgs = claim1_configs(preset_name, arch)
+    return dict(zip(cfgs, train_many(list(cfgs.values()), store=store, progress=progress)))
+
+
+def claim1(preset_name: str = "cpu", arch: str | None = None, store=None,
+           progress: bool = False, **kw) -> dict:
+    """Claim 1's evidence at a preset for one architecture (the subject by default)."""
+    return claim1_evidence(claim1_runs(preset_name, arch, store, progress), **kw)
+
+
+def claim1_summary(ev: dict) -> dict:
+    """The evidence without its tables, rounded: what ``grokbook claims --json`` prints."""
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if k != "tables"}
+        if isinstance(x, float):
+            return None if np.isnan(x) else round(x, 4)
+        return x
+    return clean(ev)

@@ -15,7 +15,7 @@ import pandas as pd
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
                                     NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
                                     REPLICATES, first_step)
-from ..analysis import wang
+from ..analysis import circuit, wang
 from ..analysis.definitions import run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
@@ -26,7 +26,6 @@ from .detect import FAKE, bridge_over_training, first_crossing
 
 # thresholds of the rules below; each rule's text is written from the same names
 OOD_LOW, OOD_SOME = 0.1, 0.3              # final OOD accuracy: "near 0" and "partly"
-PATH_PARTLY = 0.5                         # heatmap correlation for a "partly same" path
 FAKE_ACC, FAKE_BRIDGE = detect.ACC_AT, detect.BRIDGE_AT   # chapter 5's detector
 CONTROL_OOD = OOD_AT                      # the both-full positive control must reach this
 NEW_LEARNED, HOP1_OK, HOP2_LOW, GAP = 0.9, 0.5, 0.2, 0.2   # chapter 6
@@ -38,11 +37,17 @@ VERDICT_RULES = {
                  f"otherwise does not replicate; not measured without such a run."),
     "wang_phi": wang.RULE_TEXT["wang_phi"],
     "wang_size": wang.RULE_TEXT["wang_size"],
-    "claim1_same_path": ("replicates if chapter 4's path verdict on trained ID queries is "
-                         "'same' between a real non-grokked and a real grokked checkpoint; "
-                         f"partly if the heatmap correlation is at least {PATH_PARTLY}; "
-                         "otherwise does not replicate; not measured if either checkpoint "
-                         "does not exist."),
+    "claim1_same_path": (
+        f"On {paths.CLAIM1_QUERIES} training two-hop queries drawn across all heads, "
+        f"d(before, after) is the mean gap of interchange rates over the informative sites; "
+        f"'before' is memorized with held-out ID <= {paths.BEFORE_MAX_HELDOUT}, 'after' "
+        f"grokked. Replicates if d(before, after) is within the {100 * circuit.LEVEL:.0f}th "
+        f"percentile of the seed-to-seed distance (the same config under another training "
+        f"seed); does not replicate if its {100 * circuit.LEVEL:.0f}% interval lies above it; "
+        f"not measured if a negative control (random model, lookup model, permuted sites) "
+        f"is not clearly farther (interval above {circuit.CLEAR_MARGIN:g} x that "
+        f"percentile), if the interval straddles it, or if a checkpoint or the seed control "
+        f"is missing."),
     "claim2_fake_grokking": (f"replicates if any hop-2-only run ends with OOD accuracy >= "
                              f"{FAKE_ACC} while the strict bridge rate stays < {FAKE_BRIDGE} "
                              "(accuracy without circuit); partly if such a run exists in "
@@ -69,6 +74,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     size_table = sweeps.sweep(sweep_base, store=store, progress=progress,
                               **{"data.n_entities": grid["sizes"], "seed": grid["seeds"]})
     fake = detect.train_chapter(preset_name, store=store, progress=progress)
+    claim1_runs = paths.claim1_runs(preset_name, store=store, progress=progress)
     picks = transfer.pick_checkpoints(default)
     settings = transfer.chapter_finetune_settings(preset_name)
     roles = list(picks.role)
@@ -83,7 +89,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     return {"preset": preset_name, "default": default, "phi_table": phi_table,
             "size_table": size_table, "phi_runs": ok_runs(phi_table),
             "size_runs": ok_runs(size_table), "fake": fake, "picks": picks,
-            "finetunes": finetunes}
+            "finetunes": finetunes, "claim1_runs": claim1_runs}
 
 
 # ---------------------------------------------------------------- the ledger
@@ -167,14 +173,11 @@ def verdict_ood(final_oods) -> str:
     return REPLICATES if top <= OOD_LOW else PARTLY if top <= OOD_SOME else NOT_REPLICATED
 
 
-def verdict_paths(found: bool, path_verdict: str, correlation) -> str:
-    if not found:
-        return NOT_MEASURED
-    if path_verdict == "same":
-        return REPLICATES
-    if correlation is not None and not math.isnan(correlation) and correlation >= PATH_PARTLY:
-        return PARTLY
-    return NOT_REPLICATED
+def verdict_paths(outcome: str) -> str:
+    """Claim 1 from ``analysis.circuit.path_rule``'s outcome ("undetermined" and a missing
+    precondition are both "not measured")."""
+    return {circuit.SAME: REPLICATES, circuit.DIFFERENT: NOT_REPLICATED}.get(outcome,
+                                                                          NOT_MEASURED)
 
 
 def verdict_fake(verdicts: pd.DataFrame) -> str:
@@ -201,6 +204,19 @@ def verdict_transfer(best: dict) -> str:
     if h1 - max(h2, nn) >= GAP:
         return PARTLY
     return NOT_REPLICATED
+
+
+def describe_claim1(c: dict) -> str:
+    """Claim 1's evidence in one sentence, computed."""
+    if not c["measured"]:
+        return f"not measured: {c['reason']}"
+    d, s = c["d_before_after"], c["seed_scale"]
+    negs = ", ".join(f"{k} {v['d']:.3f}" for k, v in c["negatives"].items())
+    return (f"steps {c['before']['step']} (held-out {c['before']['test_inferred_iid']:.2f}) vs "
+            f"{c['after']['step']} ({c['after']['test_inferred_iid']:.2f}): d = {d['d']:.3f} "
+            f"[{d['lo']:.3f}, {d['hi']:.3f}] over {d['cells']} informative sites and "
+            f"{d['queries']} queries; seed-to-seed 95th percentile {s['p95']:.3f}; negative "
+            f"controls {negs}; {c['outcome']}: {c['reason']}")
 
 
 def _ok(table: pd.DataFrame) -> pd.DataFrame:
@@ -234,13 +250,7 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
                            runs=[r.id for r in full])
     out["wang_phi"] = dict(table=_ok(book["phi_table"]), runs=list(book["phi_runs"]))
     out["wang_size"] = dict(table=_ok(book["size_table"]), runs=list(book["size_runs"]))
-    pair = paths.checkpoint_pair(d)
-    summaries = [paths.path_summary(d, st, "train_inferred", n_queries)
-                 for st in (pair["step_a"], pair["step_b"])]
-    cmp = paths.compare_paths(*summaries)
-    out["claim1_same_path"] = dict(found=pair["found"], steps=(pair["step_a"], pair["step_b"]),
-                                   correlation=cmp["heatmap_correlation"],
-                                   path_verdict=paths.verdict(cmp), runs=[d.id])
+    out["claim1_same_path"] = paths.claim1_evidence(book["claim1_runs"])
     _, verdicts = detect.chapter_tables(book["fake"], max_queries=max_queries)
     hop2 = verdicts[(verdicts.regime == "hop2_only") & (verdicts.rule == "strict")]
     out["claim2_fake_grokking"] = dict(verdicts=verdicts, hop2=hop2[["arch", "acc_end",
@@ -273,10 +283,7 @@ def scorecard(numbers: dict) -> pd.DataFrame:
         v, why = verdict_of(p["table"], col) if len(p["table"]) else (NOT_MEASURED, "no runs")
         rows.append((key, f"{_steps_by(p['table'], col)} ({why})", v, p["runs"]))
     c = n["claim1_same_path"]
-    rows.append(("claim1_same_path", f"checkpoints {c['steps'][0]} vs {c['steps'][1]}: heatmap correlation "
-                 f"{_fmt(c['correlation'])}, path verdict '{c['path_verdict']}'"
-                 + ("" if c["found"] else " (a real non-grokked/grokked pair is missing)"),
-                 verdict_paths(c["found"], c["path_verdict"], c["correlation"]), c["runs"]))
+    rows.append(("claim1_same_path", describe_claim1(c), verdict_paths(c["outcome"]), c["runs"]))
     f = n["claim2_fake_grokking"]
     rows.append(("claim2_fake_grokking", "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
                      f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),

@@ -32,6 +32,8 @@ class DataConfig:
     probe_cap: int = 3000         # at most this many queries per probe set
     regime: str = "natural"       # augmentation regime (grokbook.regimes)
     from_json: str = ""           # a directory in the original JSON format, instead of a graph
+    shuffle_inferred: bool = False  # a control: training two-hop tails permuted (no bridge
+                                  # composes them; a model can only look them up)
 
 
 @dataclass
@@ -67,6 +69,9 @@ class TrainConfig:
     stop_at: float = 0.0          # >0: the run ends at the first evaluation where
                                   # test_inferred_iid accuracy reaches this (sweeps use it)
     device: str = "auto"          # "auto", "cpu" or "cuda"
+    init_seed: int = -1           # >=0: the model's initialisation and batch order draw from
+                                  # this seed instead of ``Config.seed`` (same graph, another
+                                  # training seed: claim 1's positive control)
 
 
 @dataclass
@@ -76,6 +81,11 @@ class TransferConfig:
     chain_fraction: float = 0.5   # share of the new facts built as chains a -> b -> t
     replay: int = 0               # old items replayed (atomic + their two-hop); 0: 4 x new_facts
     probe_cap: int = 0            # at most this many queries per probe; 0: data.probe_cap
+
+
+# Fields added after runs were stored: left out of the run id while at their default, so
+# every earlier run keeps its id.
+_LATER_FIELDS = (("data", "shuffle_inferred"), ("train", "init_seed"))
 
 
 @dataclass
@@ -96,6 +106,9 @@ class Config:
         d = self.to_dict()
         if not self.finetune:  # only fine-tuning reads it: other runs keep their ids
             d.pop("transfer")
+        for section, name in _LATER_FIELDS:  # added later: at their default, ids are kept
+            if d[section][name] == getattr(type(getattr(self, section))(), name):
+                d[section].pop(name)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -292,6 +305,8 @@ def validate(cfg: Config) -> None:
     d, m, t = cfg.data, cfg.model, cfg.train
     _finite(cfg)
     _check(0 <= cfg.seed <= MAX_SEED, "seed", cfg.seed, f"an integer from 0 to {MAX_SEED}")
+    _check(-1 <= t.init_seed <= MAX_SEED, "train.init_seed", t.init_seed,
+           f"-1 (the run's seed) or an integer from 0 to {MAX_SEED}")
     for name in ("n_entities", "n_relations", "out_degree", "probe_cap"):
         v = getattr(d, name)
         _check(v > 0, f"data.{name}", v, "a positive integer")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .config import ConfigError, DataConfig
 from .regimes import augment
-from .tables import COLUMNS, GRAPH, PROBE, SPLIT, TEST, TRAIN, concat, n_rows, take
+from .tables import COLUMNS, GRAPH, PROBE, SHUFFLE, SPLIT, TEST, TRAIN, concat, n_rows, take
 from .tables import rng as keyed_rng
 from .tables import table as new_table
 
@@ -171,6 +171,8 @@ def build_dataset(cfg: DataConfig, seed: int = 0) -> Dataset:
     # nested in phi: the first n of one fixed permutation of the pool
     train_idx = np.sort(keyed_rng(seed, TRAIN).permutation(pool_idx)[:n_train])
     train_inferred = take(twohop, train_idx)
+    if cfg.shuffle_inferred:  # the lookup control: tails permuted among the training facts
+        train_inferred["t"] = keyed_rng(seed, SHUFFLE).permutation(train_inferred["t"])
 
     extra, aug_counts = augment(cfg, seed, atomic, ood, d)
     train = concat(atomic, train_inferred, extra)

@@ -14,6 +14,7 @@ COLUMNS = ("h", "r1", "r2", "b", "t")
 # new knowledge (core.newknowledge)
 GRAPH, SPLIT, TEST, TRAIN, PROBE, AUG = range(6)
 NEW, REPLAY, TPROBE = 20, 21, 22
+SHUFFLE = 30
 
 
 def rng(seed: int, purpose: int, *extra: int) -> np.random.Generator:

@@ -97,6 +97,12 @@ def autocast_for(device_type: str, dtype=None):
     return torch.autocast("cpu", enabled=False)
 
 
+def training_seed(cfg) -> int:
+    """The seed of the model's initialisation and batch order: ``train.init_seed`` when set,
+    else the run's seed (which also draws the graph)."""
+    return cfg.train.init_seed if cfg.train.init_seed >= 0 else cfg.seed
+
+
 def group_key(cfg) -> tuple:
     """What K runs must share to train as one stacked network: the model's shape, the
     batch, the schedule, the vocabulary, the device and whether weights are averaged.
@@ -232,7 +238,7 @@ class Trainer:
             raise ValueError("a group's datasets must share one vocabulary")
         solos = []
         for cfg, w in zip(self.cfgs, init_weights):
-            torch.manual_seed(cfg.seed)
+            torch.manual_seed(training_seed(cfg))
             m = build_model(cfg, vocab)
             if w is not None:
                 m.load_state_dict(w)
@@ -243,7 +249,8 @@ class Trainer:
         self.ema_keep = torch.tensor([c.train.ema for c in self.cfgs], device=device)
         self.clip = torch.tensor([c.train.grad_clip for c in self.cfgs], device=device)
         self.opt = StackedAdamW(self.model, self.cfgs)
-        self.gens = [torch.Generator(device=device).manual_seed(c.seed + 1) for c in self.cfgs]
+        self.gens = [torch.Generator(device=device).manual_seed(training_seed(c) + 1)
+                     for c in self.cfgs]
         data = [ds.tensors(ds.train, device) for ds in datasets]
         self.xs, self.poss, self.ys = ([d[i] for d in data] for i in range(3))
         self.probes = ProbeSets(datasets, device)

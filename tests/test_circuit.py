@@ -1,0 +1,173 @@
+"""Claim 1's instrument: it must say "different" where the mechanisms differ and "same"
+where they do not. Two hand-built models with known mechanisms serve as ground truth (one
+resolves the bridge at the r1 position and reads it there, one looks the answer up from
+the three tokens); real trained and random models check the same on the learned case."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import small
+from grokbook.analysis import circuit as C
+from grokbook.analysis.patching import tail_table
+from grokbook.core.arch import build_model
+from grokbook.core.data import build_dataset
+
+
+class Oracle(torch.nn.Module):
+    """States are one-hot tokens; ``hop1`` writes tail(h, r1) at the r1 position when
+    ``bridge`` (else leaves it), ``hop2`` writes the answer at the r2 position: from the
+    r1 position's entity (bridge) or from the three tokens' identities (lookup)."""
+
+    stage_names = ["embed", "hop1", "hop2"]
+    answer_offset = 0
+
+    def __init__(self, ds, bridge: bool):
+        super().__init__()
+        self.tail = torch.as_tensor(tail_table(ds))
+        self.E, self.V, self.bridge = ds.vocab.n_entities, len(ds.vocab), bridge
+
+    def _tok(self, x, p):
+        return x[:, p].argmax(-1)
+
+    def _onehot(self, t):
+        return torch.nn.functional.one_hot(t.clamp(min=0), self.V).float() * (t >= 0)[:, None]
+
+    def _look(self, e, r_tok):
+        ok = (e < self.E) & (r_tok >= self.E) & (r_tok < self.E + self.tail.shape[1])
+        t = self.tail[e.clamp(max=self.E - 1), (r_tok - self.E).clamp(0, self.tail.shape[1] - 1)]
+        return torch.where(ok, t, torch.full_like(t, -1))
+
+    def _stage(self, s, x):
+        x = x.clone()
+        if s == 1 and self.bridge:
+            x[:, 1] = self._onehot(self._look(self._tok(x, 0), self._tok(x, 1)))
+        if s == 2:
+            b = self._tok(x, 1) if self.bridge else self._look(self._tok(x, 0), self._tok(x, 1))
+            x[:, 2] = self._onehot(self._look(b, self._tok(x, 2)))
+        return x
+
+    def run_from(self, stage, x):
+        s = self.stage_names.index(stage) if isinstance(stage, str) else stage
+        for k in range(s + 1, 3):
+            x = self._stage(k, x)
+        return x
+
+    def run_with_cache(self, idx):
+        x = torch.nn.functional.one_hot(idx, self.V).float()
+        cache = {"embed": x}
+        for k in (1, 2):
+            x = self._stage(k, x)
+            cache[self.stage_names[k]] = x
+        return x, cache
+
+    def unembed(self, x):
+        return x
+
+
+class RandomCausal(Oracle):
+    """The oracles' architecture with random weights: each stage adds a random function of
+    the positions up to its own (causal), so only the construction fixes cells."""
+
+    def __init__(self, ds):
+        super().__init__(ds, bridge=False)
+        g = torch.Generator().manual_seed(0)
+        self.w = [torch.randn(self.V, self.V, generator=g) / self.V ** 0.5 for _ in range(3)]
+
+    def _stage(self, s, x):
+        mixed = torch.cumsum(x, 1) @ self.w[s]
+        return x + torch.tanh(mixed)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    cfg = small("dense")
+    ds = build_dataset(cfg.data, cfg.seed)
+    pool = C.trained_twohop(ds)
+    q = C.sample_queries(ds.probes["train_inferred"], 300, 0)
+    kept, cfs = C.pool_counterfactuals(ds, q, pool, 0)
+    return cfg, ds, pool, kept, cfs
+
+
+def test_counterfactuals_come_from_the_pool_differ_in_one_token_and_change_the_answer(graph):
+    _, ds, pool, kept, cfs = graph
+    assert len(kept["h"]) >= 30
+    R = ds.vocab.n_relations
+    allowed = set(((pool["h"] * R + pool["r1"]) * R + pool["r2"]).tolist())
+    for swap, cf in cfs.items():
+        keys = (cf["h"] * R + cf["r1"]) * R + cf["r2"]
+        assert set(keys.tolist()) <= allowed
+        assert (cf["t"] != kept["t"]).all()
+        same = [k for k in ("h", "r1", "r2") if k != swap]
+        assert all((cf[k] == kept[k]).all() for k in same) and (cf[swap] != kept[swap]).all()
+
+
+def test_bridge_model_and_lookup_model_are_different_and_each_is_the_same_as_itself(graph):
+    _, ds, pool, kept, cfs = graph
+    bridge, lookup = (C.profile(Oracle(ds, b), ds, kept, cfs) for b in (True, False))
+    mask = C.construction_mask(C.profile(RandomCausal(ds), ds, kept, cfs))
+    assert 0 < mask.sum() < len(mask)
+    assert bridge.clean_correct.all() and lookup.clean_correct.all()
+    self_d = C.bootstrap(bridge, bridge, n=200, mask=mask)
+    assert self_d["d"] == 0 and self_d["p95"] == 0
+    far = C.bootstrap(bridge, lookup, n=200, mask=mask)
+    assert far["lo"] > 0.2
+    # the whole rule: a copy is "same"; the lookup model is "different" from the bridge one
+    # (its own seed scale is 0, and the permuted control is far)
+    negs = {"permuted": C.bootstrap(bridge, C.permuted(bridge, 0, mask), n=200, mask=mask)}
+    assert C.path_rule(self_d, self_d, negs)[0] == C.SAME
+    assert C.path_rule(far, self_d, negs)[0] == C.DIFFERENT
+
+
+def test_fixed_cells_are_found_and_left_out(graph):
+    _, ds, pool, kept, cfs = graph
+    ref = C.profile(RandomCausal(ds), ds, kept, cfs)
+    cells = {c: (i, w) for c, i, w in zip(ref.cells, ref.inert, ref.whole)}
+    assert cells[("h", "embed", 1)] == (True, False)        # nothing changes there
+    assert cells[("r1", "hop1", 0)] == (True, False)        # before the swapped token
+    assert cells[("h", "embed", 0)] == (False, True)        # the whole counterfactual
+    assert cells[("r2", "hop2", 2)] == (False, True)        # the answer site, last stage
+    assert cells[("h", "hop1", 1)] == (False, False)        # the bridge site: informative
+    # in the bridge model that site carries everything: whole by function, still counted
+    bridge = C.profile(Oracle(ds, True), ds, kept, cfs)
+    i = bridge.cells.index(("h", "hop1", 1))
+    assert bridge.whole[i] and C.construction_mask(ref)[i]
+
+
+def test_the_atomic_donor_moves_the_answer_to_the_donors_bridge(graph):
+    _, ds, pool, kept, cfs = graph
+    atoms = {k: v[~ds.atomic_ood] for k, v in ds.atomic.items()}
+    b = C.bridge_interchange(Oracle(ds, True), ds, kept, atoms).set_index("stage")
+    lk = C.bridge_interchange(Oracle(ds, False), ds, kept, atoms).set_index("stage")
+    assert b.loc["hop1", "rate"] == 1.0          # reads tail(b', r2): routes the bridge
+    assert lk.loc["hop1", "rate"] < 0.2          # the lookup never does
+    assert C.middle_stage(Oracle.stage_names) == "hop1"
+    lens = C.bridge_lens(Oracle(ds, True), ds, kept).set_index("stage")["bridge_top1"]
+    assert lens["hop1"] == 1.0 and lens["embed"] == 0.0
+
+
+def test_a_trained_model_is_far_from_a_random_one_and_equal_to_itself(graph, store):
+    from grokbook.core.store import train
+    cfg, ds, pool, kept, cfs = graph
+    run = train(cfg, store=store, progress=False)
+    model = run.load_model(run.checkpoints[-1])
+    torch.manual_seed(3)
+    rand = build_model(cfg, len(ds.vocab)).eval()
+    trained, again, random = (C.profile(m, ds, kept, cfs) for m in (model, model, rand))
+    mask = C.construction_mask(random)
+    assert C.bootstrap(trained, again, n=200, mask=mask)["d"] == 0
+    far = C.bootstrap(trained, random, n=200, mask=mask)
+    assert far["lo"] > 0 and far["cells"] > 0
+
+
+@pytest.mark.parametrize("d,negs,want", [
+    (0.05, {"random": 0.5}, C.SAME),
+    (0.40, {"random": 0.5}, C.DIFFERENT),
+    (0.12, {"random": 0.5}, C.UNDETERMINED),     # interval straddles the scale
+    (0.05, {"random": 0.08}, C.UNDETERMINED),    # a control as close as a seed
+])
+def test_path_rule_reaches_every_outcome(d, negs, want):
+    boot = {"d": d, "lo": d - 0.05, "hi": d + 0.05, "p95": d + 0.04}
+    scale = {"d": 0.06, "lo": 0.04, "hi": 0.09, "p95": 0.1}
+    neg = {k: {"d": v, "lo": v - 0.03, "hi": v + 0.03, "p95": v} for k, v in negs.items()}
+    outcome, reason = C.path_rule(boot, scale, neg)
+    assert outcome == want and reason
