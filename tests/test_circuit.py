@@ -2,7 +2,6 @@
 where they do not. Two hand-built models with known mechanisms serve as ground truth (one
 resolves the bridge at the r1 position and reads it there, one looks the answer up from
 the three tokens); real trained and random models check the same on the learned case."""
-import numpy as np
 import pytest
 import torch
 

@@ -21,8 +21,13 @@ def _numbers(**changes):
                          runs=["b", "c"]),
         "wang_size": dict(table=_sweep("data.n_entities", {100: [5000, 6000], 150: [5500, 5200],
                                                            200: [5900, 5100]}), runs=["d"]),
-        "claim1_same_path": dict(found=True, steps=(1000, 3000), correlation=0.93,
-                                 path_verdict="same", runs=["a"]),
+        "claim1_same_path": dict(
+            measured=True, outcome="same", reason="made-up", arch="trm", runs=["a"],
+            before={"step": 2000, "test_inferred_iid": 0.15},
+            after={"step": 12000, "test_inferred_iid": 0.95},
+            d_before_after={"d": 0.05, "lo": 0.03, "hi": 0.07, "cells": 40, "queries": 500},
+            seed_scale={"d": 0.06, "lo": 0.04, "hi": 0.08, "p95": 0.08},
+            negatives={"random": {"d": 0.5, "lo": 0.45, "hi": 0.55}}),
         "claim2_fake_grokking": dict(
             verdicts=pd.DataFrame([dict(regime="hop2_only", arch="trm", rule="strict",
                                         verdict=FAKE, acc_end=0.95, bridge_end=0.4),
@@ -46,10 +51,9 @@ def test_ood_rule():
 
 
 def test_path_fake_and_transfer_rules():
-    assert v.verdict_paths(True, "same", 0.9) == v.REPLICATES
-    assert v.verdict_paths(True, "different", 0.6) == v.PARTLY
-    assert v.verdict_paths(True, "different", 0.1) == v.NOT_REPLICATED
-    assert v.verdict_paths(False, "same", 0.99) == v.NOT_MEASURED
+    assert v.verdict_paths("same") == v.REPLICATES
+    assert v.verdict_paths("different") == v.NOT_REPLICATED
+    assert v.verdict_paths("undetermined") == v.NOT_MEASURED
     table = pd.DataFrame([dict(regime="natural", arch="trm", rule="strict", verdict=FAKE),
                           dict(regime="hop2_only", arch="trm", rule="strict", verdict=CIRCUIT_ONLY),
                           dict(regime="hop2_only", arch="trm", rule="lenient", verdict=FAKE),
@@ -79,6 +83,9 @@ def test_scorecard_follows_the_numbers():
     changed = v.scorecard(_numbers(wang_grokking=dict(heldout_at_memorized=0.95)))
     diff = card["verdict"] != changed["verdict"]
     assert list(card.loc[diff, "claim"]) == ["wang_grokking"]
+    undetermined = v.scorecard(_numbers(claim1_same_path=dict(measured=False,
+                                                               outcome="undetermined")))
+    assert undetermined.set_index("claim").loc["claim1_same_path", "verdict"] == v.NOT_MEASURED
     assert changed.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_REPLICATED
     short = v.scorecard(_numbers(wang_grokking=dict(grokked=None)))
     assert short.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_MEASURED

@@ -149,7 +149,7 @@ def cmd_claims(args):
     the dense transformer beside it."""
     from ..chapters import paths
     from ..chapters.verdict import VERDICT_RULES, verdict_paths
-    from ..core.config import ARCH_NAMES, PRESETS
+    from ..core.config import ARCH_NAMES, PRESETS, SUBJECT
     if args.preset not in PRESETS:
         raise ConfigError(f"--preset: unknown preset {args.preset!r}; allowed: "
                           f"{', '.join(PRESETS)}")
@@ -161,7 +161,7 @@ def cmd_claims(args):
     for a in archs:
         ev = paths.claim1_summary(paths.claim1(args.preset, a, store=args.store,
                                                progress=not args.json))
-        key = "claim1" if a == archs[0] else f"claim1_{a}"
+        key = "claim1" if a == SUBJECT else f"claim1_{a}"
         out[key] = {"verdict": verdict_paths(ev["outcome"]),
                     "rule": VERDICT_RULES["claim1_same_path"],
                     "evidence": {k: v for k, v in ev.items() if k != "runs"},
@@ -169,10 +169,10 @@ def cmd_claims(args):
     if args.json:
         print(json.dumps(out))
     else:
-        from ..chapters.verdict import describe_claim1
         for k, v in out.items():
             if k != "preset":
-                print(f"{k} ({args.preset}): {v['verdict']}\n  {describe_claim1(v['evidence'] | {'runs': v['runs']})}")
+                print(f"{k} ({args.preset}): {v['verdict']}\n  "
+                      f"{paths.describe_claim1(v['evidence'])}")
     return 0
 
 

@@ -206,19 +206,6 @@ def verdict_transfer(best: dict) -> str:
     return NOT_REPLICATED
 
 
-def describe_claim1(c: dict) -> str:
-    """Claim 1's evidence in one sentence, computed."""
-    if not c["measured"]:
-        return f"not measured: {c['reason']}"
-    d, s = c["d_before_after"], c["seed_scale"]
-    negs = ", ".join(f"{k} {v['d']:.3f}" for k, v in c["negatives"].items())
-    return (f"steps {c['before']['step']} (held-out {c['before']['test_inferred_iid']:.2f}) vs "
-            f"{c['after']['step']} ({c['after']['test_inferred_iid']:.2f}): d = {d['d']:.3f} "
-            f"[{d['lo']:.3f}, {d['hi']:.3f}] over {d['cells']} informative sites and "
-            f"{d['queries']} queries; seed-to-seed 95th percentile {s['p95']:.3f}; negative "
-            f"controls {negs}; {c['outcome']}: {c['reason']}")
-
-
 def _ok(table: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in ("data.phi", "data.n_entities", "seed", "grokked_step", "budget")
             if c in table]
@@ -283,7 +270,7 @@ def scorecard(numbers: dict) -> pd.DataFrame:
         v, why = verdict_of(p["table"], col) if len(p["table"]) else (NOT_MEASURED, "no runs")
         rows.append((key, f"{_steps_by(p['table'], col)} ({why})", v, p["runs"]))
     c = n["claim1_same_path"]
-    rows.append(("claim1_same_path", describe_claim1(c), verdict_paths(c["outcome"]), c["runs"]))
+    rows.append(("claim1_same_path", paths.describe_claim1(c), verdict_paths(c["outcome"]), c["runs"]))
     f = n["claim2_fake_grokking"]
     rows.append(("claim2_fake_grokking", "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
                      f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),
