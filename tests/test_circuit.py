@@ -170,3 +170,26 @@ def test_path_rule_reaches_every_outcome(d, negs, want):
     neg = {k: {"d": v, "lo": v - 0.03, "hi": v + 0.03, "p95": v} for k, v in negs.items()}
     outcome, reason = C.path_rule(boot, scale, neg)
     assert outcome == want and reason
+
+
+def test_claim1_evidence_tables_charts_and_json(store, monkeypatch):
+    """The measured branch of chapter 4 and ``grokbook claims`` on real (tiny) runs, with
+    the checkpoint rules pointed at the first and last checkpoints (the test preset does
+    not grok)."""
+    import json
+
+    from grokbook.chapters import paths
+    runs = paths.claim1_runs("test", store=store)
+    first = lambda run: (run.checkpoints[1], "test rule")     # noqa: E731
+    monkeypatch.setattr(paths, "before_checkpoint", first)
+    monkeypatch.setattr(paths, "after_checkpoint", lambda run: run.checkpoints[-1])
+    monkeypatch.setattr(paths, "BEFORE_MAX_HELDOUT", 1.0)
+    ev = paths.claim1_evidence(runs, n_queries=80, n_boot=50)
+    assert ev["measured"] and ev["outcome"] in C.PATH_OUTCOMES and ev["reason"]
+    assert ev["seed_controls_tried"][0]["init_seed"] == paths.CONTROL_SEEDS[0]
+    t = paths.distance_table(ev).dropna(subset=["d"])
+    assert len(t) >= 6 and (t["low"] <= t["d"]).all() and (t["d"] <= t["high"]).all()
+    for chart in (paths.distance_chart, paths.rates_chart, paths.interchange_chart):
+        chart(ev).to_dict()
+    assert paths.describe_claim1(ev).startswith("trm:")
+    json.dumps(paths.claim1_summary(ev))

@@ -121,3 +121,47 @@ def test_a_run_resumed_at_step_0_does_not_share_a_group_with_a_fresh_one(tmp_pat
     runs = train_many([a, b], store=tmp_path / "g", progress=False)
     for cfg, run in zip([a, b], runs):
         _same_run(run, train(cfg, store=tmp_path / "s", progress=False))
+
+
+def _grokfast_members():
+    return [small(seed=0, **{"train.grokfast_lamb": 2.0}), small(seed=0),
+            small(seed=1, **{"train.grokfast_lamb": 5.0, "train.grokfast_alpha": 0.9})]
+
+
+def test_grokfast_members_equal_solo_runs_and_resume(tmp_path):
+    cfgs = _grokfast_members()
+    together = train_many(cfgs, store=tmp_path / "together", progress=False)
+    alone = [train(c, store=tmp_path / "alone", progress=False) for c in cfgs]
+    for a, b in zip(together, alone):
+        _same_run(a, b)
+    # the filter changes the run (and its id); off, the id is the one it always had
+    assert together[0].id != together[1].id
+    assert (together[0].path / "metrics.json").read_bytes() != \
+        (together[1].path / "metrics.json").read_bytes()
+    # fields added later leave every earlier config's id as it was (values before them)
+    from grokbook.core.config import preset
+    assert (preset("cpu").hash(), preset("test").hash(), preset("paper", "dense").hash()) == \
+        ("c6d96eaa2620", "8e2d71c5269d", "30b87d06aa9a")
+    with pytest.raises(KeyboardInterrupt):
+        train_many(cfgs, store=tmp_path / "cut", progress=False, stop_after=30)
+    for a, b in zip(train_many(cfgs, store=tmp_path / "cut", progress=False), together):
+        _same_run(a, b)
+
+
+def test_grokfast_filter_is_the_published_ema():
+    from grokbook.core.train import StackedAdamW
+    from grokbook.core.ensemble import stack_models
+    from grokbook.core.arch import build_model
+    cfg = small("dense", **{"train.grokfast_lamb": 2.0, "train.grokfast_alpha": 0.5})
+    model = stack_models([build_model(cfg, 80)])
+    opt = StackedAdamW(model, [cfg])
+    p = next(iter(opt.params.values()))
+    grads = [torch.ones_like(p), 3 * torch.ones_like(p)]
+    seen = []
+    for g in grads:
+        p.grad = g.clone()
+        opt.amplify_slow_gradient()
+        seen.append(p.grad.flatten()[0].item())
+        opt.t += 1
+    # ema = g1 = 1 -> g1 + 2*1 = 3; ema = 0.5*1 + 0.5*3 = 2 -> 3 + 2*2 = 7
+    assert seen == [3.0, 7.0]

@@ -69,6 +69,8 @@ class TrainConfig:
     stop_at: float = 0.0          # >0: the run ends at the first evaluation where
                                   # test_inferred_iid accuracy reaches this (sweeps use it)
     device: str = "auto"          # "auto", "cpu" or "cuda"
+    grokfast_alpha: float = 0.98  # Grokfast (Lee et al. 2024): EMA of the gradient ...
+    grokfast_lamb: float = 0.0    # ... added back with this gain; 0: off
     init_seed: int = -1           # >=0: the model's initialisation and batch order draw from
                                   # this seed instead of ``Config.seed`` (same graph, another
                                   # training seed: claim 1's positive control)
@@ -85,7 +87,8 @@ class TransferConfig:
 
 # Fields added after runs were stored: left out of the run id while at their default, so
 # every earlier run keeps its id.
-_LATER_FIELDS = (("data", "shuffle_inferred"), ("train", "init_seed"))
+_LATER_FIELDS = (("data", "shuffle_inferred"), ("train", "init_seed"),
+                 ("train", "grokfast_alpha"), ("train", "grokfast_lamb"))
 
 
 @dataclass
@@ -305,6 +308,9 @@ def validate(cfg: Config) -> None:
     d, m, t = cfg.data, cfg.model, cfg.train
     _finite(cfg)
     _check(0 <= cfg.seed <= MAX_SEED, "seed", cfg.seed, f"an integer from 0 to {MAX_SEED}")
+    _check(0 <= t.grokfast_alpha < 1, "train.grokfast_alpha", t.grokfast_alpha,
+           "a number from 0 up to (not including) 1")
+    _check(t.grokfast_lamb >= 0, "train.grokfast_lamb", t.grokfast_lamb, "0 (off) or more")
     _check(-1 <= t.init_seed <= MAX_SEED, "train.init_seed", t.init_seed,
            f"-1 (the run's seed) or an integer from 0 to {MAX_SEED}")
     for name in ("n_entities", "n_relations", "out_degree", "probe_cap"):

@@ -182,6 +182,11 @@ class StackedAdamW:
         self.wd, self.beta1, self.beta2 = col("weight_decay"), col("beta1"), col("beta2")
         self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        # Grokfast (Lee et al. 2024, arXiv 2405.20233): the slow part of the gradient, an EMA,
+        # is added back with a gain; kept only when some member asks for it
+        self.gf_alpha, self.gf_lamb = col("grokfast_alpha"), col("grokfast_lamb")
+        self.grad_ema = ({n: torch.zeros_like(p) for n, p in self.params.items()}
+                         if bool((self.gf_lamb > 0).any()) else None)
 
     def _view(self, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return v.to(p.device).view(-1, *([1] * (p.dim() - 1)))
@@ -203,13 +208,32 @@ class StackedAdamW:
             denom = v.sqrt().div_(self._view(bc2_sqrt, p)).add_(self.eps)
             p.addcdiv_(m * self._view(-step_size, p), denom)
 
+    @torch.no_grad()
+    def amplify_slow_gradient(self):
+        """Grokfast's EMA filter: ema <- alpha ema + (1 - alpha) g (ema = g at the first
+        step), then g <- g + lamb ema, per member. Nothing when no member uses it."""
+        if self.grad_ema is None:
+            return
+        for n, p in self.params.items():
+            if p.grad is None:
+                continue
+            e = self.grad_ema[n]
+            if self.t == 0:
+                e.copy_(p.grad)
+            else:
+                e.mul_(self._view(self.gf_alpha, p)).add_(p.grad * self._view(1 - self.gf_alpha, p))
+            p.grad.add_(e * self._view(self.gf_lamb, p))
+
     def zero_grad(self):
         for p in self.params.values():
             p.grad = None
 
     def member_state(self, k: int) -> dict:
-        return {"t": self.t, "exp_avg": {n: v[k].clone() for n, v in self.exp_avg.items()},
-                "exp_avg_sq": {n: v[k].clone() for n, v in self.exp_avg_sq.items()}}
+        out = {"t": self.t, "exp_avg": {n: v[k].clone() for n, v in self.exp_avg.items()},
+               "exp_avg_sq": {n: v[k].clone() for n, v in self.exp_avg_sq.items()}}
+        if self.grad_ema is not None:
+            out["grad_ema"] = {n: v[k].clone() for n, v in self.grad_ema.items()}
+        return out
 
     @torch.no_grad()
     def load_member(self, k: int, s: dict):
@@ -217,6 +241,8 @@ class StackedAdamW:
         for n in self.params:
             self.exp_avg[n][k].copy_(s["exp_avg"][n])
             self.exp_avg_sq[n][k].copy_(s["exp_avg_sq"][n])
+            if self.grad_ema is not None and "grad_ema" in s:
+                self.grad_ema[n][k].copy_(s["grad_ema"][n])
 
 
 class Trainer:
@@ -285,6 +311,7 @@ class Trainer:
     @torch.no_grad()
     def optimizer_step(self):
         params = self.opt.params.values()
+        self.opt.amplify_slow_gradient()
         if (self.clip > 0).any():
             sq = sum(p.grad.reshape(self.k, -1).pow(2).sum(1) for p in params
                      if p.grad is not None)
