@@ -150,3 +150,28 @@ def test_broken_chapter_stops_the_build_and_is_named(tmp_path, capsys, monkeypat
     monkeypatch.chdir(root / "book")
     assert main(["book", "--preset", "test", "--no-html"]) != 0
     assert "book/01_broken" in capsys.readouterr().err
+
+
+def test_claims_json_gives_every_verdict_from_the_books_store(book):
+    """``grokbook claims --json`` on the store the book just filled: every claim of the
+    scorecard (and claim 1 for the dense model beside the subject) as a verdict object."""
+    import json
+
+    from grokbook.analysis.definitions import NOT_MEASURED, NOT_REPLICATED, PARTLY, REPLICATES
+    from grokbook.chapters.verdict import VERDICT_RULES
+    r = subprocess.run([sys.executable, "-m", "grokbook", "claims", "--preset", "test", "--json",
+                        "--store", str(book["store"])], capture_output=True, text=True,
+                       timeout=900, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["preset"] == "test"
+    assert set(VERDICT_RULES) | {"claim1_same_path_dense"} <= set(out)
+    for key in set(out) - {"preset"}:
+        v = out[key]
+        assert v["verdict"] in (REPLICATES, PARTLY, NOT_REPLICATED, NOT_MEASURED), key
+        assert v["rule"] == VERDICT_RULES[key.removesuffix("_dense")]
+        assert all(isinstance(x, str) for x in v["runs"]), key
+        assert v["runs"] or v["verdict"] == NOT_MEASURED, key
+        assert isinstance(v["evidence"], dict) and v["this_book"], key
+    assert out["wang_grokking"]["evidence"]["memorized"] is None or \
+        isinstance(out["wang_grokking"]["evidence"]["memorized"], int)

@@ -184,8 +184,18 @@ def test_claim1_evidence_tables_charts_and_json(store, monkeypatch):
     monkeypatch.setattr(paths, "before_checkpoint", first)
     monkeypatch.setattr(paths, "after_checkpoint", lambda run: run.checkpoints[-1])
     monkeypatch.setattr(paths, "BEFORE_MAX_HELDOUT", 1.0)
-    ev = paths.claim1_evidence(runs, n_queries=80, n_boot=50)
+    from grokbook.core.store import train
+    other_graph = train(small(seed=1), store=store)   # another data seed: another graph
+    last = runs["subject"].checkpoints[-1]
+    ev = paths.claim1_evidence(runs, n_queries=80, n_boot=50, others={
+        "itself": (runs["subject"], last), "other graph": (other_graph, last),
+        "never grokked": (other_graph, None)})
     assert ev["measured"] and ev["outcome"] in C.PATH_OUTCOMES and ev["reason"]
+    itself = ev["others"]["itself"]      # "after" against its own weights: distance 0
+    assert itself["d"]["d"] == 0 and itself["d"]["hi"] == 0 and itself["outcome"] in (
+        C.SAME, C.UNDETERMINED)
+    assert ev["others"]["other graph"]["reason"] == "another knowledge graph"
+    assert ev["others"]["never grokked"]["outcome"] == C.UNDETERMINED
     assert ev["seed_controls_tried"][0]["init_seed"] == paths.CONTROL_SEEDS[0]
     t = paths.distance_table(ev).dropna(subset=["d"])
     assert len(t) >= 6 and (t["low"] <= t["d"]).all() and (t["d"] <= t["high"]).all()

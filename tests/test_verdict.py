@@ -11,6 +11,16 @@ def _sweep(key, steps):
                          for k, gs in steps.items() for i, g in enumerate(gs)])
 
 
+def _cuts(steps=(9000, 2500, None), paths=("-", "same", "-")):
+    """A shortcut table: the natural run first, then shortcuts (None: never grokked)."""
+    t = pd.DataFrame({"shortcut": ["natural", "wd", "lr"][:len(steps)],
+                      "grokked_step": [float("nan") if s is None else s for s in steps],
+                      "budget": 14000, "path_vs_natural": list(paths)})
+    t["steps_vs_natural"] = t["grokked_step"] / t["grokked_step"].iloc[0]
+    t["flops_vs_natural"] = t["steps_vs_natural"]
+    return t
+
+
 def _numbers(**changes):
     n = {
         "wang_grokking": dict(memorized=1000, grokked=3000, heldout_at_memorized=0.1,
@@ -37,6 +47,7 @@ def _numbers(**changes):
             hop2=[dict(arch="trm", acc_end=0.95, bridge_end=0.4, verdict=FAKE)], runs=["d"]),
         "claim3_transfer": dict(best={"new_atomic": 1.0, "new_hop1_old_hop2": 0.9,
                                       "old_hop1_new_hop2": 0.05, "new_new": 0.02}, runs=["e"]),
+        "wait_cut": dict(table=_cuts(), runs=["a", "f"]),
     }
     for key, upd in changes.items():
         n[key] = {**n[key], **upd}
@@ -73,11 +84,23 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_transfer({**good, "new_atomic": 0.5}) == v.NOT_MEASURED
 
 
+def test_wait_cut_rule_reaches_every_class():
+    assert v.verdict_wait_cut(_cuts()) == v.REPLICATES                  # 0.28x, same path
+    assert v.verdict_wait_cut(_cuts(paths=("-", "different", "-"))) == v.PARTLY
+    assert v.verdict_wait_cut(_cuts(paths=("-", "undetermined", "-"))) == v.PARTLY
+    assert v.verdict_wait_cut(_cuts(steps=(9000, 4000, None))) == v.NOT_REPLICATED  # 0.44x
+    assert v.verdict_wait_cut(_cuts(steps=(None, 2500, 3000))) == v.NOT_MEASURED  # no base
+    assert v.verdict_wait_cut(_cuts(steps=(9000,), paths=("-",))) == v.NOT_MEASURED
+    words = v.verdicts(_numbers())["wait_cut"]["this_book"]
+    assert "wd: step 2,500" in words and "lr: did not grok" in words
+
+
 def test_scorecard_follows_the_numbers():
     card = v.scorecard(_numbers())
-    assert list(card["verdict"]) == [v.REPLICATES] * 7
+    assert list(card["verdict"]) == [v.REPLICATES] * 8
     assert set(card["source"]) == {"Wang et al. 2024 (arXiv 2405.15071)",
-                                   "He et al. 2026 (arXiv 2601.09049)"}
+                                   "He et al. 2026 (arXiv 2601.09049)",
+                                   "this book (beyond the study)"}
     assert all(card["rule"].str.len() > 40) and all(card["runs"].map(len) > 0)
     # change one underlying metric: only that claim's verdict moves
     changed = v.scorecard(_numbers(wang_grokking=dict(heldout_at_memorized=0.95)))

@@ -8,6 +8,8 @@ types 0.99 or 0.9 again.
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 MEMORIZED_AT = 0.99            # train_inferred accuracy: the training facts are fitted
@@ -90,3 +92,19 @@ def grokked_checkpoint(run):
         return None
     ok = a[_fitted(a) & (a[GROKKED_SPLIT] >= GROKKED_AT)]
     return int(ok.index[-1]) if len(ok) else None
+
+
+def json_ready(x):
+    """Evidence as plain JSON values: tables as records, NaN as None, floats rounded to 4
+    places; "tables" entries (the rows behind a figure) are left out."""
+    if isinstance(x, pd.DataFrame):
+        return json_ready(x.to_dict("records"))
+    if isinstance(x, dict):
+        return {str(k): json_ready(v) for k, v in x.items() if k != "tables"}
+    if isinstance(x, (list, tuple)):
+        return [json_ready(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        x = x.item()                     # numpy and pandas scalars
+    if isinstance(x, float):
+        return None if math.isnan(x) else round(x, 4)
+    return x

@@ -144,35 +144,38 @@ def cmd_paths(args):
 
 
 def cmd_claims(args):
-    """Claim verdicts computed from the store (training what is missing), as JSON objects
-    ``{"verdict", "rule", "evidence", "runs"}``. So far: claim 1, for the subject model and
-    the dense transformer beside it."""
-    from ..chapters import paths
-    from ..chapters.verdict import VERDICT_RULES, verdict_paths
+    """Every verdict of the scorecard computed from the store (training what is missing), as
+    JSON objects ``{"verdict", "rule", "this_book", "evidence", "runs"}``; claim 1 also for
+    the architectures beside the subject. ``--only claim1`` computes claim 1 alone."""
+    from ..chapters import paths, verdict
     from ..core.config import ARCH_NAMES, PRESETS, SUBJECT
     if args.preset not in PRESETS:
         raise ConfigError(f"--preset: unknown preset {args.preset!r}; allowed: "
                           f"{', '.join(PRESETS)}")
-    archs = args.arch or ["trm", "dense"]
+    archs = args.arch or [SUBJECT, "dense"]
     for a in archs:
         if a not in ARCH_NAMES:
             raise ConfigError(f"--arch: {a!r} is not allowed; allowed: {', '.join(ARCH_NAMES)}")
     out = {"preset": args.preset}
+    if args.only is None:
+        book = verdict.collect(args.preset, store=args.store, progress=not args.json)
+        out.update(verdict.verdicts(verdict.claim_numbers(book)))
+    key = "claim1_same_path"
     for a in archs:
-        ev = paths.claim1_summary(paths.claim1(args.preset, a, store=args.store,
-                                               progress=not args.json))
-        key = "claim1" if a == SUBJECT else f"claim1_{a}"
-        out[key] = {"verdict": verdict_paths(ev["outcome"]),
-                    "rule": VERDICT_RULES["claim1_same_path"],
-                    "evidence": {k: v for k, v in ev.items() if k != "runs"},
-                    "runs": ev["runs"]}
+        if a == SUBJECT and key in out:
+            continue
+        c = paths.claim1(args.preset, a, store=args.store, progress=not args.json)
+        out[key if a == SUBJECT else f"{key}_{a}"] = {
+            "verdict": verdict.verdict_paths(c["outcome"]), "rule": verdict.VERDICT_RULES[key],
+            "this_book": paths.describe_claim1(c),
+            "evidence": paths.claim1_summary({k: v for k, v in c.items() if k != "runs"}),
+            "runs": c["runs"]}
     if args.json:
         print(json.dumps(out))
     else:
         for k, v in out.items():
             if k != "preset":
-                print(f"{k} ({args.preset}): {v['verdict']}\n  "
-                      f"{paths.describe_claim1(v['evidence'])}")
+                print(f"{k} ({args.preset}): {v['verdict']}\n  {v['this_book']}")
     return 0
 
 
@@ -256,10 +259,12 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_paths)
 
-    p = sub.add_parser("claims", help="claim verdicts with their evidence (so far claim 1)")
+    p = sub.add_parser("claims", help="every verdict of the scorecard with its evidence")
     p.add_argument("--preset", default="cpu", help="test, cpu, gpu or paper (default cpu)")
     p.add_argument("--arch", action="append", help="architecture(s) for claim 1 (default: "
                    "trm, then dense beside it)")
+    p.add_argument("--only", choices=["claim1"], help="compute only this claim (claim 1: "
+                   "its runs alone, not the whole book's)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
     p.set_defaults(func=cmd_claims)

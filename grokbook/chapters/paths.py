@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
-                                    checkpoint_accuracy, grokked_checkpoint,
+                                    checkpoint_accuracy, grokked_checkpoint, json_ready,
                                     non_grokked_checkpoint)
 from ..analysis.lens import bridge_first_layer, bridge_rates, lens_summary, logit_lens
 from ..analysis.patching import causal_tracing, heatmap_matrix, tracing_heatmap
@@ -207,11 +207,15 @@ def _random_model(cfg, vocab: int):
 
 
 def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
-                    n_boot: int = 1000) -> dict:
+                    n_boot: int = 1000, others: dict | None = None) -> dict:
     """Claim 1's evidence for one architecture from the runs of ``claim1_configs`` (already
     trained): checkpoints, distances with intervals, controls, bridge tests, the outcome
     of ``analysis.circuit.path_rule`` and why. Missing preconditions make the outcome
-    "not measured" with the reason, never a guess."""
+    "not measured" with the reason, never a guess.
+
+    ``others`` ({label: (run, step)}, e.g. chapter 7's shortcut runs on the same graph) are
+    each compared with "after" by the same rule, seed scale and controls:
+    ``ev["others"][label]`` holds the distance, the outcome and why."""
     from ..analysis import circuit as C
     subject, lookup = runs["subject"], runs["lookup"]
     ds = subject.dataset
@@ -241,7 +245,10 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
         missing.append(f"no seed control grokked ({len(tried)} training seeds tried), so "
                        f"there is no scale for 'same'")
     if missing:
-        return {**ev, "outcome": C.UNDETERMINED, "measured": False, "reason": "; ".join(missing)}
+        why = "; ".join(missing)
+        return {**ev, "outcome": C.UNDETERMINED, "measured": False, "reason": why,
+                "others": {k: {"outcome": C.UNDETERMINED, "reason": why}
+                           for k in (others or {})}}
     pool = C.trained_twohop(ds)
     q = C.sample_queries(ds.probes["train_inferred"], n_queries, seed)
     kept, cfs = C.pool_counterfactuals(ds, q, pool, seed)
@@ -259,6 +266,16 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     negs = {k: C.bootstrap(prof["after"], prof[k], seed, n_boot, mask)
             for k in ("random", "lookup", "permuted")}
     outcome, reason = C.path_rule(d, scale, negs)
+    compared = {}
+    for label, (run, step) in (others or {}).items():
+        if step is None or not same_graph(run.dataset, ds):
+            compared[label] = {"outcome": C.UNDETERMINED, "reason": (
+                "no grokked checkpoint" if step is None else "another knowledge graph")}
+            continue
+        other = C.profile(run.load_model(step), ds, kept, cfs)
+        dist = C.bootstrap(prof["after"], other, seed, n_boot, mask)
+        compared[label] = {"run": run.id, "step": int(step), **dict(zip(
+            ("outcome", "reason"), C.path_rule(dist, scale, negs))), "d": dist}
     # context, not part of the rule: how far apart two seeds are at the "before" stage
     before_scale = C.bootstrap(prof["before"], prof["seed_control_before"], seed, n_boot, mask)
     atoms = {k: v[~ds.atomic_ood] for k, v in ds.atomic.items()}
@@ -275,7 +292,7 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
             "queries": int(len(kept["h"])), "queries_sampled": int(len(q["h"])),
             "cells_informative": d["cells"], "cells_total": len(prof["after"].cells),
             "d_before_after": d, "seed_scale": scale, "negatives": negs,
-            "seed_scale_before": before_scale,
+            "seed_scale_before": before_scale, "others": compared,
             "middle_stage": mid,
             "interchange_at_middle": {k: at_mid(v, "rate") for k, v in bridge.items()},
             "bridge_top1_at_middle": {k: at_mid(v, "bridge_top1") for k, v in lens.items()},
@@ -286,6 +303,14 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
                                           ignore_index=True),
                        "interchange": pd.concat(bridge.values(), ignore_index=True),
                        "lens": pd.concat(lens.values(), ignore_index=True)}}
+
+
+def same_graph(a, b) -> bool:
+    """Whether two datasets hold the same atomic facts (and OOD flags): models trained on
+    them answer the same two-hop queries, whatever their two-hop training sets."""
+    return (a.atomic.keys() == b.atomic.keys()
+            and all(np.array_equal(a.atomic[k], b.atomic[k]) for k in a.atomic)
+            and np.array_equal(a.atomic_ood, b.atomic_ood))
 
 
 def heldout_split(models: dict, ds, pool: dict, seed: int = 0, n_boot: int = 1000) -> dict:
@@ -335,13 +360,7 @@ def claim1(preset_name: str = "cpu", arch: str | None = None, store=None,
 
 def claim1_summary(ev: dict) -> dict:
     """The evidence without its tables, rounded: what ``grokbook claims --json`` prints."""
-    def clean(x):
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items() if k != "tables"}
-        if isinstance(x, float):
-            return None if np.isnan(x) else round(x, 4)
-        return x
-    return clean(ev)
+    return json_ready(ev)
 
 
 # ---------------------------------------------------------------- claim 1: tables, charts, prose

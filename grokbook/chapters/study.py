@@ -47,6 +47,8 @@ TRANSFER_NUMBERS = pd.DataFrame([
 
 
 # Findings stated as data: what each claim predicts, for the scorecard's rules.
+BOOK = "this book (beyond the study)"
+
 CLAIMS = {
     "wang_grokking": (WANG, "ID accuracy on held-out two-hop queries reaches ~100% only "
                             "through grokking, long after training accuracy saturates"),
@@ -61,6 +63,8 @@ CLAIMS = {
                                  "can come apart (hop-2-only: OOD 0.97 with bridge ~0.65)"),
     "claim3_transfer": (HE, "a grokked circuit composes a new fact as hop 1, not as hop 2; "
                             "new+new fails"),
+    "wait_cut": (BOOK, "(asked by this book, by neither paper) a common acceleration groks "
+                       "in a third of the steps or fewer and reaches the same path"),
 }
 
 # Cost at paper scale (estimates from the reference notes).

@@ -16,11 +16,11 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
                                     REPLICATES, first_step)
 from ..analysis import circuit, wang
-from ..analysis.definitions import run_summary
+from ..analysis.definitions import json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
 from ..core.store import load_run, train, train_many
-from . import detect, paths, study, sweeps, transfer
+from . import detect, paths, shortcuts, study, sweeps, transfer
 from .detect import FAKE, bridge_over_training, first_crossing
 
 
@@ -59,6 +59,14 @@ VERDICT_RULES = {
                         f"{HOP2_LOW}; partly if new-as-hop-1 beats both by at least {GAP} "
                         f"without those thresholds; not measured if the new atomic facts were "
                         f"not learned (< {NEW_LEARNED}); otherwise does not replicate."),
+    "wait_cut": (f"Each shortcut (the subject's recipe with larger weight decay, a larger "
+                 f"learning rate, a higher phi or Grokfast) is trained until held-out ID "
+                 f">= {GROKKED_AT}. 'Replicates' here means yes: some shortcut groks within "
+                 f"{shortcuts.CUT_GOAL:.2f} of the natural run's steps and claim 1's path rule "
+                 f"calls it the same as the naturally grokked model; partly if one is that "
+                 f"fast but its path is different or undetermined; does not replicate if none "
+                 f"is that fast; not measured if the natural run did not grok within its "
+                 f"budget or no shortcut was trained."),
 }
 
 
@@ -75,6 +83,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
                               **{"data.n_entities": grid["sizes"], "seed": grid["seeds"]})
     fake = detect.train_chapter(preset_name, store=store, progress=progress)
     claim1_runs = paths.claim1_runs(preset_name, store=store, progress=progress)
+    cuts = shortcuts.shortcut_runs(preset_name, store=store, progress=progress)
     picks = transfer.pick_checkpoints(default)
     settings = transfer.chapter_finetune_settings(preset_name)
     roles = list(picks.role)
@@ -89,7 +98,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     return {"preset": preset_name, "default": default, "phi_table": phi_table,
             "size_table": size_table, "phi_runs": ok_runs(phi_table),
             "size_runs": ok_runs(size_table), "fake": fake, "picks": picks,
-            "finetunes": finetunes, "claim1_runs": claim1_runs}
+            "finetunes": finetunes, "claim1_runs": claim1_runs, "shortcuts": cuts}
 
 
 # ---------------------------------------------------------------- the ledger
@@ -206,6 +215,18 @@ def verdict_transfer(best: dict) -> str:
     return NOT_REPLICATED
 
 
+def verdict_wait_cut(table: pd.DataFrame) -> str:
+    """``table``: ``shortcuts.shortcut_verdicts`` (natural run first)."""
+    if len(table) < 2 or pd.isna(table["grokked_step"].iloc[0]):
+        return NOT_MEASURED
+    fast = table.iloc[1:]
+    fast = fast[fast["steps_vs_natural"].notna()
+                & (fast["steps_vs_natural"].astype(float) <= shortcuts.CUT_GOAL)]
+    if not len(fast):
+        return NOT_REPLICATED
+    return REPLICATES if (fast["path_vs_natural"] == circuit.SAME).any() else PARTLY
+
+
 def _ok(table: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in ("data.phi", "data.n_entities", "seed", "grokked_step", "budget")
             if c in table]
@@ -237,7 +258,12 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
                            runs=[r.id for r in full])
     out["wang_phi"] = dict(table=_ok(book["phi_table"]), runs=list(book["phi_runs"]))
     out["wang_size"] = dict(table=_ok(book["size_table"]), runs=list(book["size_runs"]))
-    out["claim1_same_path"] = paths.claim1_evidence(book["claim1_runs"])
+    cuts = book.get("shortcuts", {})
+    out["claim1_same_path"] = c = paths.claim1_evidence(book["claim1_runs"], others={
+        k: (r, paths.after_checkpoint(r)) for k, r in cuts.items() if k != shortcuts.NATURAL})
+    table = shortcuts.shortcut_table(cuts) if cuts else pd.DataFrame()
+    out["wait_cut"] = dict(table=shortcuts.shortcut_verdicts(table, c) if cuts else table,
+                           runs=[r.id for r in cuts.values()])
     _, verdicts = detect.chapter_tables(book["fake"], max_queries=max_queries)
     hop2 = verdicts[(verdicts.regime == "hop2_only") & (verdicts.rule == "strict")]
     out["claim2_fake_grokking"] = dict(verdicts=verdicts, hop2=hop2[["arch", "acc_end",
@@ -254,33 +280,52 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
     return out
 
 
-def scorecard(numbers: dict) -> pd.DataFrame:
-    """One row per claim: the study's statement and number, this book's, the verdict."""
-    n = numbers
+def verdicts(numbers: dict) -> dict:
+    """Every claim as ``{"verdict", "rule", "evidence", "runs", "this_book"}`` (JSON-ready):
+    what ``grokbook claims --json`` prints and the scorecard shows. The verdict comes from the
+    claim's rule applied to the evidence; ``this_book`` says the evidence in one line."""
+    n, out = numbers, {}
+
+    def put(key, verdict_, this_book, evidence, runs):
+        out[key] = {"verdict": verdict_, "rule": VERDICT_RULES[key], "this_book": this_book,
+                    "evidence": json_ready({k: v for k, v in evidence.items() if k != "runs"}),
+                    "runs": list(runs)}
+
     g = n["wang_grokking"]
     gv, gwhy = wang.grokking_verdict(g["memorized"], g["grokked"], g["heldout_at_memorized"])
-    rows = [("wang_grokking", gwhy, gv, g["runs"])]
+    put("wang_grokking", gv, gwhy, g, g["runs"])
     o = n["wang_ood"]
-    rows.append(("wang_ood", f"highest final OOD accuracy {o['max_final_ood']:.3f} over the "
-                 f"{len(o['runs'])} runs trained to their budget",
-                 verdict_ood([o["max_final_ood"]]), o["runs"]))
+    put("wang_ood", verdict_ood([o["max_final_ood"]]),
+        f"highest final OOD accuracy {o['max_final_ood']:.3f} over the {len(o['runs'])} runs "
+        f"trained to their budget", o, o["runs"])
     for key, col in (("wang_phi", "data.phi"), ("wang_size", "data.n_entities")):
         p = n[key]
         verdict_of = wang.phi_verdict if key == "wang_phi" else wang.size_verdict
         v, why = verdict_of(p["table"], col) if len(p["table"]) else (NOT_MEASURED, "no runs")
-        rows.append((key, f"{_steps_by(p['table'], col)} ({why})", v, p["runs"]))
+        put(key, v, f"{_steps_by(p['table'], col)} ({why})", p, p["runs"])
     c = n["claim1_same_path"]
-    rows.append(("claim1_same_path", paths.describe_claim1(c), verdict_paths(c["outcome"]), c["runs"]))
+    put("claim1_same_path", verdict_paths(c["outcome"]), paths.describe_claim1(c), c,
+        c["runs"])
     f = n["claim2_fake_grokking"]
-    rows.append(("claim2_fake_grokking", "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
-                     f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),
-                 verdict_fake(f["verdicts"]), f["runs"]))
+    put("claim2_fake_grokking", verdict_fake(f["verdicts"]),
+        "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
+            f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),
+        {k: v for k, v in f.items() if k != "verdicts"}, f["runs"])
     t = n["claim3_transfer"]
     b = t["best"]
-    rows.append(("claim3_transfer", ", ".join(f"{k} {b[k]:.2f}" for k in ("new_atomic", "new_hop1_old_hop2",
-                                                      "old_hop1_new_hop2", "new_new") if k in b)
-                 or "no fine-tuning run",
-                 verdict_transfer(b) if b else NOT_MEASURED, t["runs"]))
+    put("claim3_transfer", verdict_transfer(b) if b else NOT_MEASURED,
+        ", ".join(f"{k} {b[k]:.2f}" for k in ("new_atomic", "new_hop1_old_hop2",
+                                               "old_hop1_new_hop2", "new_new") if k in b)
+        or "no fine-tuning run", t, t["runs"])
+    w = n.get("wait_cut", dict(table=pd.DataFrame(), runs=[]))
+    put("wait_cut", verdict_wait_cut(w["table"]),
+        shortcuts.describe(w["table"]) if len(w["table"]) else "no shortcut run", w, w["runs"])
+    return out
+
+
+def scorecard(numbers: dict) -> pd.DataFrame:
+    """One row per claim: the study's statement and number, this book's, the verdict."""
+    rows = [(k, v["this_book"], v["verdict"], v["runs"]) for k, v in verdicts(numbers).items()]
     table = pd.DataFrame(rows, columns=["claim", "this book", "verdict", "runs"])
     table.insert(1, "source", [study.CLAIMS[k][0] for k in table["claim"]])
     table.insert(2, "study", [study.CLAIMS[k][1] for k in table["claim"]])
@@ -317,7 +362,9 @@ def describe(card: pd.DataFrame, costs: pd.DataFrame) -> str:
     parts.append(f"Whether the wait buys a new circuit (claim 1): {v['claim1_same_path']}. "
                  f"Whether accuracy and the circuit come apart (claim 2): "
                  f"{v['claim2_fake_grokking']}. Whether the circuit transfers only as hop 1 "
-                 f"(claim 3): {v['claim3_transfer']}.")
+                 f"(claim 3): {v['claim3_transfer']}. Whether a common acceleration cuts the "
+                 f"wait to a third and reaches the same path (asked by this book): "
+                 f"{v['wait_cut']}.")
     return " ".join(parts)
 
 

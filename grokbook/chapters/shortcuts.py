@@ -1,0 +1,126 @@
+"""Chapter 7's question beyond the study: can the wait for grokking be cut, and is what a
+shortcut buys the same circuit?
+
+Each shortcut is the subject's recipe with one change a practitioner would try -- larger
+weight decay, a larger learning rate, more two-hop supervision (higher phi), or Grokfast's
+slow-gradient amplifier (Lee et al. 2024, arXiv 2405.20233; ``train.grokfast_lamb``) --
+trained until held-out ID accuracy reaches ``GROKKED_AT`` (``train.stop_at``). The table
+gives steps and FLOPs to that point beside the natural run's (the subject run of chapter
+2), and each grokked shortcut is compared with the naturally grokked model by claim 1's
+path metric, seed scale and controls (``paths.claim1_evidence(..., others=...)``).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..analysis.definitions import (GROKKED_AT, grokked_step, heldout_at, json_ready,
+                                    memorized_step)
+from ..analysis.measures import flops_per_step_of
+from ..core.config import preset
+from ..core.store import train_many
+from . import paths
+
+CUT_GOAL = 1 / 3   # issue's bar: a shortcut that needs at most this fraction of the steps
+
+# preset -> label -> overrides of the subject's recipe
+SHORTCUTS = {
+    "cpu": {"weight decay 1.0": {"train.weight_decay": 1.0},
+            "lr 6e-3": {"train.lr": 6e-3},
+            "phi 8.4": {"data.phi": 8.4},
+            "Grokfast (lambda 2, alpha 0.98)": {"train.grokfast_lamb": 2.0}},
+    "test": {"weight decay 0.3": {"train.weight_decay": 0.3},
+             "Grokfast (lambda 2, alpha 0.98)": {"train.grokfast_lamb": 2.0}},
+}
+NATURAL = "natural (the subject's recipe)"
+
+
+def shortcut_configs(preset_name: str) -> dict:
+    """{label: Config}: the natural run (chapter 2's subject run, trained to its budget),
+    then each shortcut, ended once it groks."""
+    out = {NATURAL: preset(preset_name)}
+    for label, over in SHORTCUTS.get(preset_name, SHORTCUTS["test"]).items():
+        out[label] = preset(preset_name, **{**over, "train.stop_at": GROKKED_AT})
+    return out
+
+
+def shortcut_runs(preset_name: str, store=None, progress: bool = False) -> dict:
+    cfgs = shortcut_configs(preset_name)
+    return dict(zip(cfgs, train_many(list(cfgs.values()), store=store, progress=progress)))
+
+
+def shortcut_table(runs: dict) -> pd.DataFrame:
+    """One row per run: steps and FLOPs to memorize and to grok (None: not within the
+    budget), held-out ID at memorization, and the fraction of the natural run's steps and
+    FLOPs it needed to grok (a lower bound when the natural run never grokked)."""
+    rows = []
+    for label, run in runs.items():
+        acc = run.accuracy()
+        mem, grok = memorized_step(acc), grokked_step(acc)
+        per_step = flops_per_step_of(run)
+        rows.append({"shortcut": label, "run": run.id, "memorized_step": mem,
+                     "heldout_at_memorized": heldout_at(acc, mem), "grokked_step": grok,
+                     "grokked_flops": None if grok is None else grok * per_step,
+                     "budget": run.config.train.max_steps})
+    t = pd.DataFrame(rows)
+    nat = t.iloc[0]
+    base = nat["grokked_step"] if nat["grokked_step"] is not None and not pd.isna(
+        nat["grokked_step"]) else None
+    t["steps_vs_natural"] = [None if base is None or g is None or pd.isna(g) else g / base
+                             for g in t["grokked_step"]]
+    nat_flops = nat["grokked_flops"]
+    t["flops_vs_natural"] = [None if base is None or f is None or pd.isna(f)
+                             else f / nat_flops for f in t["grokked_flops"]]
+    return t
+
+
+def path_evidence(preset_name: str, runs: dict, store=None, progress: bool = False,
+                  **kw) -> dict:
+    """Claim 1's evidence for the subject with every grokked shortcut compared with the
+    naturally grokked model ("others")."""
+    others = {k: (r, paths.after_checkpoint(r)) for k, r in runs.items() if k != NATURAL}
+    return paths.claim1_evidence(paths.claim1_runs(preset_name, store=store,
+                                                   progress=progress), others=others, **kw)
+
+
+def shortcut_verdicts(table: pd.DataFrame, ev: dict) -> pd.DataFrame:
+    """The table with each shortcut's path outcome against the naturally grokked model."""
+    others = ev.get("others", {})
+    out = table.copy()
+    out["path_vs_natural"] = [others.get(k, {}).get("outcome", "-") for k in out["shortcut"]]
+    out["path_d"] = [others.get(k, {}).get("d", {}).get("d") for k in out["shortcut"]]
+    out["path_why"] = [others.get(k, {}).get("reason", "") for k in out["shortcut"]]
+    return out
+
+
+def _ratio(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}x"
+
+
+def describe(table: pd.DataFrame) -> str:
+    """What the shortcuts bought, in words computed from ``shortcut_verdicts``' table."""
+    nat = table.iloc[0]
+    if nat["grokked_step"] is None or pd.isna(nat["grokked_step"]):
+        return (f"The natural run did not grok within its {nat['budget']:,} steps, so no "
+                f"speed-up can be stated; the table shows which shortcuts grokked at all.")
+    parts = [f"The natural run grokked at step {int(nat['grokked_step']):,}."]
+    cut = []
+    for r in table.iloc[1:].itertuples():
+        if r.grokked_step is None or pd.isna(r.grokked_step):
+            parts.append(f"{r.shortcut}: did not grok within {r.budget:,} steps.")
+            continue
+        parts.append(f"{r.shortcut}: step {int(r.grokked_step):,} "
+                     f"({_ratio(r.steps_vs_natural)} the natural steps, "
+                     f"{_ratio(r.flops_vs_natural)} its FLOPs); path vs the naturally "
+                     f"grokked model: {r.path_vs_natural}.")
+        if r.steps_vs_natural <= CUT_GOAL:
+            cut.append(r.shortcut)
+    parts.append(f"Shortcuts that cut the wait to at most {CUT_GOAL:.2f} of the natural "
+                 f"steps: {', '.join(cut) if cut else 'none'}.")
+    return " ".join(parts)
+
+
+def summary(table: pd.DataFrame) -> dict:
+    """The table as JSON values, for ``grokbook claims --json``."""
+    return json_ready(table)

@@ -1,0 +1,56 @@
+"""Chapter 7's shortcuts: steps and FLOPs to grok against the natural run, in words."""
+import pandas as pd
+
+from grokbook import preset
+from grokbook.chapters import shortcuts as S
+
+
+class FakeRun:
+    """A stored run reduced to what the table reads: its accuracy curve and config."""
+
+    def __init__(self, rid, grok_at, budget=10_000, flops=1e6):
+        self.id, self.info = rid, {"flops_per_step": flops}
+        self.config = preset("test", **{"train.max_steps": budget})
+        steps = list(range(0, budget + 1, 500))
+        self._acc = pd.DataFrame({
+            "train_inferred": [1.0 if s >= 1000 else 0.5 for s in steps],
+            "test_inferred_iid": [0.95 if grok_at is not None and s >= grok_at else 0.1
+                                  for s in steps]}, index=pd.Index(steps, name="step"))
+
+    def accuracy(self):
+        return self._acc
+
+
+def test_table_ratios_and_words():
+    runs = {S.NATURAL: FakeRun("n", 9000), "fast": FakeRun("f", 2500, flops=1.1e6),
+            "slow": FakeRun("s", 6000), "never": FakeRun("x", None)}
+    t = S.shortcut_table(runs)
+    assert list(t["shortcut"]) == list(runs)
+    row = t.set_index("shortcut")
+    assert row.loc["fast", "grokked_step"] == 2500 and pd.isna(row.loc["never", "grokked_step"])
+    assert abs(row.loc["fast", "steps_vs_natural"] - 2500 / 9000) < 1e-12
+    assert abs(row.loc["fast", "flops_vs_natural"] - 2500 * 1.1 / 9000) < 1e-12
+    assert row.loc["fast", "heldout_at_memorized"] == 0.1
+    ev = {"others": {"fast": {"outcome": "same", "reason": "r", "d": {"d": 0.01}},
+                     "slow": {"outcome": "different", "reason": "r", "d": {"d": 0.4}}}}
+    v = S.shortcut_verdicts(t, ev).set_index("shortcut")
+    assert v.loc["fast", "path_vs_natural"] == "same" and v.loc["slow", "path_d"] == 0.4
+    words = S.describe(v.reset_index())
+    assert "at most 0.33 of the natural steps: fast." in words    # 0.28 <= 1/3, 0.67 not
+    assert "never: did not grok" in words
+    S.summary(v.reset_index())
+
+
+def test_no_speed_up_without_a_grokked_natural_run():
+    t = S.shortcut_table({S.NATURAL: FakeRun("n", None), "fast": FakeRun("f", 2500)})
+    assert t["steps_vs_natural"].isna().all()
+    assert "no speed-up can be stated" in S.describe(S.shortcut_verdicts(t, {}))
+
+
+def test_configs_change_one_thing_and_stop_at_grokking():
+    cfgs = S.shortcut_configs("cpu")
+    natural = cfgs.pop(S.NATURAL)
+    assert natural == preset("cpu") and len(cfgs) >= 4
+    for label, cfg in cfgs.items():
+        assert cfg.train.stop_at == S.GROKKED_AT
+        assert cfg != preset("cpu", **{"train.stop_at": S.GROKKED_AT}), label
