@@ -165,3 +165,39 @@ def test_grokfast_filter_is_the_published_ema():
         opt.t += 1
     # ema = g1 = 1 -> g1 + 2*1 = 3; ema = 0.5*1 + 0.5*3 = 2 -> 3 + 2*2 = 7
     assert seen == [3.0, 7.0]
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    """kill -9 of the process that started the workers, right after it started them: they
+    end within seconds (they would otherwise keep the cores and the run locks)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    cfgs = [small(seed=0, **{"train.max_steps": 4000}), small("dense", seed=1,
+                                                               **{"train.max_steps": 4000})]
+    script = ("import sys, pickle; from grokbook.core.store import train_many; "
+              "train_many(pickle.loads(bytes.fromhex(sys.argv[1])), store=sys.argv[2], "
+              "progress=False, workers=2)")
+    import pickle
+    parent = subprocess.Popen([sys.executable, "-c", script, pickle.dumps(cfgs).hex(),
+                               str(tmp_path / "k")], env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+    def workers():
+        out = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+    deadline = time.time() + 60
+    while len(workers()) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    kids = workers()
+    assert len(kids) == 2, "the workers did not start"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    alive = kids
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [k for k in kids if os.path.exists(f"/proc/{k}")
+                 and open(f"/proc/{k}/stat").read().split()[2] != "Z"]
+    assert not alive, f"workers {alive} outlived their parent"

@@ -87,7 +87,7 @@ def test_path_fake_and_transfer_rules():
 def test_wait_cut_rule_reaches_every_class():
     assert v.verdict_wait_cut(_cuts()) == v.REPLICATES                  # 0.28x, same path
     assert v.verdict_wait_cut(_cuts(paths=("-", "different", "-"))) == v.PARTLY
-    assert v.verdict_wait_cut(_cuts(paths=("-", "undetermined", "-"))) == v.PARTLY
+    assert v.verdict_wait_cut(_cuts(paths=("-", "undetermined", "-"))) == v.NOT_MEASURED
     assert v.verdict_wait_cut(_cuts(steps=(9000, 4000, None))) == v.NOT_REPLICATED  # 0.44x
     assert v.verdict_wait_cut(_cuts(steps=(None, 2500, 3000))) == v.NOT_MEASURED  # no base
     assert v.verdict_wait_cut(_cuts(steps=(9000,), paths=("-",))) == v.NOT_MEASURED

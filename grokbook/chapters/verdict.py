@@ -64,9 +64,10 @@ VERDICT_RULES = {
                  f">= {GROKKED_AT}. 'Replicates' here means yes: some shortcut groks within "
                  f"{shortcuts.CUT_GOAL:.2f} of the natural run's steps and claim 1's path rule "
                  f"calls it the same as the naturally grokked model; partly if one is that "
-                 f"fast but its path is different or undetermined; does not replicate if none "
+                 f"fast but the rule calls its path different; does not replicate if none "
                  f"is that fast; not measured if the natural run did not grok within its "
-                 f"budget or no shortcut was trained."),
+                 f"budget, no shortcut was trained, or the path rule could not decide for "
+                 f"the fast ones (e.g. claim 1 had no grokked seed control)."),
 }
 
 
@@ -224,7 +225,9 @@ def verdict_wait_cut(table: pd.DataFrame) -> str:
                 & (fast["steps_vs_natural"].astype(float) <= shortcuts.CUT_GOAL)]
     if not len(fast):
         return NOT_REPLICATED
-    return REPLICATES if (fast["path_vs_natural"] == circuit.SAME).any() else PARTLY
+    if (fast["path_vs_natural"] == circuit.SAME).any():
+        return REPLICATES
+    return PARTLY if (fast["path_vs_natural"] == circuit.DIFFERENT).any() else NOT_MEASURED
 
 
 def _ok(table: pd.DataFrame) -> pd.DataFrame:

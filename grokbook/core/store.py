@@ -360,7 +360,8 @@ def _train_in_processes(chunks, root: Path, workers: int, threads: int) -> list:
                 while todo and len(running) < workers:
                     i, chunk = todo.pop(0)
                     job = Path(tmp) / f"job{i}.json"
-                    job.write_text(json.dumps({"root": str(root), "threads": threads, "members":
+                    job.write_text(json.dumps({"root": str(root), "threads": threads,
+                                               "parent": os.getpid(), "members":
                                                [[rid, cfg.to_dict()] for rid, cfg in chunk]}))
                     running.append((job, subprocess.Popen(
                         [sys.executable, "-m", "grokbook.core.worker", str(job)])))
@@ -387,8 +388,23 @@ def _worker_errors(job: Path, code: int) -> list:
     return [TrainingDiverged(e) for e in report.get("diverged", [])]
 
 
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """End this worker when the process that started it (pid ``parent``) is gone (killed,
+    even with -9, perhaps before this worker got here): a worker left behind would hold its
+    run locks and the cores. Its runs resume from their last checkpoints when asked for
+    again."""
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(3)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _worker_main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
+    _exit_with_parent(job.get("parent", os.getppid()))
     torch.set_num_threads(job["threads"])
     members = [(rid, Config.from_dict(d)) for rid, d in job["members"]]
     out = Path(job_path).with_suffix(".errors")
