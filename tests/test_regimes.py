@@ -17,39 +17,90 @@ def _keys(t):
     return set(zip(t["h"].tolist(), t["r1"].tolist(), t["r2"].tolist()))
 
 
+def _pools_by_brute_force(atomic, ood):
+    """OOD facts that are the first / second hop of some OOD two-hop query, fact by fact."""
+    facts = list(zip(atomic["h"].tolist(), atomic["r1"].tolist(), atomic["t"].tolist()))
+    leaving = {}
+    for i, (h, _, _) in enumerate(facts):
+        leaving.setdefault(h, []).append(i)
+    first, second = set(), set()
+    for i, (_, _, b) in enumerate(facts):
+        for j in leaving.get(b, []):
+            if ood[i] and ood[j]:
+                first.add(i)
+                second.add(j)
+    return first, second
+
+
+def _id_partners(atomic, ood, i, hop):
+    """ID facts leaving fact i's tail (hop 1) or entering its head (hop 2)."""
+    if hop == 1:
+        idx = np.flatnonzero(atomic["h"] == atomic["t"][i])
+    else:
+        idx = np.flatnonzero(atomic["t"] == atomic["h"][i])
+    return idx[~ood[idx]]
+
+
 @pytest.mark.parametrize("ratio,k", [(1.0, 6), (0.5, 3), (0.25, 12)])
-def test_counts_follow_ratio_and_k(ratio, k):
+def test_the_studys_rule_pool_ratio_and_partners(ratio, k):
     cfg, atomic, ood = _graph()
     d = cfg.out_degree
     lookup = {(h, r): i for i, (h, r) in enumerate(zip(atomic["h"], atomic["r1"]))}
+    pools = _pools_by_brute_force(atomic, ood)
     for hop in (1, 2):
         spec = dict(hop1=(ratio, k)) if hop == 1 else dict(hop2=(ratio, k))
         extra, counts = injections(atomic, ood, d, 0, **spec)
         n = len(extra["h"])
         assert counts[f"hop{hop}_added"] == n and counts[f"hop{3 - hop}_added"] == 0
+        pool = pools[hop - 1]
+        assert counts[f"hop{hop}_pool"] == len(pool) < ood.sum()   # not every OOD fact
         first = np.array([lookup[(h, r)] for h, r in zip(extra["h"], extra["r1"])])
         second = np.array([lookup[(b, r)] for b, r in zip(extra["b"], extra["r2"])])
         assert np.array_equal(atomic["t"][second], extra["t"])     # valid compositions
         injected = first if hop == 1 else second
         partner = second if hop == 1 else first
         assert ood[injected].all() and not ood[partner].any()       # mixed: never OOD-OOD
-        # exactly round(ratio x |OOD|) OOD facts are used (hop 2: those with a partner)
-        used = len(set(injected.tolist()))
-        assert used <= int(round(ratio * ood.sum()))
-        if hop == 1:
-            assert used == int(round(ratio * ood.sum()))
-        # at most k distinct partners per injected fact, no duplicates
+        used = set(injected.tolist())
+        assert used <= pool                                         # only pool facts
+        assert len(used) == int(round(ratio * len(pool)))           # all have ID partners here
         per = np.bincount(injected, minlength=len(ood))
-        assert per.max() <= k and len(_keys(extra)) == n
+        for i in used:                                              # min(k, available)
+            assert per[i] == min(k, len(_id_partners(atomic, ood, i, hop)))
+        assert len(_keys(extra)) == n                               # no duplicates
 
 
-def test_full_ratio_uses_every_ood_fact_and_more_k_adds_more():
-    cfg, atomic, ood = _graph()
-    small, _ = injections(atomic, ood, cfg.out_degree, 0, hop1=(1.0, 2))
-    big, _ = injections(atomic, ood, cfg.out_degree, 0, hop1=(1.0, 12))
-    assert len(big["h"]) > len(small["h"])
-    firsts = {(h, r) for h, r in zip(big["h"], big["r1"])}
-    assert len(firsts) == ood.sum()
+def test_paper_scale_counts_match_the_studys():
+    """The study's rule on our seed-0 paper-scale graph: both-full is deterministic (whole
+    pools, min(18, available) partners each); both-half picks round(pool / 2) facts with
+    9 partners each (a picked fact with fewer ID partners adds fewer)."""
+    from grokbook.chapters.study import REGIME_ADDED
+    cfg = preset("paper").data
+    atomic = make_graph(cfg, 0)
+    ood = split_ood(cfg, 0, len(atomic["h"]))
+    _, full = injections(atomic, ood, cfg.out_degree, 0, (1.0, 18), (1.0, 18))
+    _, half = injections(atomic, ood, cfg.out_degree, 0, (0.5, 9), (0.5, 9))
+    assert (full["hop1_pool"], full["hop2_pool"]) == (1279, 1252)
+    assert (full["hop1_added"], full["hop2_added"]) == (22_833, 20_943)
+    assert half["hop1_added"] == round(0.5 * 1279) * 9 == 5_760
+    assert round(0.5 * 1252) * 9 - 9 <= half["hop2_added"] <= round(0.5 * 1252) * 9
+    for regime, counts in (("both_full", full), ("both_half", half)):
+        for ours, theirs in zip((counts["hop1_added"], counts["hop2_added"]),
+                                REGIME_ADDED[regime]):
+            assert abs(ours - theirs) / theirs < 0.03, (regime, ours, theirs)
+
+
+def test_only_non_natural_run_ids_name_the_injection_rule():
+    from grokbook.core import regimes
+    natural, full = preset("cpu"), preset("cpu", **{"data.regime": "both_full"})
+    before = (natural.hash(), full.hash())
+    rule = regimes.RULE
+    try:
+        regimes.RULE = "another rule"
+        import grokbook.core.config as config
+        config.INJECTION_RULE = "another rule"
+        assert natural.hash() == before[0] and full.hash() != before[1]
+    finally:
+        regimes.RULE = config.INJECTION_RULE = rule
 
 
 def test_regimes_are_seeded_and_never_add_test_queries():

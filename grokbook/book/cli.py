@@ -58,8 +58,8 @@ def cmd_data(args):
     s = ds.summary()
     keys = ["n_entities", "n_relations", "atomic", "id_atomic", "ood_atomic", "train_inferred",
             "test_inferred_iid", "test_inferred_ood", "max_phi", "vocab_size", "probes",
-            "augmented", "hop1_added", "hop2_added", "train"]
-    out = {k: s.get(k) for k in keys}
+            "augmented", "hop1_pool", "hop1_added", "hop2_pool", "hop2_added", "train"]
+    out = {k: s.get(k) for k in keys if k in s or not k.endswith("_pool")}
     if args.export:
         out["exported_to"] = str(export_json(ds, args.export))
     return _emit(out, args.json)

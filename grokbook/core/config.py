@@ -14,7 +14,7 @@ import math
 import typing
 from dataclasses import dataclass, field, fields
 
-from .regimes import REGIMES
+from .regimes import REGIMES, RULE as INJECTION_RULE
 
 
 class ConfigError(ValueError):
@@ -112,6 +112,8 @@ class Config:
         for section, name in _LATER_FIELDS:  # added later: at their default, ids are kept
             if d[section][name] == getattr(type(getattr(self, section))(), name):
                 d[section].pop(name)
+        if self.data.regime != "natural":  # the injection rule builds these runs' data
+            d["data"]["injection_rule"] = INJECTION_RULE
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
