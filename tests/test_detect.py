@@ -3,8 +3,8 @@ import pytest
 
 from grokbook.chapters.study import REGIME_NUMBERS
 from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, CLASSES, FAKE, NEITHER,
-                             chapter_configs, classify, detect,
-                             first_crossing, study_verdicts)
+                                      STILL_RISING, chapter_configs, classify, detect,
+                                      first_crossing, still_rising, study_verdicts)
 
 STEPS = [0, 100, 200, 300, 400]
 
@@ -20,9 +20,13 @@ def _tables(acc, strict, lenient):
 @pytest.mark.parametrize("acc,strict,lenient,expected", [
     ([0, .1, .6, .95, .97], [0, .3, .7, .92, .95], [0, .5, .9, 1, 1],
      (CIRCUIT_WITH_ACCURACY, CIRCUIT_WITH_ACCURACY)),
-    ([0, .2, .7, .96, .97], [0, .1, .2, .3, .4], [0, .2, .6, .8, .95], (FAKE, CIRCUIT_WITH_ACCURACY)),
+    ([0, .2, .7, .96, .97], [0, .1, .3, .4, .41], [0, .2, .6, .8, .95], (FAKE, CIRCUIT_WITH_ACCURACY)),
+    # the strict bridge still climbing at the end: too short to call it fake grokking
+    ([0, .2, .7, .96, .97], [0, .1, .2, .3, .4], [0, .2, .6, .8, .95],
+     (STILL_RISING, CIRCUIT_WITH_ACCURACY)),
     ([0, 0, .05, .1, .1], [0, .4, .9, .95, .99], [0, .8, 1, 1, 1], (CIRCUIT_ONLY, CIRCUIT_ONLY)),
-    ([0, 0, 0, .01, .02], [0, 0, .1, .1, .1], [0, .1, .3, .5, .6], (NEITHER, NEITHER)),
+    ([0, 0, 0, .01, .02], [0, 0, .1, .1, .1], [0, .1, .3, .5, .52], (NEITHER, NEITHER)),
+    ([0, 0, 0, .2, .4], [0, 0, .1, .1, .1], [0, .1, .3, .5, .52], (STILL_RISING, STILL_RISING)),
 ])
 def test_detector_classifies_hand_built_tables(acc, strict, lenient, expected):
     accuracy, bridge = _tables(acc, strict, lenient)
@@ -32,12 +36,15 @@ def test_detector_classifies_hand_built_tables(acc, strict, lenient, expected):
 
 
 def test_all_four_classes_and_thresholds_are_arguments():
-    a, b = pd.Series([0.0, 0.95]), pd.Series([0.0, 0.6])
+    a, b = pd.Series([0.0, 0.95, 0.95]), pd.Series([0.0, 0.6, 0.6])   # settled at the end
     assert classify(a, b) == FAKE
     assert classify(a, b, bridge_threshold=0.5) == CIRCUIT_WITH_ACCURACY
     assert classify(a, b, acc_threshold=0.99, bridge_threshold=0.5) == CIRCUIT_ONLY
     assert classify(a, b, acc_threshold=0.99) == NEITHER
-    assert len(set(CLASSES)) == 4
+    assert len(set(CLASSES)) == 5
+    assert still_rising(pd.Series([0.0, 0.1, 0.2, 0.3]), 0.9)          # +0.1 in the last quarter
+    assert not still_rising(pd.Series([0.0, 0.3, 0.3, 0.31]), 0.9)     # flat
+    assert not still_rising(pd.Series([0.0, 0.5, 0.8, 0.95]), 0.9)     # reached it
     # the end value can be a mean over the last few evaluations (an unstable run)
     assert classify(pd.Series([0.97, 0.2]), pd.Series([1.0, 1.0]), tail=2) == CIRCUIT_ONLY
 
@@ -74,10 +81,29 @@ def test_bridge_over_training_on_a_tiny_run(store):
     cfg = cfg.replace(**{"train.max_steps": 40, "train.checkpoint_every": 20})
     run = train(cfg, progress=False)
     t = bridge_over_training(run, max_queries=50)
-    assert set(t["rule"]) == {"strict", "lenient", "lenient_control"}
+    assert set(t["rule"]) == {"strict", "lenient", "lenient_control", "target_lenient"}
     assert sorted(set(t["step"])) == run.checkpoints
     assert t["rate"].between(0, 1).all()
     wide = t.pivot(index="step", columns="rule", values="rate")
     assert (wide["lenient"] >= wide["strict"]).all()
     curves, verdicts = chapter_tables({("hop2_only", "trm"): run}, max_queries=50)
     assert set(verdicts["verdict"]) <= set(CLASSES) and len(verdicts) == 2
+    # the lenient target rate counts a query whenever exact match does (t top-1 at the
+    # answer position of the last stage is one of the sites it reads)
+    target = wide["target_lenient"].iloc[-1]
+    assert target >= run.accuracy()["test_inferred_ood"].loc[run.checkpoints[-1]] - 1e-9
+    assert verdicts["target_lenient_end"].notna().all()
+
+
+def test_side_by_side_sets_the_same_quantity_beside_the_studys():
+    from grokbook.chapters.detect import side_by_side
+    accuracy, bridge = _tables([0, .1, .2, .3, .3], [0, .1, .2, .2, .2], [0, .5, .9, 1, 1])
+    target = pd.DataFrame([dict(step=s, rule="target_lenient", rate=v, n=100, stage="x")
+                           for s, v in zip(STEPS, [0, .3, .6, .7, .7])])
+    d = detect(accuracy, pd.concat([bridge, target], ignore_index=True))
+    assert list(d["target_lenient_end"]) == [0.7, 0.7]
+    d.insert(0, "arch", "trm")
+    d.insert(0, "regime", "hop2_only")
+    row = side_by_side(d).iloc[0]
+    assert row["ours: OOD target, lenient"] == 0.7 and row["ours: OOD exact match"] == 0.3
+    assert row["study: OOD target, lenient"] == 0.97

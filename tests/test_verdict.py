@@ -3,7 +3,8 @@
 import pandas as pd
 
 from grokbook.chapters import verdict as v
-from grokbook.chapters.detect import CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, FAKE, NEITHER
+from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, FAKE, NEITHER,
+                                      STILL_RISING)
 
 
 def _sweep(key, steps):
@@ -76,6 +77,12 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_fake(table) == v.REPLICATES
     table["verdict"] = NEITHER
     assert v.verdict_fake(table) == v.NOT_REPLICATED
+    table.loc[1, "verdict"] = STILL_RISING       # hop-2-only strict cut off while rising
+    assert v.verdict_fake(table) == v.NOT_MEASURED
+    table.loc[0, "verdict"] = FAKE               # fake elsewhere does not settle hop-2-only
+    assert v.verdict_fake(table) == v.NOT_MEASURED
+    table.loc[1, "verdict"] = FAKE
+    assert v.verdict_fake(table) == v.REPLICATES
     assert v.verdict_fake(table.iloc[:0]) == v.NOT_MEASURED
     good = {"new_atomic": 1.0, "new_hop1_old_hop2": 0.9, "old_hop1_new_hop2": 0.05, "new_new": 0.0}
     assert v.verdict_transfer(good) == v.REPLICATES

@@ -171,6 +171,15 @@ def bridge_found(lens: pd.DataFrame, stage=None) -> pd.DataFrame:
     return out
 
 
+def lenient_rate(lens: pd.DataFrame, target: str = "t") -> float:
+    """Share of queries whose ``target`` is the top-1 token at any stage and any position:
+    for ``t``, what the study plots as its "final answer accuracy" curve."""
+    x = lens[lens["target"] == target]
+    if not len(x):
+        return float("nan")
+    return float((x["rank"] == 1).groupby(x["query"]).any().mean())
+
+
 def bridge_rates(lens: pd.DataFrame, stage=None) -> dict:
     """Rates of the two bridge rules (see ``bridge_found``)."""
     f = bridge_found(lens, stage)

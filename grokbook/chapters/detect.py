@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 
 from ..analysis.definitions import GROKKED_AT, HALFWAY_AT
-from ..analysis.lens import bridge_found, bridge_rates, logit_lens, site_lens, strict_stage_of
+from ..analysis.lens import (bridge_found, bridge_rates, lenient_rate, logit_lens, site_lens,
+                             strict_stage_of)
 from ..core.config import ARCH_NAMES, preset
 from ..core.progress import plan
 from ..core.regimes import REGIMES
@@ -37,7 +38,10 @@ CIRCUIT_WITH_ACCURACY = "circuit with accuracy"
 FAKE = "accuracy without circuit"          # the study's "fake grokking"
 CIRCUIT_ONLY = "circuit without accuracy"
 NEITHER = "neither"
-CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER)
+STILL_RISING = "not measured (still rising)"
+CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER, STILL_RISING)
+RISING_BY = 0.05        # a curve below its threshold that gained this much over the last
+RISING_OVER = 0.25      # quarter of the run was cut off while rising: no class yet
 BRIDGE_RULES = ("strict", "lenient")
 ARCHS = ARCH_NAMES  # the subject (trm), Wang's looped transformer, the dense transformer
 ACC_AT = BRIDGE_AT = GROKKED_AT  # the detector's thresholds on OOD accuracy and bridge rates
@@ -110,10 +114,13 @@ def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "bot
     rows = []
     for step in steps:
         model = run.load_model(step)
-        r = bridge_rates(logit_lens(model, ds, q, targets=("b",)), stage)
+        lens = logit_lens(model, ds, q, targets=("b", "t"))
+        r = bridge_rates(lens[lens["target"] == "b"], stage)
         for name in BRIDGE_RULES:
             if rule in (name, "both"):
                 rows.append(dict(step=step, rule=name, rate=r[name], n=r["n"], stage=stage))
+        rows.append(dict(step=step, rule="target_lenient", rate=lenient_rate(lens, "t"),
+                         n=r["n"], stage=stage))
         if control:
             c = bridge_rates(logit_lens(model, ds, wrong, targets=("b",)), stage)
             rows.append(dict(step=step, rule="lenient_control", rate=c["lenient"], n=c["n"],
@@ -134,14 +141,27 @@ def _end(series: pd.Series, tail: int) -> float:
     return float(s.iloc[-tail:].mean()) if len(s) else math.nan
 
 
+def still_rising(series: pd.Series, threshold: float) -> bool:
+    """Whether a curve (index: step) ended below ``threshold`` after gaining at least
+    ``RISING_BY`` over the last ``RISING_OVER`` of the run: cut off, not settled."""
+    s = series.dropna().sort_index()
+    if len(s) < 2 or s.iloc[-1] >= threshold:
+        return False
+    cut = s.index[-1] - RISING_OVER * (s.index[-1] - s.index[0])
+    return bool(s.iloc[-1] - s[s.index <= cut].iloc[-1] >= RISING_BY)
+
+
 def classify(accuracy: pd.Series, bridge: pd.Series, acc_threshold: float = ACC_AT,
              bridge_threshold: float = BRIDGE_AT, tail: int = 1) -> str:
     """One of ``CLASSES`` from an accuracy curve and a bridge-found curve (index: step).
 
     A run *has accuracy* if its accuracy at the end (mean of the last ``tail`` values)
     reaches ``acc_threshold``, and *has the circuit* if its bridge rate at the end reaches
-    ``bridge_threshold``.
+    ``bridge_threshold``. A curve short of its threshold that was still rising when the
+    run ended (``still_rising``) leaves the run *not measured*.
     """
+    if still_rising(accuracy, acc_threshold) or still_rising(bridge, bridge_threshold):
+        return STILL_RISING
     acc = _end(accuracy, tail) >= acc_threshold
     circuit = _end(bridge, tail) >= bridge_threshold
     return {(True, True): CIRCUIT_WITH_ACCURACY, (True, False): FAKE,
@@ -171,8 +191,10 @@ def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_
     for rule in [r for r in BRIDGE_RULES if r in set(bridge["rule"])]:
         b = bridge[bridge["rule"] == rule].set_index("step")["rate"].sort_index()
         a = acc.reindex(b.index) if set(b.index) <= set(acc.index) else acc
+        t = bridge[bridge["rule"] == "target_lenient"].set_index("step")["rate"]
         rows.append(dict(rule=rule, **crossing_steps(a, b, thresholds),
                          acc_end=round(_end(a, tail), 4), bridge_end=round(_end(b, tail), 4),
+                         target_lenient_end=round(_end(t, tail), 4) if len(t) else math.nan,
                          acc_peak=round(float(a.max()), 4),
                          verdict=classify(a, b, acc_threshold, bridge_threshold, tail)))
     return pd.DataFrame(rows)
@@ -196,7 +218,8 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
     """
     curves, verdicts = [], []
     names = {"strict": "bridge strict", "lenient": "bridge lenient",
-             "lenient_control": "bridge lenient, wrong b"}
+             "lenient_control": "bridge lenient, wrong b",
+             "target_lenient": "OOD target, lenient (the study's 'accuracy')"}
     for (regime, arch), run in runs.items():
         bridge = bridge_over_training(run, probe, max_queries=max_queries)
         acc = run.accuracy()
@@ -218,13 +241,16 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
 
 def side_by_side(verdicts: pd.DataFrame, arch: str = "trm", rule: str = "lenient",
                  acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT) -> pd.DataFrame:
-    """Our runs of one architecture and rule next to the study's TRM numbers."""
+    """Our runs of one architecture and rule next to the study's TRM numbers. The study's
+    "OOD" curve is a lenient target rate (t top-1 at any stage and position): ours of the
+    same quantity stands beside it, and our exact match beside that."""
     ours = verdicts[(verdicts["arch"] == arch) & (verdicts["rule"] == rule)]
-    ours = ours[["regime", "acc_end", "bridge_end", "verdict"]].rename(columns={
-        "acc_end": "ours: OOD end", "bridge_end": f"ours: bridge ({rule})",
-        "verdict": "ours: verdict"})
+    ours = ours[["regime", "target_lenient_end", "acc_end", "bridge_end", "verdict"]].rename(
+        columns={"target_lenient_end": "ours: OOD target, lenient", "acc_end":
+                 "ours: OOD exact match", "bridge_end": f"ours: bridge ({rule})",
+                 "verdict": "ours: verdict"})
     study = study_verdicts(acc_threshold, bridge_threshold).rename(columns={
-        "ood_end": "study: OOD end", "bridge_end": "study: bridge (lenient)",
+        "ood_end": "study: OOD target, lenient", "bridge_end": "study: bridge (lenient)",
         "verdict": "study: verdict"})
     return ours.merge(study, on="regime", how="left").reset_index(drop=True)
 
@@ -265,9 +291,9 @@ def regime_curves_chart(curves: pd.DataFrame, width: int = 170, height: int = 11
     regimes = list(dict.fromkeys(curves["regime"]))
     pick = alt.param(name="regime_pick", value="all",
                      bind=alt.binding_select(options=["all"] + regimes, name="regime "))
-    colors = alt.Scale(domain=["OOD accuracy", "bridge strict", "bridge lenient",
-                               "bridge lenient, wrong b"],
-                       range=["#d62728", "#1f77b4", "#7fb2e5", "#bbbbbb"])
+    colors = alt.Scale(domain=["OOD accuracy", "OOD target, lenient (the study's 'accuracy')",
+                               "bridge strict", "bridge lenient", "bridge lenient, wrong b"],
+                       range=["#d62728", "#f4a582", "#1f77b4", "#7fb2e5", "#bbbbbb"])
     return alt.Chart(curves).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
         x=alt.X("step:Q", title="step"),
         y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title=None),
@@ -291,7 +317,8 @@ def verdict_grid_chart(verdicts: pd.DataFrame, rule: str = "strict"):
         y=alt.Y("arch:N", sort=list(ARCHS), title=None))
     cells = base.mark_rect().encode(
         color=alt.Color("verdict:N", scale=alt.Scale(
-            domain=list(CLASSES), range=["#2ca02c", "#d62728", "#1f77b4", "#dddddd"])),
+            domain=list(CLASSES), range=["#2ca02c", "#d62728", "#1f77b4", "#dddddd",
+                                         "#fdd49e"])),
         tooltip=["regime", "arch", "verdict", "acc_end", "bridge_end"])
     text = base.mark_text(fontSize=10).encode(
         text=alt.Text("label:N")).transform_calculate(
@@ -309,7 +336,9 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
 
     n = verdicts[["regime", "arch"]].drop_duplicates().shape[0]
     lines = [f"Thresholds: OOD accuracy ≥ {acc_threshold:g} and bridge found ≥ "
-             f"{bridge_threshold:g} at the last checkpoint; {n} runs."]
+             f"{bridge_threshold:g} at the last checkpoint; {n} runs. A run whose curve was "
+             f"still rising below its threshold at the end (a gain of ≥ {RISING_BY:g} over "
+             f"the last {RISING_OVER:.0%} of the run) is *{STILL_RISING}*: too short to say."]
     for rule in BRIDGE_RULES:
         fake = runs_of(rule, FAKE)
         counts = verdicts[verdicts["rule"] == rule]["verdict"].value_counts()

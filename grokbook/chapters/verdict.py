@@ -53,7 +53,9 @@ VERDICT_RULES = {
                              "(accuracy without circuit); partly if such a run exists in "
                              "another regime; otherwise does not replicate; not measured "
                              f"unless a both-full run (the positive control) ends with OOD "
-                             f"accuracy >= {CONTROL_OOD}."),
+                             f"accuracy >= {CONTROL_OOD}, or if a hop-2-only run was still "
+                             f"rising below a threshold when it ended (a gain of >= "
+                             f"{detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%})."),
     "claim3_transfer": (f"replicates if, fine-tuning the grokked checkpoint, new-as-hop-1 "
                         f"reaches >= {HOP1_OK} while old+new-as-hop-2 and new+new stay <= "
                         f"{HOP2_LOW}; partly if new-as-hop-1 beats both by at least {GAP} "
@@ -200,6 +202,9 @@ def verdict_fake(verdicts: pd.DataFrame) -> str:
     fake = strict[strict["verdict"] == FAKE]
     if (fake["regime"] == "hop2_only").any():
         return REPLICATES
+    hop2 = strict[strict["regime"] == "hop2_only"]
+    if (hop2["verdict"] == detect.STILL_RISING).any():   # cut off before it could show
+        return NOT_MEASURED
     return PARTLY if len(fake) else NOT_REPLICATED
 
 
