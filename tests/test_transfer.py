@@ -44,15 +44,24 @@ def test_compositions_give_the_stated_answers_and_chains_exist():
     old = build_dataset(cfg.data, cfg.seed).atomic
     facts = _lookup(old, ds.new)
     new = set(zip(ds.new["h"].tolist(), ds.new["r1"].tolist()))
-    kinds = {"new_new": (True, True), "new_hop1_old_hop2": (True, False),
-             "old_hop1_new_hop2": (False, True)}
-    for name, (hop1_new, hop2_new) in kinds.items():
+    replayed = {(h, r) for h, r, r2 in zip(ds.replay["h"].tolist(), ds.replay["r1"].tolist(),
+                                           ds.replay["r2"].tolist()) if r2 < 0}
+    # (hop 1, hop 2): "new", "replayed" (an old fact replayed in fine-tuning) or "old" (not)
+    kinds = {"new_new": ("new", "new"), "new_hop1_replayed_hop2": ("new", "replayed"),
+             "replayed_hop1_new_hop2": ("replayed", "new"), "new_hop1_old_hop2": ("new", "old"),
+             "old_hop1_new_hop2": ("old", "new")}
+
+    def kind(pair):
+        return "new" if pair in new else "replayed" if pair in replayed else "old"
+    for name, (hop1, hop2) in kinds.items():
         p = ds.probes[name]
+        assert len(p["h"]) > 0, name
         for h, r1, r2, b, t in zip(*(p[c].tolist() for c in ("h", "r1", "r2", "b", "t"))):
             assert facts[(h, r1)] == b and facts[(b, r2)] == t
-            assert ((h, r1) in new) == hop1_new and ((b, r2) in new) == hop2_new
-    # the chains: fact 2k ends at the head of fact 2k+1
+            assert (kind((h, r1)), kind((b, r2))) == (hop1, hop2), name
+    # the chains: fact 2k ends at the head of fact 2k+1; all new facts, as in the study
     n = ds.counts["chain_facts"]
+    assert n == 2 * (ds.counts["new_facts"] // 2)
     assert n > 0 and np.array_equal(ds.new["t"][0:n:2], ds.new["h"][1:n:2])
 
 

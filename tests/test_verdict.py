@@ -46,8 +46,9 @@ def _numbers(**changes):
                                         verdict=CIRCUIT_WITH_ACCURACY, acc_end=0.9,
                                         bridge_end=0.95)]),
             hop2=[dict(arch="trm", acc_end=0.95, bridge_end=0.4, verdict=FAKE)], runs=["d"]),
-        "claim3_transfer": dict(best={"new_atomic": 1.0, "new_hop1_old_hop2": 0.9,
-                                      "old_hop1_new_hop2": 0.05, "new_new": 0.02}, runs=["e"]),
+        "claim3_transfer": dict(best={"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.9,
+                                      "replayed_hop1_new_hop2": 0.05, "new_new": 0.02},
+                                runs=["e"]),
         "wait_cut": dict(table=_cuts(), runs=["a", "f"]),
     }
     for key, upd in changes.items():
@@ -84,10 +85,13 @@ def test_path_fake_and_transfer_rules():
     table.loc[1, "verdict"] = FAKE
     assert v.verdict_fake(table) == v.REPLICATES
     assert v.verdict_fake(table.iloc[:0]) == v.NOT_MEASURED
-    good = {"new_atomic": 1.0, "new_hop1_old_hop2": 0.9, "old_hop1_new_hop2": 0.05, "new_new": 0.0}
-    assert v.verdict_transfer(good) == v.REPLICATES
-    assert v.verdict_transfer({**good, "old_hop1_new_hop2": 0.4}) == v.PARTLY
-    assert v.verdict_transfer({**good, "new_hop1_old_hop2": 0.1}) == v.NOT_REPLICATED
+    good = {"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.9, "replayed_hop1_new_hop2": 0.05,
+            "new_new": 0.0, "new_hop1_old_hop2": 0.1, "old_hop1_new_hop2": 0.4}
+    assert v.verdict_transfer(good) == v.REPLICATES     # non-replayed probes do not enter
+    assert v.verdict_transfer({**good, "replayed_hop1_new_hop2": 0.4}) == v.PARTLY
+    assert v.verdict_transfer({**good, "new_hop1_replayed_hop2": 0.1}) == v.NOT_REPLICATED
+    old_run = {k: x for k, x in good.items() if "replayed" not in k}
+    assert v.verdict_transfer(old_run) == v.NOT_MEASURED
     assert v.verdict_transfer({**good, "new_atomic": 0.5}) == v.NOT_MEASURED
 
 

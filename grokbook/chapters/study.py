@@ -39,8 +39,8 @@ REGIME_ADDED = {"both_full": (22_697, 21_492), "both_half": (5_724, 5_778),
 # probe kind, and the lenient bridge rate where reported.
 TRANSFER_NUMBERS = pd.DataFrame([
     ("new_atomic", 1.0, np.nan, np.nan, "about 1.0 within 2-4k fine-tuning steps"),
-    ("new_hop1_old_hop2", 1.0, np.nan, np.nan, "reaches 1.0"),
-    ("old_hop1_new_hop2", 0.11, np.nan, np.nan, "stays at 0 (at most 0.11)"),
+    ("new_hop1_replayed_hop2", 1.0, np.nan, np.nan, "reaches 1.0 (old hop: a replayed fact)"),
+    ("replayed_hop1_new_hop2", 0.11, np.nan, np.nan, "stays at 0 (at most 0.11)"),
     ("new_new", 0.036, 0.97, 0.99, "at most 0.036; bridge found in 97-99% of cases"),
 ], columns=["probe", "study_accuracy", "study_bridge_low", "study_bridge_high", "study_note"]
 ).assign(source=HE)

@@ -206,20 +206,30 @@ def claim3_answer(grokked: pd.DataFrame, control: pd.DataFrame | None = None,
 
     g = grokked
     start = "grokked" if grokked_met else "final (not grokked: no checkpoint met the criterion)"
-    study = {"new_hop1_old_hop2": "composes", "old_hop1_new_hop2": "does not compose",
-             "new_new": "does not compose"}
+    study = {"new_hop1_replayed_hop2": "composes", "replayed_hop1_new_hop2": "does not compose",
+             "new_new": "does not compose", "new_hop1_old_hop2": "composes",
+             "old_hop1_new_hop2": "does not compose"}
     lines = [f"Fine-tuned from the {start} checkpoint, the model learned "
              f"{final(g, 'new_atomic'):.0%} of the new facts."]
     if final(g, "new_atomic") < yes:
         lines.append("- **Caveat:** most new facts were not learned, so a failure to compose "
                      "them below says little about the circuit; a longer fine-tuning (or a "
                      "larger preset) is needed for a verdict.")
-    for probe, what in (("new_hop1_old_hop2", "a new fact as **hop 1**"),
-                        ("old_hop1_new_hop2", "a new fact as **hop 2**"),
-                        ("new_new", "**two new facts** (new+new)")):
-        v = _verdict(final(g, probe), yes, no)
+    for probe, what in (("new_hop1_replayed_hop2", "a new fact as **hop 1** (old hop 2 "
+                                                   "replayed, as in the study)"),
+                        ("replayed_hop1_new_hop2", "a new fact as **hop 2** (old hop 1 "
+                                                   "replayed, as in the study)"),
+                        ("new_new", "**two new facts** (new+new)"),
+                        ("new_hop1_old_hop2", "a new fact as hop 1 and an old fact that "
+                                              "was *not* replayed as hop 2"),
+                        ("old_hop1_new_hop2", "an old fact that was not replayed as hop 1 "
+                                              "and a new fact as hop 2")):
+        acc = final(g, probe)
+        if acc != acc:      # a run stored before this probe existed
+            continue
+        v = _verdict(acc, yes, no)
         agree = "as in the study" if v == study[probe] else f"the study: it {study[probe]}"
-        lines.append(f"- With {what} it {v}: accuracy {final(g, probe):.2f} ({agree}).")
+        lines.append(f"- With {what} it {v}: accuracy {acc:.2f} ({agree}).")
     nb, nw = final(g, "new_new", "bridge_found_lenient"), final(g, "new_new",
                                                                 "bridge_found_when_wrong")
     lines.append(f"- On new+new queries the bridge entity is found (lenient rule) in {nb:.0%} "
@@ -236,9 +246,9 @@ def claim3_answer(grokked: pd.DataFrame, control: pd.DataFrame | None = None,
     if control is not None:
         c = control
         lines.append(f"- The control (memorized, not yet grokked) reaches "
-                     f"{final(c, 'new_hop1_old_hop2'):.2f} on hop 1, "
-                     f"{final(c, 'old_hop1_new_hop2'):.2f} on hop 2 and "
-                     f"{final(c, 'new_new'):.2f} on new+new.")
+                     f"{final(c, 'new_hop1_replayed_hop2'):.2f} on hop 1, "
+                     f"{final(c, 'replayed_hop1_new_hop2'):.2f} on hop 2 (replayed old "
+                     f"facts) and {final(c, 'new_new'):.2f} on new+new.")
     return "\n".join(lines)
 
 

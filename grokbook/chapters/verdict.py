@@ -29,6 +29,8 @@ OOD_LOW, OOD_SOME = 0.1, 0.3              # final OOD accuracy: "near 0" and "pa
 FAKE_ACC, FAKE_BRIDGE = detect.ACC_AT, detect.BRIDGE_AT   # chapter 5's detector
 CONTROL_OOD = OOD_AT                      # the both-full positive control must reach this
 NEW_LEARNED, HOP1_OK, HOP2_LOW, GAP = 0.9, 0.5, 0.2, 0.2   # chapter 6
+# claim 3's probes as the study defines them: the old hop is a replayed fact
+STUDY_PROBES = ("new_hop1_replayed_hop2", "replayed_hop1_new_hop2", "new_new")
 
 VERDICT_RULES = {
     "wang_grokking": wang.RULE_TEXT["wang_grokking"],
@@ -56,8 +58,10 @@ VERDICT_RULES = {
                              f"accuracy >= {CONTROL_OOD}, or if a hop-2-only run was still "
                              f"rising below a threshold when it ended (a gain of >= "
                              f"{detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%})."),
-    "claim3_transfer": (f"replicates if, fine-tuning the grokked checkpoint, new-as-hop-1 "
-                        f"reaches >= {HOP1_OK} while old+new-as-hop-2 and new+new stay <= "
+    "claim3_transfer": (f"On the study's probes (the old hop is a fact replayed in "
+                        f"fine-tuning): replicates if, fine-tuning the grokked checkpoint, "
+                        f"new-as-hop-1 reaches >= {HOP1_OK} while old+new-as-hop-2 and "
+                        f"new+new stay <= "
                         f"{HOP2_LOW}; partly if new-as-hop-1 beats both by at least {GAP} "
                         f"without those thresholds; not measured if the new atomic facts were "
                         f"not learned (< {NEW_LEARNED}); otherwise does not replicate."),
@@ -212,8 +216,9 @@ def verdict_transfer(best: dict) -> str:
     """``best``: best accuracy per probe kind while fine-tuning the grokked checkpoint."""
     if best.get("new_atomic", 0.0) < NEW_LEARNED:
         return NOT_MEASURED
-    h1, h2, nn = (best.get(k, math.nan) for k in
-                  ("new_hop1_old_hop2", "old_hop1_new_hop2", "new_new"))
+    h1, h2, nn = (best.get(k, math.nan) for k in STUDY_PROBES)
+    if any(math.isnan(x) for x in (h1, h2, nn)):   # a run stored before these probes
+        return NOT_MEASURED
     if h1 >= HOP1_OK and h2 <= HOP2_LOW and nn <= HOP2_LOW:
         return REPLICATES
     if h1 - max(h2, nn) >= GAP:
@@ -322,8 +327,9 @@ def verdicts(numbers: dict) -> dict:
     t = n["claim3_transfer"]
     b = t["best"]
     put("claim3_transfer", verdict_transfer(b) if b else NOT_MEASURED,
-        ", ".join(f"{k} {b[k]:.2f}" for k in ("new_atomic", "new_hop1_old_hop2",
-                                               "old_hop1_new_hop2", "new_new") if k in b)
+        ", ".join(f"{k} {b[k]:.2f}" for k in ("new_atomic", *STUDY_PROBES,
+                                               "new_hop1_old_hop2", "old_hop1_new_hop2")
+                  if k in b)
         or "no fine-tuning run", t, t["runs"])
     w = n.get("wait_cut", dict(table=pd.DataFrame(), runs=[]))
     put("wait_cut", verdict_wait_cut(w["table"]),

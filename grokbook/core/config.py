@@ -80,7 +80,7 @@ class TrainConfig:
 class TransferConfig:
     # Sizes of a transfer set (grokbook.transfer); only read when ``Config.finetune`` is set.
     new_facts: int = 0            # new atomic facts; 0: scaled to the graph (transfer.sizes)
-    chain_fraction: float = 0.5   # share of the new facts built as chains a -> b -> t
+    chain_fraction: float = 1.0   # share of the new facts built as chains a -> b -> t (study: all)
     replay: int = 0               # old items replayed (atomic + their two-hop); 0: 4 x new_facts
     probe_cap: int = 0            # at most this many queries per probe; 0: data.probe_cap
 

@@ -7,18 +7,22 @@ transfer set here follows their recipe, scaled to the graph and seeded:
 - **New atomic facts** sit on (head, relation) pairs the graph left free (each head uses
   ``out_degree`` of the ``n_relations`` relations, so ``out_degree < n_relations`` is
   required). They reuse the entities and relations of the parent's vocabulary. A share of
-  them (``transfer.chain_fraction``, half in the study) is built as chains a -> b -> t:
-  the tail of one new fact is the head of another, so new+new compositions exist.
+  them (``transfer.chain_fraction``; all of them by default, as in the study's 1,000
+  chains) is built as chains a -> b -> t: the tail of one new fact is the head of another,
+  so new+new compositions exist.
 - **Replay** (old knowledge, so it is not forgotten) is a closure: old ID atomic facts in
   a seeded order, each with every two-hop fact of the parent's training set that uses it
   as hop 1 or hop 2, until ``transfer.replay`` items are reached (the study: 220 atomic
   + the 7,780 two-hop facts using them = 8,000).
 - **Fine-tuning set** = replay + new atomic facts. As in the study, no two-hop fact that
   involves a new fact is ever trained: composing them is the test.
-- **Probes**: ``new_atomic`` (were the new facts learned), ``new_hop1_old_hop2`` (new fact
-  as hop 1, old ID fact as hop 2), ``old_hop1_new_hop2`` (old ID fact, then the new one),
-  ``new_new`` (both hops new), ``old_inferred`` / ``old_atomic`` (old facts that are *not*
-  replayed: forgetting), and the parent's own probes under their usual names.
+- **Probes**: ``new_atomic`` (were the new facts learned); as the study defines them,
+  ``new_hop1_replayed_hop2`` (new fact as hop 1, a *replayed* old ID fact as hop 2) and
+  ``replayed_hop1_new_hop2`` (a replayed old fact, then the new one); the same with old ID
+  facts that are *not* replayed, a harder question the study did not ask
+  (``new_hop1_old_hop2``, ``old_hop1_new_hop2``); ``new_new`` (both hops new);
+  ``old_inferred`` / ``old_atomic`` (old facts that are not replayed: forgetting); and the
+  parent's own probes under their usual names.
 
 Every two-hop query has one answer: the (head, relation) pairs of old and new facts never
 overlap, so the bridge and the tail are determined.
@@ -36,8 +40,8 @@ from .tables import NEW, REPLAY, TPROBE, concat, n_rows, take
 from .tables import rng as keyed_rng
 from .tables import table as new_table
 
-PROBE_KINDS = ("new_atomic", "new_hop1_old_hop2", "old_hop1_new_hop2", "new_new",
-               "old_inferred", "old_atomic")
+PROBE_KINDS = ("new_atomic", "new_hop1_replayed_hop2", "replayed_hop1_new_hop2", "new_new",
+               "new_hop1_old_hop2", "old_hop1_new_hop2", "old_inferred", "old_atomic")
 PARENT_PROBES = ("test_inferred_iid", "test_inferred_ood")
 
 
@@ -103,19 +107,21 @@ def build_transfer(cfg) -> TransferDataset:
     parent = build_dataset(cfg.data, cfg.seed)
     atomic, ood, s = parent.atomic, parent.atomic_ood, transfer_sizes(cfg)
     new = new_facts(cfg, atomic)
-    old_id = take(atomic, np.flatnonzero(~ood))
     trained_twohop = take(parent.train, np.flatnonzero(parent.train["r2"] >= 0))
     rep_atomic, rep_twohop, replayed = _replay(cfg, atomic, ood, trained_twohop, s["replay"])
     rep_mask = np.zeros(n_rows(atomic), dtype=bool)
     rep_mask[np.isin(atomic["h"] * cfg.data.n_relations + atomic["r1"],
                      rep_atomic["h"] * cfg.data.n_relations + rep_atomic["r1"])] = True
+    old_rest = take(atomic, np.flatnonzero(~ood & ~rep_mask))    # old ID, not replayed
     full = {
         "new_atomic": new,
-        "new_hop1_old_hop2": _join(new, old_id),
-        "old_hop1_new_hop2": _join(old_id, new),
+        "new_hop1_replayed_hop2": _join(new, rep_atomic),
+        "replayed_hop1_new_hop2": _join(rep_atomic, new),
         "new_new": _join(new, new),
+        "new_hop1_old_hop2": _join(new, old_rest),
+        "old_hop1_new_hop2": _join(old_rest, new),
         "old_inferred": take(trained_twohop, np.flatnonzero(~replayed)),
-        "old_atomic": take(atomic, np.flatnonzero(~ood & ~rep_mask)),
+        "old_atomic": old_rest,
     }
     pr = keyed_rng(cfg.seed, TPROBE)
     cap = cfg.transfer.probe_cap or cfg.data.probe_cap
