@@ -107,3 +107,21 @@ def test_side_by_side_sets_the_same_quantity_beside_the_studys():
     row = side_by_side(d).iloc[0]
     assert row["ours: OOD target, lenient"] == 0.7 and row["ours: OOD exact match"] == 0.3
     assert row["study: OOD target, lenient"] == 0.97
+
+
+def test_wilson_interval():
+    from grokbook.analysis.definitions import wilson
+    lo, hi = wilson(0.5, 400)
+    assert abs((hi - lo) / 2 - 0.049) < 0.001          # +-0.05 needs about 400 queries
+    assert wilson(0.0, 100)[0] == 0.0 and 0 < wilson(0.0, 100)[1] < 0.05
+    assert wilson(1.0, 100)[1] > 1 - 1e-12
+    assert all(x != x for x in wilson(0.5, 0))
+
+
+def test_cpu_chapter_reads_enough_ood_queries_for_a_tight_interval():
+    from grokbook.analysis.definitions import wilson
+    from grokbook.core.data import build_dataset
+    cfg = chapter_configs("cpu", ["natural"], ["trm"])[("natural", "trm")]
+    n = len(build_dataset(cfg.data, cfg.seed).probes["test_inferred_ood"]["h"])
+    lo, hi = wilson(0.5, n)
+    assert (hi - lo) / 2 <= 0.05, n

@@ -108,3 +108,13 @@ def json_ready(x):
     if isinstance(x, float):
         return None if math.isnan(x) else round(x, 4)
     return x
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple:
+    """95 % Wilson score interval (lo, hi) of a rate ``p`` measured on ``n`` queries
+    ((nan, nan) without queries)."""
+    if not n or p != p:
+        return (math.nan, math.nan)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))

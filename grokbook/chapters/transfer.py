@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
                                     R1_POSITION, checkpoint_accuracy, grokked_checkpoint,
-                                    non_grokked_checkpoint)
+                                    non_grokked_checkpoint, wilson)
 from ..analysis.lens import site_lens, strict_stage_of
 from ..core.config import ConfigError
 from ..core.newknowledge import PARENT_PROBES, PROBE_KINDS
@@ -165,9 +165,11 @@ def compare_with_study(tables: dict) -> pd.DataFrame:
     for label, t in tables.items():
         last = t[t.step == t.step.max()].set_index("probe")
         best = t.groupby("probe")["accuracy"].max()
+        ci = [wilson(a, n) for a, n in zip(last["accuracy"], last["n"])]
         parts.append(pd.DataFrame({
-            "start": label, "final_accuracy": last["accuracy"], "best_accuracy": best,
-            "bridge_lenient": last["bridge_found_lenient"],
+            "start": label, "final_accuracy": last["accuracy"],
+            "final_lo": [round(lo, 4) for lo, _ in ci], "final_hi": [round(hi, 4) for _, hi in ci],
+            "best_accuracy": best, "bridge_lenient": last["bridge_found_lenient"],
             "bridge_strict": last["bridge_found_strict"], "n": last["n"]}))
     ours = pd.concat(parts).rename_axis("probe").reset_index()
     return ours.merge(TRANSFER_NUMBERS.drop(columns="source"), on="probe", how="left")
