@@ -1,5 +1,6 @@
 """Chapter 7's shortcuts: steps and FLOPs to grok against the natural run, in words."""
 import pandas as pd
+import pytest
 
 from grokbook import preset
 from grokbook.chapters import shortcuts as S
@@ -47,10 +48,17 @@ def test_no_speed_up_without_a_grokked_natural_run():
     assert "no speed-up can be stated" in S.describe(S.shortcut_verdicts(t, {}))
 
 
-def test_configs_change_one_thing_and_stop_at_grokking():
-    cfgs = S.shortcut_configs("cpu")
-    natural = cfgs.pop(S.NATURAL)
-    assert natural == preset("cpu") and len(cfgs) >= 4
+@pytest.mark.parametrize("name", ["test", "cpu", "gpu"])
+def test_each_shortcut_scales_one_setting_up_and_stops_at_grokking(name):
+    base = preset(name)
+    cfgs = S.shortcut_configs(name)
+    assert cfgs.pop(S.NATURAL) == base and len(cfgs) >= 3
     for label, cfg in cfgs.items():
         assert cfg.train.stop_at == S.GROKKED_AT
-        assert cfg != preset("cpu", **{"train.stop_at": S.GROKKED_AT}), label
+        changed = {k: (getattr(getattr(base, sec), k), getattr(getattr(cfg, sec), k))
+                   for sec in ("data", "train") for k in vars(getattr(base, sec))
+                   if getattr(getattr(base, sec), k) != getattr(getattr(cfg, sec), k)
+                   and k != "stop_at"}
+        assert len(changed) == 1, (label, changed)
+        (before, after), = changed.values()
+        assert after > before, (label, changed)

@@ -241,8 +241,10 @@ def permuted(p: Profile, seed: int = 0, mask=None) -> Profile:
 
 
 # ---------------------------------------------------------------- the rule
-def path_rule(d: dict, seed_scale: dict, negatives: dict) -> tuple[str, str]:
-    """(outcome, reason) for d(before, after) = ``d`` (a ``bootstrap`` dict).
+def path_rule(d: dict, seed_scale: dict, negatives: dict,
+              pair: str = "d(before, after)") -> tuple[str, str]:
+    """(outcome, reason) for d(before, after) = ``d`` (a ``bootstrap`` dict; ``pair`` names
+    the distance in the reason, e.g. "d(after, shortcut)").
 
     ``seed_scale`` is the bootstrap of d(after, same config under another training seed);
     its ``p95`` is the scale of "same". ``negatives`` maps each negative control to its
@@ -262,12 +264,12 @@ def path_rule(d: dict, seed_scale: dict, negatives: dict) -> tuple[str, str]:
         return UNDETERMINED, (f"the negative control(s) {', '.join(weak)} are not clearly "
                               f"farther than the seed-to-seed scale {scale:.3f}")
     if d["d"] <= scale:
-        return SAME, (f"d(before, after) {d['d']:.3f} is within the seed-to-seed 95th "
+        return SAME, (f"{pair} {d['d']:.3f} is within the seed-to-seed 95th "
                       f"percentile {scale:.3f}")
     if d["lo"] > scale:
-        return DIFFERENT, (f"d(before, after) {d['d']:.3f} (interval from {d['lo']:.3f}) "
+        return DIFFERENT, (f"{pair} {d['d']:.3f} (interval from {d['lo']:.3f}) "
                            f"exceeds the seed-to-seed 95th percentile {scale:.3f}")
-    return UNDETERMINED, (f"d(before, after) {d['d']:.3f} exceeds the seed-to-seed scale "
+    return UNDETERMINED, (f"{pair} {d['d']:.3f} exceeds the seed-to-seed scale "
                           f"{scale:.3f} but its interval reaches down to {d['lo']:.3f}")
 
 

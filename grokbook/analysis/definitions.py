@@ -106,7 +106,7 @@ def json_ready(x):
     if hasattr(x, "item") and not isinstance(x, (str, bytes)):
         x = x.item()                     # numpy and pandas scalars
     if isinstance(x, float):
-        return None if math.isnan(x) else round(x, 4)
+        return None if not math.isfinite(x) else round(x, 4)
     return x
 
 

@@ -117,13 +117,14 @@ def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "bot
     rows = []
     for step in steps:
         model = run.load_model(step)
-        lens = logit_lens(model, ds, q, targets=("b", "t"))
+        lens = logit_lens(model, ds, q, targets=("b", "t") if rule == "both" else ("b",))
         r = bridge_rates(lens[lens["target"] == "b"], stage)
         for name in BRIDGE_RULES:
             if rule in (name, "both"):
                 rows.append(dict(step=step, rule=name, rate=r[name], n=r["n"], stage=stage))
-        rows.append(dict(step=step, rule="target_lenient", rate=lenient_rate(lens, "t"),
-                         n=r["n"], stage=stage))
+        if rule == "both":   # the study's OOD curve, on the same queries
+            rows.append(dict(step=step, rule="target_lenient", rate=lenient_rate(lens, "t"),
+                             n=r["n"], stage=stage))
         if control:
             c = bridge_rates(logit_lens(model, ds, wrong, targets=("b",)), stage)
             rows.append(dict(step=step, rule="lenient_control", rate=c["lenient"], n=c["n"],
@@ -240,8 +241,8 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
         d["control_end"] = round(float(c.iloc[-1]), 4) if len(c) else math.nan
         n = len(run.dataset.probes[probe]["h"])      # exact match is read on the whole probe
         d["acc_n"] = n
-        d["acc_end_lo"], d["acc_end_hi"] = zip(*[tuple(round(x, 4) for x in wilson(a, n))
-                                                 for a in d["acc_end"]])
+        ci = [tuple(round(x, 4) for x in wilson(a, n)) for a in d.get("acc_end", [])]
+        d["acc_end_lo"], d["acc_end_hi"] = [c[0] for c in ci], [c[1] for c in ci]
         verdicts.append(d)
     return pd.concat(curves, ignore_index=True), pd.concat(verdicts, ignore_index=True)
 
@@ -359,9 +360,14 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
         counts = verdicts[verdicts["rule"] == rule]["verdict"].value_counts()
         tally = ", ".join(f"{counts.get(c, 0)} × *{c}*" for c in CLASSES)
         lines.append(f"- **{rule} rule**: {tally}.")
+        rising = runs_of(rule, STILL_RISING)
         if fake:
             lines.append(f"  Fake grokking (accuracy without the bridge) appears in: "
                          f"{', '.join(fake)}.")
+        elif rising:
+            lines.append(f"  No run shows fake grokking under this rule, but {len(rising)} "
+                         f"were still rising when they ended ({', '.join(rising)}): too short "
+                         f"to tell.")
         else:
             lines.append("  No run shows fake grokking under this rule at this scale.")
     best = verdicts.sort_values("acc_end", ascending=False).iloc[0]

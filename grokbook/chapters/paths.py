@@ -275,7 +275,8 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
         other = C.profile(run.load_model(step), ds, kept, cfs)
         dist = C.bootstrap(prof["after"], other, seed, n_boot, mask)
         compared[label] = {"run": run.id, "step": int(step), **dict(zip(
-            ("outcome", "reason"), C.path_rule(dist, scale, negs))), "d": dist}
+            ("outcome", "reason"), C.path_rule(dist, scale, negs, f"d(after, {label})"))),
+            "d": dist}
     # context, not part of the rule: how far apart two seeds are at the "before" stage
     before_scale = C.bootstrap(prof["before"], prof["seed_control_before"], seed, n_boot, mask)
     atoms = {k: v[~ds.atomic_ood] for k, v in ds.atomic.items()}

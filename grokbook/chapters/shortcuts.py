@@ -19,28 +19,40 @@ from ..analysis.definitions import (GROKKED_AT, grokked_step, heldout_at, json_r
                                     memorized_step)
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
+from ..core.data import build_dataset
 from ..core.store import train_many
 from . import paths
 
 CUT_GOAL = 1 / 3   # issue's bar: a shortcut that needs at most this fraction of the steps
 
-# preset -> label -> overrides of the subject's recipe
-SHORTCUTS = {
-    "cpu": {"weight decay 1.0": {"train.weight_decay": 1.0},
-            "lr 6e-3": {"train.lr": 6e-3},
-            "phi 8.4": {"data.phi": 8.4},
-            "Grokfast (lambda 2, alpha 0.98)": {"train.grokfast_lamb": 2.0}},
-    "test": {"weight decay 0.3": {"train.weight_decay": 0.3},
-             "Grokfast (lambda 2, alpha 0.98)": {"train.grokfast_lamb": 2.0}},
-}
+WD_GAIN, LR_GAIN, PHI_GAIN = 2.5, 2.0, 4 / 3     # each shortcut scales one setting up
+GROKFAST = {"train.grokfast_lamb": 2.0}           # alpha stays at its default, 0.98
 NATURAL = "natural (the subject's recipe)"
+
+
+def shortcuts_of(preset_name: str) -> dict:
+    """{label: overrides}: the subject's recipe with one setting scaled up (weight decay,
+    learning rate, phi -- when the larger phi fits the graph), or Grokfast switched on."""
+    base = preset(preset_name)
+    t, d = base.train, base.data
+    out = {f"weight decay {t.weight_decay * WD_GAIN:.3g} (x{WD_GAIN:g})":
+           {"train.weight_decay": round(t.weight_decay * WD_GAIN, 6)},
+           f"learning rate {t.lr * LR_GAIN:.3g} (x{LR_GAIN:g})":
+           {"train.lr": t.lr * LR_GAIN}}
+    phi = round(d.phi * PHI_GAIN, 1)
+    room = build_dataset(base.replace(**{"data.phi": 0.0}).data, base.seed).counts["max_phi"]
+    if phi <= room:                               # the larger phi fits this graph
+        out[f"phi {phi:g} (x{PHI_GAIN:.2g})"] = {"data.phi": phi}
+    out[f"Grokfast (lambda {GROKFAST['train.grokfast_lamb']:g}, alpha "
+        f"{base.train.grokfast_alpha:g})"] = dict(GROKFAST)
+    return out
 
 
 def shortcut_configs(preset_name: str) -> dict:
     """{label: Config}: the natural run (chapter 2's subject run, trained to its budget),
     then each shortcut, ended once it groks."""
     out = {NATURAL: preset(preset_name)}
-    for label, over in SHORTCUTS.get(preset_name, SHORTCUTS["test"]).items():
+    for label, over in shortcuts_of(preset_name).items():
         out[label] = preset(preset_name, **{**over, "train.stop_at": GROKKED_AT})
     return out
 

@@ -210,8 +210,7 @@ def claim3_answer(grokked: pd.DataFrame, control: pd.DataFrame | None = None,
     g = grokked
     start = "grokked" if grokked_met else "final (not grokked: no checkpoint met the criterion)"
     study = {"new_hop1_replayed_hop2": "composes", "replayed_hop1_new_hop2": "does not compose",
-             "new_new": "does not compose", "new_hop1_old_hop2": "composes",
-             "old_hop1_new_hop2": "does not compose"}
+             "new_new": "does not compose"}     # the non-replayed probes: not asked there
     lines = [f"Fine-tuned from the {start} checkpoint, the model learned "
              f"{final(g, 'new_atomic'):.0%} of the new facts."]
     if final(g, "new_atomic") < yes:
@@ -228,10 +227,12 @@ def claim3_answer(grokked: pd.DataFrame, control: pd.DataFrame | None = None,
                         ("old_hop1_new_hop2", "an old fact that was not replayed as hop 1 "
                                               "and a new fact as hop 2")):
         acc = final(g, probe)
-        if acc != acc:      # a run stored before this probe existed
+        if acc != acc:      # a probe without queries at this scale
+            lines.append(f"- With {what}: no queries at this scale.")
             continue
         v = _verdict(acc, yes, no)
-        agree = "as in the study" if v == study[probe] else f"the study: it {study[probe]}"
+        agree = ("a question the study did not ask" if probe not in study else
+                 "as in the study" if v == study[probe] else f"the study: it {study[probe]}")
         lines.append(f"- With {what} it {v}: accuracy {acc:.2f} ({agree}).")
     nb, nw = final(g, "new_new", "bridge_found_lenient"), final(g, "new_new",
                                                                 "bridge_found_when_wrong")

@@ -115,7 +115,7 @@ def _bridge_step(run, probe: str, threshold: float = 0.5, max_queries: int = 200
         return None
     b = bridge_over_training(run, probe=probe, rule="strict", max_queries=max_queries,
                              control=False)
-    return first_crossing(b.set_index("step")["rate"], threshold)
+    return first_crossing(b[b["rule"] == "strict"].set_index("step")["rate"], threshold)
 
 
 def run_costs(run, chapter: str, circuit_probe: str = "test_inferred_iid", **labels) -> dict:
@@ -217,7 +217,7 @@ def verdict_transfer(best: dict) -> str:
     if best.get("new_atomic", 0.0) < NEW_LEARNED:
         return NOT_MEASURED
     h1, h2, nn = (best.get(k, math.nan) for k in STUDY_PROBES)
-    if any(math.isnan(x) for x in (h1, h2, nn)):   # a run stored before these probes
+    if any(math.isnan(x) for x in (h1, h2, nn)):   # a probe without queries: nothing read
         return NOT_MEASURED
     if h1 >= HOP1_OK and h2 <= HOP2_LOW and nn <= HOP2_LOW:
         return REPLICATES
