@@ -201,3 +201,15 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
         alive = [k for k in kids if os.path.exists(f"/proc/{k}")
                  and open(f"/proc/{k}/stat").read().split()[2] != "Z"]
     assert not alive, f"workers {alive} outlived their parent"
+
+
+def test_a_short_group_does_not_wait_for_a_long_one_to_end(tmp_path):
+    """Three groups on two workers: the third starts as soon as the short second one ends,
+    not after the long first one (each worker's core is refilled when it frees)."""
+    long_run = small(seed=0, **{"train.max_steps": 1000, "train.eval_every": 500,
+                                "train.checkpoint_every": 500})
+    short = [small("dense", seed=1), small("looped", seed=2)]
+    runs = train_many([long_run, *short], store=tmp_path, progress=False, workers=2)
+    done = {r.config.model.n_loops if r.config.model.arch != "trm" else "trm":
+            (r.path / "info.json").stat().st_mtime for r in runs}
+    assert max(done[1], done[2]) < done["trm"], done

@@ -353,7 +353,9 @@ def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None =
 def _train_in_processes(chunks, root: Path, workers: int, threads: int) -> list:
     """Each chunk in a fresh ``python -m grokbook.core.worker`` process (no multiprocessing
     machinery: it is fragile inside a Jupyter kernel), ``workers`` at a time."""
-    errors, todo, running = [], list(enumerate(chunks)), []
+    errors, running = [], []
+    # the longest chunks first, so that short ones fill the cores while they run
+    todo = sorted(enumerate(chunks), key=lambda ic: -sum(c.train.max_steps for _, c in ic[1]))
     with tempfile.TemporaryDirectory(prefix="grokbook-workers-") as tmp:
         try:
             while todo or running:
@@ -365,9 +367,11 @@ def _train_in_processes(chunks, root: Path, workers: int, threads: int) -> list:
                                                [[rid, cfg.to_dict()] for rid, cfg in chunk]}))
                     running.append((job, subprocess.Popen(
                         [sys.executable, "-m", "grokbook.core.worker", str(job)])))
-                job, proc = running[0]
-                errors += _worker_errors(job, proc.wait())
-                running.pop(0)
+                while all(proc.poll() is None for _, proc in running):
+                    time.sleep(0.2)      # whichever worker ends first frees its core
+                for job, proc in [r for r in running if r[1].poll() is not None]:
+                    errors += _worker_errors(job, proc.returncode)
+                    running.remove((job, proc))
         finally:  # an interrupt must not leave workers training while holding run locks
             for _, proc in running:
                 proc.terminate()
