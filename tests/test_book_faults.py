@@ -130,3 +130,19 @@ def test_static_page_keeps_a_widgets_default_view_and_drops_progress_bars():
     assert "widgets" not in out["metadata"]
     plain = {"cells": [], "metadata": {}}
     assert gbook.static_notebook(json.dumps(plain).encode()) == json.dumps(plain).encode()
+
+
+def test_status_follows_runs_in_progress_side_by_side():
+    """Two workers report at once; one run ending must not silence the other."""
+    from grokbook.core.progress import Status
+    s = Status()
+    for rid in ("a", "b"):
+        s.feed({"event": "start", "run": rid, "max_steps": 100, "step": 0})
+    s.feed({"event": "step", "run": "a", "step": 10, "sps": 2.0})
+    s.feed({"event": "step", "run": "b", "step": 40, "sps": 4.0})
+    assert s.line().startswith("run (b): step 40/100") and "(2 runs in progress)" in s.line()
+    s.feed({"event": "end", "run": "b"})
+    s.feed({"event": "step", "run": "a", "step": 20, "sps": 2.0})
+    assert s.line() == "run (a): step 20/100, 2.0 steps/s, ~40 s left in this run"
+    s.feed({"event": "end", "run": "a"})
+    assert s.line() is None

@@ -62,15 +62,24 @@ def _minutes(seconds: float) -> str:
 
 
 class Status:
-    """Folds events into one line of text."""
+    """Folds events into one line of text. Several runs can be in progress at once (the
+    members of a group, groups in parallel worker processes): each is followed by its id,
+    and the line names the one that reported last."""
 
     def __init__(self):
         self.plan = None          # {"n": int, "work": [...], "done": int}
-        self.run = None           # the run in progress
+        self.runs = {}            # id -> the run's latest state, for runs in progress
+        self.current = None       # the id that reported last
+
+    @property
+    def run(self):
+        if self.current in self.runs:
+            return self.runs[self.current]
+        return next(reversed(self.runs.values()), None)
 
     def feed(self, e: dict) -> bool:
         """Take one event; True when it is worth a line at once (a new run's first speed)."""
-        kind = e.get("event")
+        kind, rid = e.get("event"), e.get("run")
         if kind == "plan":
             self.plan = {"n": e["n"], "work": e.get("work") or [], "done": 0}
         elif kind == "plan_end":
@@ -78,13 +87,16 @@ class Status:
         elif kind in ("start", "stored"):
             if self.plan is not None:
                 self.plan["done"] += 1
-            self.run = dict(e) if kind == "start" else None
-        elif kind == "step" and self.run is not None:
-            first = not self.run.get("sps")
-            self.run.update(step=e["step"], sps=e.get("sps"))
+            if kind == "start":
+                self.runs[rid] = dict(e)
+        elif kind == "step" and rid in self.runs:
+            r = self.runs[rid]
+            first = not r.get("sps")
+            r.update(step=e["step"], sps=e.get("sps"))
+            self.current = rid
             return first and bool(e.get("sps"))
         elif kind == "end":
-            self.run = None
+            self.runs.pop(rid, None)
         return False
 
     def line(self) -> str | None:
@@ -100,6 +112,8 @@ class Status:
             rest = self._rest_seconds(r, sps)
             if rest:
                 text += f", ~{_minutes(left + rest)} for the runs planned"
+        if len(self.runs) > 1:
+            text += f" ({len(self.runs)} runs in progress)"
         return text
 
     def _rest_seconds(self, r, sps) -> float | None:
