@@ -213,3 +213,12 @@ def test_a_short_group_does_not_wait_for_a_long_one_to_end(tmp_path):
     done = {r.config.model.n_loops if r.config.model.arch != "trm" else "trm":
             (r.path / "info.json").stat().st_mtime for r in runs}
     assert max(done[1], done[2]) < done["trm"], done
+
+
+def test_on_the_cpu_workers_take_one_run_each(tmp_path):
+    """Three runs of one shape on two workers: three chunks of one, not a chunk of two
+    beside a chunk of one (stacking buys nothing on a CPU, balance does)."""
+    cfgs = [small(seed=s) for s in (0, 1, 2)]
+    runs = train_many(cfgs, store=tmp_path, progress=False, workers=2)
+    for run in runs:
+        assert json.loads((run.path / "info.json").read_text())["group"]["size"] == 1

@@ -330,9 +330,14 @@ def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None =
         for rid, cfg in todo.items():
             groups.setdefault(group_key(cfg), []).append((rid, cfg))
         workers = default_workers() if workers is None else workers
-        if workers > 1:  # on CPU a stacked group is barely faster than its members in turn,
-            # processes are: give every worker a share (the numbers do not change)
-            group_size = min(group_size, max(1, -(-len(todo) // workers)))
+        if workers > 1:  # on CPU a stacked group is barely faster than its members in turn
+            # (README "Benchmarks": 1.03x at K = 8), processes are: give every worker a
+            # share (the numbers do not change). On the CPU, one run per chunk, so that the
+            # cores stay busy until the end (a chunk of three 14k-step runs took 21 min
+            # while the other core finished its single run in 7).
+            on_cpu = all(c.train.device == "cpu" for c in todo.values()) or \
+                not torch.cuda.is_available()
+            group_size = 1 if on_cpu else min(group_size, max(1, -(-len(todo) // workers)))
         chunks = [g[i:i + group_size] for g in groups.values()
                   for i in range(0, len(g), group_size)]
         errors, n, before = [], thread_count(threads), torch.get_num_threads()
