@@ -39,7 +39,7 @@ def _same_run(a, b):
 def test_members_trained_together_equal_solo_runs(tmp_path):
     cfgs = _members()
     assert len({group_key(c) for c in cfgs}) == 1
-    together = train_many(cfgs, store=tmp_path / "together", progress=False)
+    together = train_many(cfgs, store=tmp_path / "together", progress=False, group_size=16)
     alone = [train(c, store=tmp_path / "alone", progress=False) for c in cfgs]
     for a, b in zip(together, alone):
         _same_run(a, b)
@@ -52,9 +52,9 @@ def test_members_trained_together_equal_solo_runs(tmp_path):
 def test_an_interrupted_group_resumes_to_the_same_numbers(tmp_path):
     cfgs = _members()
     with pytest.raises(KeyboardInterrupt):
-        train_many(cfgs, store=tmp_path / "a", progress=False, stop_after=30)
-    resumed = train_many(cfgs, store=tmp_path / "a", progress=False)
-    straight = train_many(cfgs, store=tmp_path / "b", progress=False)
+        train_many(cfgs, store=tmp_path / "a", progress=False, group_size=16, stop_after=30)
+    resumed = train_many(cfgs, store=tmp_path / "a", progress=False, group_size=16)
+    straight = train_many(cfgs, store=tmp_path / "b", progress=False, group_size=16)
     for a, b in zip(resumed, straight):
         _same_run(a, b)
 
@@ -63,7 +63,7 @@ def test_a_stored_member_is_not_trained_again(tmp_path):
     cfgs = _members()
     first = train(cfgs[1], store=tmp_path, progress=False)
     info = (first.path / "info.json").read_bytes()
-    runs = train_many(cfgs, store=tmp_path, progress=False)
+    runs = train_many(cfgs, store=tmp_path, progress=False, group_size=16)
     assert (runs[1].path / "info.json").read_bytes() == info
     assert json.loads((runs[0].path / "info.json").read_text())["group"]["size"] == 2
 
@@ -71,7 +71,7 @@ def test_a_stored_member_is_not_trained_again(tmp_path):
 def test_a_member_that_stops_early_is_its_solo_run(tmp_path):
     early = small("dense", seed=3, **{"train.stop_at": 0.01, "train.lr": 1e-2})
     cfgs = [small("dense", seed=0), early]
-    together = train_many(cfgs, store=tmp_path / "t", progress=False)
+    together = train_many(cfgs, store=tmp_path / "t", progress=False, group_size=16)
     alone = train(early, store=tmp_path / "s", progress=False)
     _same_run(together[1], alone)
     assert together[1].steps < together[0].steps
@@ -83,7 +83,7 @@ def test_a_diverging_member_is_dropped_and_the_others_stored(tmp_path):
     bad = small(seed=4, **{"train.lr": 1e30, "train.grad_clip": 0.0, "train.warmup_steps": 0})
     good = small(seed=0)
     with pytest.raises(TrainingDiverged):
-        train_many([good, bad], store=tmp_path, progress=False)
+        train_many([good, bad], store=tmp_path, progress=False, group_size=16)
     assert list_runs(tmp_path) == [train(good, store=tmp_path, progress=False).id]
 
 
@@ -92,7 +92,7 @@ def test_a_diverging_member_is_dropped_and_the_others_stored(tmp_path):
                                                          "train.ema": 0.9}])
 def test_parameter_sharing_members_equal_solo_runs(tmp_path, arch):
     cfgs = [small(seed=0, **arch), small(seed=1, **{**arch, "train.lr": 1e-3})]
-    together = train_many(cfgs, store=tmp_path / "t", progress=False)
+    together = train_many(cfgs, store=tmp_path / "t", progress=False, group_size=16)
     for cfg, run in zip(cfgs, together):
         _same_run(run, train(cfg, store=tmp_path / "s", progress=False))
 
@@ -118,7 +118,7 @@ def test_a_run_resumed_at_step_0_does_not_share_a_group_with_a_fresh_one(tmp_pat
     a, b = small(seed=0), small(seed=1)
     with pytest.raises(KeyboardInterrupt):
         train(a, store=tmp_path / "g", progress=False, stop_after=10)  # state kept at step 0
-    runs = train_many([a, b], store=tmp_path / "g", progress=False)
+    runs = train_many([a, b], store=tmp_path / "g", progress=False, group_size=16)
     for cfg, run in zip([a, b], runs):
         _same_run(run, train(cfg, store=tmp_path / "s", progress=False))
 
@@ -130,7 +130,7 @@ def _grokfast_members():
 
 def test_grokfast_members_equal_solo_runs_and_resume(tmp_path):
     cfgs = _grokfast_members()
-    together = train_many(cfgs, store=tmp_path / "together", progress=False)
+    together = train_many(cfgs, store=tmp_path / "together", progress=False, group_size=16)
     alone = [train(c, store=tmp_path / "alone", progress=False) for c in cfgs]
     for a, b in zip(together, alone):
         _same_run(a, b)
@@ -143,8 +143,8 @@ def test_grokfast_members_equal_solo_runs_and_resume(tmp_path):
     assert (preset("cpu").hash(), preset("test").hash(), preset("paper", "dense").hash()) == \
         ("c6d96eaa2620", "8e2d71c5269d", "30b87d06aa9a")
     with pytest.raises(KeyboardInterrupt):
-        train_many(cfgs, store=tmp_path / "cut", progress=False, stop_after=30)
-    for a, b in zip(train_many(cfgs, store=tmp_path / "cut", progress=False), together):
+        train_many(cfgs, store=tmp_path / "cut", progress=False, group_size=16, stop_after=30)
+    for a, b in zip(train_many(cfgs, store=tmp_path / "cut", progress=False, group_size=16), together):
         _same_run(a, b)
 
 
@@ -221,4 +221,11 @@ def test_on_the_cpu_workers_take_one_run_each(tmp_path):
     cfgs = [small(seed=s) for s in (0, 1, 2)]
     runs = train_many(cfgs, store=tmp_path, progress=False, workers=2)
     for run in runs:
+        assert json.loads((run.path / "info.json").read_text())["group"]["size"] == 1
+
+
+def test_on_the_cpu_runs_are_trained_as_themselves_by_default(tmp_path):
+    """Without an explicit group_size a CPU run is never a member of a stacked group."""
+    cfgs = [small(seed=s) for s in (0, 1)]
+    for run in train_many(cfgs, store=tmp_path, progress=False):
         assert json.loads((run.path / "info.json").read_text())["group"]["size"] == 1

@@ -306,13 +306,16 @@ def default_workers() -> int:
 
 
 def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None = None,
-               group_size: int = 16, workers: int | None = None,
+               group_size: int | None = None, workers: int | None = None,
                threads: int | None = None) -> list:
     """The complete runs of ``cfgs``, in order: stored ones are read, the others trained
     ``group_size`` at a time as stacked groups (runs that share ``group_key``), each member
-    stored as its own run exactly as if trained alone (``core.ensemble`` says why the
-    numbers are the same). ``workers`` > 1 trains independent groups in that many
-    processes. Training uses ``thread_count(threads)`` threads per process (1 unless
+    stored as its own run (``core.ensemble``). ``group_size`` None: 1 on the CPU, where
+    stacking buys nothing (1.03x at K = 8) and a member of a stacked group is bitwise its
+    solo run only at small shapes (at the ``cpu`` preset's, weights differ by ~1e-6 after
+    500 steps and the grokked step moved by 300): every CPU run is then trained as
+    itself, whichever chapter asks. 16 on a GPU. ``workers`` > 1 trains independent
+    groups in that many processes. Training uses ``thread_count(threads)`` threads per process (1 unless
     ``threads`` or ``$GROKBOOK_THREADS`` says otherwise). A member that diverges is not
     stored; the others are."""
     cfgs = [resolved(validate(c) or c) for c in cfgs]
@@ -330,14 +333,12 @@ def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None =
         for rid, cfg in todo.items():
             groups.setdefault(group_key(cfg), []).append((rid, cfg))
         workers = default_workers() if workers is None else workers
-        if workers > 1:  # on CPU a stacked group is barely faster than its members in turn
-            # (README "Benchmarks": 1.03x at K = 8), processes are: give every worker a
-            # share (the numbers do not change). On the CPU, one run per chunk, so that the
-            # cores stay busy until the end (a chunk of three 14k-step runs took 21 min
-            # while the other core finished its single run in 7).
-            on_cpu = all(c.train.device == "cpu" for c in todo.values()) or \
-                not torch.cuda.is_available()
-            group_size = 1 if on_cpu else min(group_size, max(1, -(-len(todo) // workers)))
+        on_cpu = all(c.train.device == "cpu" for c in todo.values()) or \
+            not torch.cuda.is_available()
+        if group_size is None:
+            group_size = 1 if on_cpu else 16
+            if workers > 1:  # give every worker a share (the numbers do not change)
+                group_size = min(group_size, max(1, -(-len(todo) // workers)))
         chunks = [g[i:i + group_size] for g in groups.values()
                   for i in range(0, len(g), group_size)]
         errors, n, before = [], thread_count(threads), torch.get_num_threads()
