@@ -79,3 +79,27 @@ def test_lens_on_a_trained_transformer_uses_every_stage_and_position(store):
     last = lens[(lens.stage == model.stage_names[-1]) & (lens.position == 2) & (lens.target == "t")]
     assert ((last.sort_values("query")["rank"].to_numpy() == 1)
             == (top == torch.as_tensor(q["t"][:20])).numpy()).all()
+
+
+def test_site_lens_correct_is_the_models_own_answer_for_every_architecture(store):
+    """The lens reads correctness where each model answers: the transformer at the last
+    input token, the TRM in the answer slot it appends (it was read one slot early, so a
+    grokked TRM looked like chance on every lens-based accuracy)."""
+    import torch
+
+    from conftest import small
+    from grokbook.analysis.lens import site_lens
+    from grokbook.core.store import train
+    for arch in ("trm", "dense"):
+        run = train(small(arch, **{"train.max_steps": 200, "train.eval_every": 100,
+                                   "train.checkpoint_every": 100}), store=store,
+                    progress=False)
+        ds, model = run.dataset, run.load_model()
+        for probe in ("id_atomic", "train_inferred"):
+            table = ds.probes[probe]
+            _, correct, _ = site_lens(model, ds, table, targets=())
+            tokens, pos, y = ds.tensors(table)
+            with torch.no_grad():
+                own = (model(tokens, pos).argmax(-1) == y).numpy()
+            assert (correct == own).all(), (arch, probe)
+        assert own.mean() > 0.1, arch       # a model that answers: the check can fail

@@ -62,6 +62,14 @@ def rank_and_prob(logits: torch.Tensor, token: torch.Tensor):
     return rank, prob
 
 
+def answer_index(model, tokens, pos, cache):
+    """Where the answer is read in the model's sequence: ``pos`` plus the slots the model
+    appends to the 3 input tokens (0 for the transformer; 1 for the recursive model,
+    which predicts in an answer slot). A model may say so with ``answer_offset``."""
+    T = next(iter(cache.values())).shape[1]
+    return pos + getattr(model, "answer_offset", T - tokens.shape[1])
+
+
 @torch.no_grad()
 def site_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048):
     """The lens at every named site of ``queries`` (a query table; two-hop rows unless the
@@ -70,7 +78,8 @@ def site_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048):
     model.eval()
     tokens, pos, y = ds.tensors(queries)
     logits, cache = run_cached(model, tokens, chunk)
-    correct = (logits[torch.arange(len(tokens)), pos].argmax(-1) == y).numpy()
+    at = answer_index(model, tokens, pos, cache)      # the TRM answers in an appended slot
+    correct = (logits[torch.arange(len(tokens)), at].argmax(-1) == y).numpy()
     wanted = {k: torch.as_tensor(target_tokens(ds, queries, k)) for k in targets}
     stages = [s for s in model.stage_names if s in cache]
     out = {k: ([], []) for k in targets}

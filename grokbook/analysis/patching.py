@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .lens import _two_hop, run_cached
+from .lens import _two_hop, answer_index, run_cached
 
 SWAPS = ("h", "r1", "r2")
 
@@ -124,14 +124,6 @@ def patch_effects(model, tokens, cf_tokens, answer_pos, target, chunk: int = 102
                          "prob_drop": float((clean_p - prob).mean()) if n else np.nan,
                          "n": n})
     return pd.DataFrame(rows)
-
-
-def answer_index(model, tokens, pos, cache):
-    """Where the answer is read in the model's sequence: ``pos`` plus the slots the model
-    appends to the 3 input tokens (0 for the transformer; 1 for the recursive model,
-    which predicts in an answer slot). A model may say so with ``answer_offset``."""
-    T = next(iter(cache.values())).shape[1]
-    return pos + getattr(model, "answer_offset", T - tokens.shape[1])
 
 
 def _run(model, stage, x, rows_idx, answer_pos, chunk):
