@@ -39,7 +39,6 @@ def test_table_ratios_and_words():
     words = S.describe(v.reset_index())
     assert "at most 0.33 of the natural steps: fast." in words    # 0.28 <= 1/3, 0.67 not
     assert "never: did not grok" in words
-    S.summary(v.reset_index())
 
 
 def test_no_speed_up_without_a_grokked_natural_run():

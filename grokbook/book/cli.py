@@ -164,12 +164,8 @@ def cmd_claims(args):
     for a in archs:
         if a == SUBJECT and key in out:
             continue
-        c = paths.claim1(args.preset, a, store=args.store, progress=not args.json)
-        out[key if a == SUBJECT else f"{key}_{a}"] = {
-            "verdict": verdict.verdict_paths(c["outcome"]), "rule": verdict.VERDICT_RULES[key],
-            "this_book": paths.describe_claim1(c),
-            "evidence": paths.claim1_summary({k: v for k, v in c.items() if k != "runs"}),
-            "runs": c["runs"]}
+        out[key if a == SUBJECT else f"{key}_{a}"] = verdict.claim1_object(
+            paths.claim1(args.preset, a, store=args.store, progress=not args.json))
     if args.json:
         print(json.dumps(out))
     else:

@@ -15,7 +15,7 @@ import math
 
 import pandas as pd
 
-from ..analysis.definitions import (GROKKED_AT, grokked_step, heldout_at, json_ready,
+from ..analysis.definitions import (GROKKED_AT, grokked_step, heldout_at,
                                     memorized_step)
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
@@ -76,24 +76,16 @@ def shortcut_table(runs: dict) -> pd.DataFrame:
                      "grokked_flops": None if grok is None else grok * per_step,
                      "budget": run.config.train.max_steps})
     t = pd.DataFrame(rows)
-    nat = t.iloc[0]
-    base = nat["grokked_step"] if nat["grokked_step"] is not None and not pd.isna(
-        nat["grokked_step"]) else None
-    t["steps_vs_natural"] = [None if base is None or g is None or pd.isna(g) else g / base
-                             for g in t["grokked_step"]]
-    nat_flops = nat["grokked_flops"]
-    t["flops_vs_natural"] = [None if base is None or f is None or pd.isna(f)
-                             else f / nat_flops for f in t["grokked_flops"]]
+    nat = t.iloc[0]              # NaN when the natural run did not grok: so are the ratios
+    t["steps_vs_natural"] = t["grokked_step"].astype(float) / float(nat["grokked_step"])
+    t["flops_vs_natural"] = t["grokked_flops"].astype(float) / float(nat["grokked_flops"])
     return t
 
 
-def path_evidence(preset_name: str, runs: dict, store=None, progress: bool = False,
-                  **kw) -> dict:
-    """Claim 1's evidence for the subject with every grokked shortcut compared with the
-    naturally grokked model ("others")."""
-    others = {k: (r, paths.after_checkpoint(r)) for k, r in runs.items() if k != NATURAL}
-    return paths.claim1_evidence(paths.claim1_runs(preset_name, store=store,
-                                                   progress=progress), others=others, **kw)
+def others(runs: dict) -> dict:
+    """The shortcuts as claim 1's ``others`` ({label: (run, its grokked checkpoint)}), each
+    to be compared with the naturally grokked model."""
+    return {k: (r, paths.after_checkpoint(r)) for k, r in runs.items() if k != NATURAL}
 
 
 def shortcut_verdicts(table: pd.DataFrame, ev: dict) -> pd.DataFrame:
@@ -131,8 +123,3 @@ def describe(table: pd.DataFrame) -> str:
     parts.append(f"Shortcuts that cut the wait to at most {CUT_GOAL:.2f} of the natural "
                  f"steps: {', '.join(cut) if cut else 'none'}.")
     return " ".join(parts)
-
-
-def summary(table: pd.DataFrame) -> dict:
-    """The table as JSON values, for ``grokbook claims --json``."""
-    return json_ready(table)

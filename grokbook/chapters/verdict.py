@@ -272,8 +272,8 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
     out["wang_phi"] = dict(table=_ok(book["phi_table"]), runs=list(book["phi_runs"]))
     out["wang_size"] = dict(table=_ok(book["size_table"]), runs=list(book["size_runs"]))
     cuts = book.get("shortcuts", {})
-    out["claim1_same_path"] = c = paths.claim1_evidence(book["claim1_runs"], others={
-        k: (r, paths.after_checkpoint(r)) for k, r in cuts.items() if k != shortcuts.NATURAL})
+    out["claim1_same_path"] = c = paths.claim1_evidence(book["claim1_runs"],
+                                                         others=shortcuts.others(cuts))
     table = shortcuts.shortcut_table(cuts) if cuts else pd.DataFrame()
     out["wait_cut"] = dict(table=shortcuts.shortcut_verdicts(table, c) if cuts else table,
                            runs=[r.id for r in cuts.values()])
@@ -293,6 +293,19 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
     return out
 
 
+def verdict_object(key, verdict_, this_book, evidence, runs) -> dict:
+    """One claim as ``grokbook claims --json`` prints it."""
+    return {"verdict": verdict_, "rule": VERDICT_RULES[key], "this_book": this_book,
+            "evidence": json_ready({k: v for k, v in evidence.items() if k != "runs"}),
+            "runs": list(runs)}
+
+
+def claim1_object(c: dict) -> dict:
+    """Claim 1's verdict object from ``paths.claim1_evidence`` (any architecture)."""
+    return verdict_object("claim1_same_path", verdict_paths(c["outcome"]),
+                          paths.describe_claim1(c), c, c["runs"])
+
+
 def verdicts(numbers: dict) -> dict:
     """Every claim as ``{"verdict", "rule", "evidence", "runs", "this_book"}`` (JSON-ready):
     what ``grokbook claims --json`` prints and the scorecard shows. The verdict comes from the
@@ -300,9 +313,7 @@ def verdicts(numbers: dict) -> dict:
     n, out = numbers, {}
 
     def put(key, verdict_, this_book, evidence, runs):
-        out[key] = {"verdict": verdict_, "rule": VERDICT_RULES[key], "this_book": this_book,
-                    "evidence": json_ready({k: v for k, v in evidence.items() if k != "runs"}),
-                    "runs": list(runs)}
+        out[key] = verdict_object(key, verdict_, this_book, evidence, runs)
 
     g = n["wang_grokking"]
     gv, gwhy = wang.grokking_verdict(g["memorized"], g["grokked"], g["heldout_at_memorized"])
@@ -316,9 +327,7 @@ def verdicts(numbers: dict) -> dict:
         verdict_of = wang.phi_verdict if key == "wang_phi" else wang.size_verdict
         v, why = verdict_of(p["table"], col) if len(p["table"]) else (NOT_MEASURED, "no runs")
         put(key, v, f"{_steps_by(p['table'], col)} ({why})", p, p["runs"])
-    c = n["claim1_same_path"]
-    put("claim1_same_path", verdict_paths(c["outcome"]), paths.describe_claim1(c), c,
-        c["runs"])
+    out["claim1_same_path"] = claim1_object(n["claim1_same_path"])
     f = n["claim2_fake_grokking"]
     put("claim2_fake_grokking", verdict_fake(f["verdicts"]),
         "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
