@@ -76,9 +76,10 @@ def shortcut_table(runs: dict) -> pd.DataFrame:
                      "grokked_flops": None if grok is None else grok * per_step,
                      "budget": run.config.train.max_steps})
     t = pd.DataFrame(rows)
-    nat = t.iloc[0]              # NaN when the natural run did not grok: so are the ratios
-    t["steps_vs_natural"] = t["grokked_step"].astype(float) / float(nat["grokked_step"])
-    t["flops_vs_natural"] = t["grokked_flops"].astype(float) / float(nat["grokked_flops"])
+    for col, ratio in (("grokked_step", "steps_vs_natural"),   # natural first;
+                       ("grokked_flops", "flops_vs_natural")):  # NaN: did not grok
+        x = t[col].astype(float)
+        t[ratio] = x / x.iloc[0]
     return t
 
 
