@@ -152,6 +152,24 @@ def test_broken_chapter_stops_the_build_and_is_named(tmp_path, capsys, monkeypat
     assert "book/01_broken" in capsys.readouterr().err
 
 
+def test_training_ahead_covers_what_the_chapters_train(book):
+    """The build trains every run of ``verdict.book_configs`` before the chapters (one pool,
+    no core idle between chapters): each of them is in the store, and every other run the
+    chapters trained is one the docstring names (a fine-tune of chapter 6, or a further
+    seed control of chapter 4)."""
+    from grokbook.chapters import paths
+    from grokbook.chapters.verdict import book_configs
+    from grokbook.core.store import load_run, run_id
+    ahead = {run_id(c) for cs in book_configs("test").values() for c in cs}
+    runs = book["store"] / "runs"
+    stored = {p.name for p in runs.iterdir() if (p / "COMPLETE").exists()}
+    assert ahead and ahead <= stored
+    later_seeds = set(paths.CONTROL_SEEDS[1:])
+    for rid in stored - ahead:
+        cfg = load_run(rid, book["store"]).config
+        assert cfg.finetune or cfg.train.init_seed in later_seeds, (rid, cfg.to_dict())
+
+
 def test_claims_json_gives_every_verdict_from_the_books_store(book):
     """``grokbook claims --json`` on the store the book just filled: every claim of the
     scorecard (and claim 1 for the dense model beside the subject) as a verdict object."""

@@ -176,6 +176,59 @@ def _cached(path: Path, digest: str) -> bool:
         return False
 
 
+class _ChapterEnv:
+    """The environment a chapter's runs see: progress reported to ``feed``, runs spread
+    over the cores one thread each (unless the user chose), restored on exit."""
+    KEYS = (progress.ENV, WORKERS_ENV, "OMP_NUM_THREADS")
+
+    def __init__(self, feed: Path):
+        self.feed = feed
+
+    def __enter__(self):
+        threads = thread_count()  # a bad GROKBOOK_THREADS is refused before anything is set
+        self.saved = {k: os.environ.get(k) for k in self.KEYS}
+        os.environ[progress.ENV] = str(self.feed)
+        os.environ.setdefault(WORKERS_ENV, str(os.cpu_count() or 1))
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        return self
+
+    def __exit__(self, *exc):
+        for k, v in self.saved.items():  # the parent's environment as it was
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self.feed.unlink(missing_ok=True)
+
+
+def train_ahead(preset: str, entries: list[str], out: Path,
+                progress_every: float = 30.0) -> float:
+    """Train, in one pool of worker processes and longest runs first, every run the
+    chapters ``entries`` will ask for that is known in advance
+    (``chapters.verdict.book_configs``), so that no core waits at the end of one
+    chapter's runs for the next chapter. A run that fails here is left to its chapter,
+    which reports it. Returns wall seconds."""
+    from ..chapters.verdict import book_configs
+    from ..core.store import train_many
+    wanted = book_configs(preset)
+    cfgs = [c for e in entries for c in wanted.get(Path(e).name[:2], [])]
+    if not cfgs:
+        return 0.0
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    with _ChapterEnv(out / ".ahead.progress.jsonl") as env:
+        with progress.Watcher(env.feed, "grokbook book: training ahead: ", every=progress_every):
+            with progress.plan(cfgs, label="the chapters' runs"):
+                try:
+                    train_many(cfgs, progress=False)
+                except Exception as e:  # noqa: BLE001 - the chapter that needs it says more
+                    log(f"warning: a run failed while training ahead ({e}); its chapter "
+                        f"will try it again and report it")
+    wall = time.perf_counter() - t0
+    log(f"trained ahead: {len(cfgs)} runs the chapters need, in {wall:.1f} s")
+    return wall
+
+
 def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str,
                     force: bool = False, progress_every: float = 30.0) -> float:
     """papermill one chapter into ``dest``; returns wall seconds (0 when reused)."""
@@ -189,31 +242,20 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
     dest.parent.mkdir(parents=True, exist_ok=True)
     log(f"{entry}: executing with preset {preset!r} ...")
     t0 = time.perf_counter()
-    feed = dest.parent / f".{dest.stem}.progress.jsonl"
-    threads = thread_count()  # a bad GROKBOOK_THREADS is refused before anything is set
-    # the kernel inherits this process's environment: its runs report to ``feed``; chapters
-    # that train several runs spread them over the cores, one thread each; analysis runs on
-    # as many threads as training (two busy threads collapse when anything else shares the
-    # cores), unless the user chose
-    saved = {k: os.environ.get(k) for k in (progress.ENV, WORKERS_ENV, "OMP_NUM_THREADS")}
-    os.environ[progress.ENV] = str(feed)
-    os.environ.setdefault(WORKERS_ENV, str(os.cpu_count() or 1))
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    # the kernel inherits this process's environment: its runs report to the feed;
+    # chapters that train several runs spread them over the cores, one thread each;
+    # analysis runs on as many threads as training (two busy threads collapse when
+    # anything else shares the cores), unless the user chose
     try:
-        with progress.Watcher(feed, f"grokbook book: {entry}: ", every=progress_every):
-            pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
-                                kernel_name=kernel, cwd=str(src.parent), progress_bar=False)
+        with _ChapterEnv(dest.parent / f".{dest.stem}.progress.jsonl") as env:
+            with progress.Watcher(env.feed, f"grokbook book: {entry}: ", every=progress_every):
+                pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
+                                    kernel_name=kernel, cwd=str(src.parent),
+                                    progress_bar=False)
     except pm.PapermillExecutionError as e:
         raise ChapterError(_describe_failure(entry, dest, e)) from None
     except DeadKernelError:
         raise ChapterError(_describe_dead_kernel(entry, src, dest)) from None
-    finally:
-        for k, v in saved.items():  # the parent's environment as it was
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        feed.unlink(missing_ok=True)
     wall = time.perf_counter() - t0
     add_provenance(dest, provenance(preset, wall, root), digest)
     log(f"{entry}: done in {wall:.1f} s")
@@ -376,6 +418,14 @@ def build_html(st: Path, html: Path) -> int:
 
 
 # ---------------------------------------------------------------- the whole pipeline
+def _will_execute(root: Path, entry: str, preset: str, out: Path, given, force: bool) -> bool:
+    name = Path(entry).name + ".ipynb"
+    if given is not None and any(p.exists() for p in (given / f"{entry}.ipynb", given / name)):
+        return False
+    dest = out / "executed" / f"{entry}.ipynb"
+    return force or not _cached(dest, code_digest(root, Path(root) / f"{entry}.ipynb", preset))
+
+
 def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool = True,
                root=None, out=None, force: bool = False) -> int:
     """Execute the chapters (or take them from ``executed_dir``) and build the HTML book.
@@ -398,6 +448,9 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
     kernel = ensure_kernel(out)
     executed: dict[str, Path] = {}
     given = Path(executed_dir).resolve() if executed_dir else None
+    ahead = [e for e in present if _will_execute(root, e, preset, out, given, force)]
+    if ahead:
+        train_ahead(preset, ahead, out)
     for entry in present:
         name = Path(entry).name + ".ipynb"
         if given is not None:

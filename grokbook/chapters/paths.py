@@ -338,7 +338,8 @@ def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
                 progress: bool = False) -> dict:
     """The runs of ``claim1_configs``, read from the store or trained: the subject, the
     lookup control and the first seed control together, then further seed controls one at
-    a time only while none has grokked."""
+    a time only while none has grokked and the subject has (without a grokked subject
+    claim 1 is not measured whatever the controls do)."""
     from ..core.store import train_many
     cfgs = claim1_configs(preset_name, arch)
     seeds = [k for k in cfgs if k.startswith("seed_control_")]
@@ -346,8 +347,9 @@ def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
     runs = dict(zip(first, train_many([cfgs[k] for k in first], store=store,
                                       progress=progress)))
     for k in seeds[1:]:
-        if any(after_checkpoint(r) is not None for n, r in runs.items()
-               if n.startswith("seed_control_")):
+        if after_checkpoint(runs["subject"]) is None or any(
+                after_checkpoint(r) is not None for n, r in runs.items()
+                if n.startswith("seed_control_")):
             break
         runs[k] = train_many([cfgs[k]], store=store, progress=progress)[0]
     return runs

@@ -23,8 +23,8 @@ MAX_MINUTES = 10.0
 # label -> (architecture, overrides): what was tried beside the preset's own recipe
 CANDIDATES = {
     "cpu": {
-        "trm, weight decay 0.3": ("trm", {"train.weight_decay": 0.3}),
-        "trm, phi 7.2, weight decay 0.3": ("trm", {"data.phi": 7.2, "train.weight_decay": 0.3}),
+        "trm, learning rate 0.003": ("trm", {"train.lr": 3e-3}),
+        "trm, phi 6.3": ("trm", {"data.phi": 6.3}),
         "looped transformer": ("looped", {}),
     },
 }

@@ -119,6 +119,20 @@ def _train_together(cfgs, store, progress: bool) -> None:
         pass
 
 
+def grid_configs(base_config: Config, **grids) -> list:
+    """The configs ``sweep`` trains for these grids: every point that is a valid config
+    and whose graph can be built (a phi above the graph's max_phi is not)."""
+    out = []
+    for point in expand_grid(**grids):
+        try:
+            cfg = base_config.replace(**point)
+            dataset_for(cfg)
+        except ConfigError:
+            continue
+        out.append(cfg)
+    return out
+
+
 # ---------------------------------------------------------------- the grid
 def _key(k: str) -> str:
     return k.replace("__", ".")

@@ -20,7 +20,7 @@ from ..analysis.definitions import json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
 from ..core.store import load_run, train, train_many
-from . import detect, paths, shortcuts, study, sweeps, transfer
+from . import detect, paths, recipe, shortcuts, study, sweeps, transfer
 from .detect import FAKE, bridge_over_training, first_crossing
 
 
@@ -78,6 +78,30 @@ VERDICT_RULES = {
 
 
 # ---------------------------------------------------------------- gathering the runs
+def book_configs(preset_name: str = "cpu") -> dict:
+    """{chapter number: [Config]}: the runs each chapter trains that are known before any
+    is trained (``grokbook book`` trains them all in one pool first, longest first, so no
+    core waits between chapters). Not here: chapter 6's fine-tunes (they start from a
+    checkpoint of the subject run) and chapter 4's further seed controls (trained only
+    while none of the first has grokked)."""
+    grid = sweeps.default_grid(preset_name)
+    base = sweeps.chapter_base(preset_name)
+    first_controls = ("subject", "lookup", f"seed_control_{paths.CONTROL_SEEDS[0]}")
+    return {
+        "02": [*recipe.candidate_configs(preset_name).values(),
+               *recipe.seed_configs(preset_name).values()],
+        "03": [*sweeps.grid_configs(base, **{"data.phi": grid["phis"], "seed": grid["seeds"]}),
+               *sweeps.grid_configs(base, **{"data.n_entities": grid["sizes"],
+                                             "seed": grid["seeds"]})],
+        "04": [c for arch in (None, "dense")
+               for k, c in paths.claim1_configs(preset_name, arch).items()
+               if k in first_controls],
+        "05": list(detect.chapter_configs(preset_name).values()),
+        "06": [preset(preset_name)],
+        "07": list(shortcuts.shortcut_configs(preset_name).values()),
+    }
+
+
 def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dict:
     """Every run the book's chapters use, by chapter (trained only if missing)."""
     base = preset(preset_name)
