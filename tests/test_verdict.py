@@ -46,14 +46,22 @@ def _numbers(**changes):
                                         verdict=CIRCUIT_WITH_ACCURACY, acc_end=0.9,
                                         bridge_end=0.95)]),
             hop2=[dict(arch="trm", acc_end=0.95, bridge_end=0.4, verdict=FAKE)], runs=["d"]),
-        "claim3_transfer": dict(best={"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.9,
-                                      "replayed_hop1_new_hop2": 0.05, "new_new": 0.02},
-                                runs=["e"]),
+        "claim3_transfer": dict(probes=_transfer({"new_atomic": 1.0,
+                                                  "new_hop1_replayed_hop2": 0.9,
+                                                  "replayed_hop1_new_hop2": 0.05,
+                                                  "new_new": 0.02}), runs=["e"]),
         "wait_cut": dict(table=_cuts(), runs=["a", "f"]),
     }
     for key, upd in changes.items():
         n[key] = {**n[key], **upd}
     return n
+
+
+def _transfer(finals: dict, n: int = 600, rising=()) -> dict:
+    """A made-up ``verdict.transfer_summary``: final (= best) accuracy per probe."""
+    from grokbook.analysis.definitions import wilson
+    return {k: {"final": a, "best": a, "n": n, "lo": wilson(a, n)[0], "hi": wilson(a, n)[1],
+                "steps": 5000, "rising": k in rising} for k, a in finals.items()}
 
 
 def test_ood_rule():
@@ -87,12 +95,34 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_fake(table.iloc[:0]) == v.NOT_MEASURED
     good = {"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.9, "replayed_hop1_new_hop2": 0.05,
             "new_new": 0.0, "new_hop1_old_hop2": 0.1, "old_hop1_new_hop2": 0.4}
-    assert v.verdict_transfer(good) == v.REPLICATES     # non-replayed probes do not enter
-    assert v.verdict_transfer({**good, "replayed_hop1_new_hop2": 0.4}) == v.PARTLY
-    assert v.verdict_transfer({**good, "new_hop1_replayed_hop2": 0.1}) == v.NOT_REPLICATED
+    T, vt = _transfer, v.verdict_transfer
+    assert vt(T(good)) == v.REPLICATES                  # non-replayed probes do not enter
+    assert vt(T({**good, "replayed_hop1_new_hop2": 0.4})) == v.PARTLY
+    # the measured cpu asymmetry (0.21 vs 0.01 on 600 queries): significant, so partly,
+    # though hop 1 beats hop 2 by less than 0.2 -- and not on 20 queries
+    small = {**good, "new_hop1_replayed_hop2": 0.21, "replayed_hop1_new_hop2": 0.01,
+             "new_new": 0.02}
+    assert vt(T(small)) == v.PARTLY
+    assert vt(T(small, n=20)) == v.NOT_REPLICATED
+    assert vt(T({**good, "new_hop1_replayed_hop2": 0.06})) == v.NOT_REPLICATED
+    assert vt(T(small, rising={"new_hop1_replayed_hop2"})) == v.NOT_MEASURED
     old_run = {k: x for k, x in good.items() if "replayed" not in k}
-    assert v.verdict_transfer(old_run) == v.NOT_MEASURED
-    assert v.verdict_transfer({**good, "new_atomic": 0.5}) == v.NOT_MEASURED
+    assert vt(T(old_run)) == v.NOT_MEASURED
+    assert vt(T({**good, "new_atomic": 0.5})) == v.NOT_MEASURED
+
+
+def test_transfer_summary_reads_final_best_interval_and_rising():
+    steps = [0, 1000, 2000, 3000, 4000]
+    t = pd.DataFrame(
+        [{"step": s, "probe": "new_new", "n": 600, "accuracy": a}
+         for s, a in zip(steps, [0.0, 0.02, 0.03, 0.02, 0.02])]
+        + [{"step": s, "probe": "new_hop1_replayed_hop2", "n": 600, "accuracy": a}
+           for s, a in zip(steps, [0.0, 0.05, 0.1, 0.2, 0.3])])
+    out = v.transfer_summary(t)
+    assert out["new_new"]["rising"] is False and out["new_new"]["best"] == 0.03
+    h1 = out["new_hop1_replayed_hop2"]
+    assert h1["rising"] is True and h1["final"] == 0.3 and h1["steps"] == 4000
+    assert h1["lo"] < 0.3 < h1["hi"] and h1["n"] == 600
 
 
 def test_wait_cut_rule_reaches_every_class():

@@ -209,9 +209,10 @@ def train_ahead(preset: str, entries: list[str], out: Path,
     chapter's runs for the next chapter. A run that fails here is left to its chapter,
     which reports it. Returns wall seconds."""
     from ..chapters.verdict import book_configs
-    from ..core.store import train_many
+    from ..core.store import run_id, train_many
     wanted = book_configs(preset)
-    cfgs = [c for e in entries for c in wanted.get(Path(e).name[:2], [])]
+    cfgs = list({run_id(c): c for e in entries
+                 for c in wanted.get(Path(e).name[:2], [])}.values())  # chapters share runs
     if not cfgs:
         return 0.0
     t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
                                     REPLICATES, first_step)
 from ..analysis import circuit, wang
-from ..analysis.definitions import json_ready, run_summary
+from ..analysis.definitions import json_ready, run_summary, wilson
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
 from ..core.store import load_run, train, train_many
@@ -28,7 +28,7 @@ from .detect import FAKE, bridge_over_training, first_crossing
 OOD_LOW, OOD_SOME = 0.1, 0.3              # final OOD accuracy: "near 0" and "partly"
 FAKE_ACC, FAKE_BRIDGE = detect.ACC_AT, detect.BRIDGE_AT   # chapter 5's detector
 CONTROL_OOD = OOD_AT                      # the both-full positive control must reach this
-NEW_LEARNED, HOP1_OK, HOP2_LOW, GAP = 0.9, 0.5, 0.2, 0.2   # chapter 6
+NEW_LEARNED, HOP1_OK, HOP2_LOW = 0.9, 0.5, 0.2   # chapter 6
 # claim 3's probes as the study defines them: the old hop is a replayed fact
 STUDY_PROBES = ("new_hop1_replayed_hop2", "replayed_hop1_new_hop2", "new_new")
 
@@ -59,12 +59,15 @@ VERDICT_RULES = {
                              f"rising below a threshold when it ended (a gain of >= "
                              f"{detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%})."),
     "claim3_transfer": (f"On the study's probes (the old hop is a fact replayed in "
-                        f"fine-tuning): replicates if, fine-tuning the grokked checkpoint, "
-                        f"new-as-hop-1 reaches >= {HOP1_OK} while old+new-as-hop-2 and "
-                        f"new+new stay <= "
-                        f"{HOP2_LOW}; partly if new-as-hop-1 beats both by at least {GAP} "
-                        f"without those thresholds; not measured if the new atomic facts were "
-                        f"not learned (< {NEW_LEARNED}); otherwise does not replicate."),
+                        f"fine-tuning), read at the end of fine-tuning the grokked "
+                        f"checkpoint: replicates if new-as-hop-1 reaches >= {HOP1_OK} while "
+                        f"old+new-as-hop-2 and new+new stay <= {HOP2_LOW}; partly if "
+                        f"new-as-hop-1's 95 % interval lies above both of theirs (a "
+                        f"significant asymmetry) without those thresholds; not measured if "
+                        f"the new atomic facts were not learned (best < {NEW_LEARNED}) or "
+                        f"new-as-hop-1 was still rising when fine-tuning ended (a gain of "
+                        f">= {detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%}); "
+                        f"otherwise does not replicate."),
     "wait_cut": (f"Each shortcut (the subject's recipe with larger weight decay, a larger "
                  f"learning rate, a higher phi or Grokfast) is trained until held-out ID "
                  f">= {GROKKED_AT}. 'Replicates' here means yes: some shortcut groks within "
@@ -236,16 +239,37 @@ def verdict_fake(verdicts: pd.DataFrame) -> str:
     return PARTLY if len(fake) else NOT_REPLICATED
 
 
-def verdict_transfer(best: dict) -> str:
-    """``best``: best accuracy per probe kind while fine-tuning the grokked checkpoint."""
-    if best.get("new_atomic", 0.0) < NEW_LEARNED:
+def transfer_summary(table: pd.DataFrame) -> dict:
+    """{probe: {"final", "best", "n", "lo", "hi", "steps", "rising"}} from
+    ``transfer.transfer_table`` of one fine-tuning run: the final accuracy with its Wilson
+    interval, the best over checkpoints, the steps run and whether the curve was still
+    rising below ``HOP1_OK`` at the end (``detect.still_rising``)."""
+    out = {}
+    for probe, g in table.groupby("probe", sort=False):
+        curve = g.set_index("step")["accuracy"].sort_index()
+        n = int(g["n"].iloc[-1])
+        final = float(curve.iloc[-1])
+        lo, hi = wilson(final, n)
+        out[probe] = {"final": final, "best": float(curve.max()), "n": n, "lo": lo, "hi": hi,
+                      "steps": int(curve.index[-1]),
+                      "rising": detect.still_rising(curve, HOP1_OK)}
+    return out
+
+
+def verdict_transfer(summary: dict) -> str:
+    """``summary``: ``transfer_summary`` of the grokked checkpoint's fine-tuning run."""
+    atomic = summary.get("new_atomic")
+    if atomic is None or atomic["best"] < NEW_LEARNED:
         return NOT_MEASURED
-    h1, h2, nn = (best.get(k, math.nan) for k in STUDY_PROBES)
-    if any(math.isnan(x) for x in (h1, h2, nn)):   # a probe without queries: nothing read
+    probes = [summary.get(k) for k in STUDY_PROBES]
+    if any(p is None or not p["n"] for p in probes):   # a probe without queries: nothing read
         return NOT_MEASURED
-    if h1 >= HOP1_OK and h2 <= HOP2_LOW and nn <= HOP2_LOW:
+    h1, h2, nn = probes
+    if h1["rising"]:                                    # cut off while composing more
+        return NOT_MEASURED
+    if h1["final"] >= HOP1_OK and h2["final"] <= HOP2_LOW and nn["final"] <= HOP2_LOW:
         return REPLICATES
-    if h1 - max(h2, nn) >= GAP:
+    if h1["lo"] > max(h2["hi"], nn["hi"]):              # the asymmetry, beyond its intervals
         return PARTLY
     return NOT_REPLICATED
 
@@ -308,12 +332,12 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
                                        runs=[r.id for r in book["fake"].values()])
     if "grokked" in book["finetunes"]:
         t = transfer.transfer_table(book["finetunes"]["grokked"])
-        best = t.groupby("probe")["accuracy"].max().to_dict()
         when_wrong = t[t.probe == "new_new"]["bridge_found_when_wrong"].max()
-        out["claim3_transfer"] = dict(best=best, new_new_bridge_when_wrong=when_wrong,
-                                      runs=[book["finetunes"]["grokked"].id])
+        out["claim3_transfer"] = {"probes": transfer_summary(t),
+                                  "new_new_bridge_when_wrong": when_wrong,
+                                  "runs": [book["finetunes"]["grokked"].id]}
     else:
-        out["claim3_transfer"] = dict(best={}, runs=[])
+        out["claim3_transfer"] = {"probes": {}, "runs": []}
     return out
 
 
@@ -358,11 +382,13 @@ def verdicts(numbers: dict) -> dict:
             f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),
         {k: v for k, v in f.items() if k != "verdicts"}, f["runs"])
     t = n["claim3_transfer"]
-    b = t["best"]
+    b = t["probes"]
     put("claim3_transfer", verdict_transfer(b) if b else NOT_MEASURED,
-        ", ".join(f"{k} {b[k]:.2f}" for k in ("new_atomic", *STUDY_PROBES,
-                                               "new_hop1_old_hop2", "old_hop1_new_hop2")
-                  if k in b)
+        ", ".join(f"{k} {b[k]['final']:.2f} [{b[k]['lo']:.2f}, {b[k]['hi']:.2f}]"
+                  + (" (still rising)" if b[k]["rising"] else "")
+                  for k in ("new_atomic", *STUDY_PROBES, "new_hop1_old_hop2",
+                            "old_hop1_new_hop2") if k in b)
+        + (f" after {b['new_atomic']['steps']:,} fine-tuning steps" if "new_atomic" in b else "")
         or "no fine-tuning run", t, t["runs"])
     w = n.get("wait_cut", dict(table=pd.DataFrame(), runs=[]))
     put("wait_cut", verdict_wait_cut(w["table"]),
