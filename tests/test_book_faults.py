@@ -94,6 +94,14 @@ def test_status_estimates_the_planned_work_from_flops():
                         "~45 s for the runs planned")
     s.feed({"event": "end", "run": "a"})
     assert s.line() is None
+    # two workers side by side: the planned rest takes half as long
+    s.feed({"event": "plan", "n": 4, "work": [100.0, 100.0, 200.0, 200.0]})
+    for rid in ("a", "b"):
+        s.feed({"event": "start", "run": rid, "max_steps": 10, "step": 0,
+                "flops_per_step": 10.0})
+    s.feed({"event": "step", "run": "a", "step": 5, "sps": 1.0})
+    assert s.line().startswith("run 2 of 4 (a): step 5/10, 1.0 steps/s, ~5 s left in this "
+                               "run, ~25 s for the runs planned")
 
 
 def test_progress_writes_nothing_without_the_variable(tmp_path, store, monkeypatch):

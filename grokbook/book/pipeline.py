@@ -213,6 +213,7 @@ def train_ahead(preset: str, entries: list[str], out: Path,
     wanted = book_configs(preset)
     cfgs = list({run_id(c): c for e in entries
                  for c in wanted.get(Path(e).name[:2], [])}.values())  # chapters share runs
+    cfgs.sort(key=lambda c: -c.train.max_steps)   # the order the workers take them in
     if not cfgs:
         return 0.0
     t0 = time.perf_counter()

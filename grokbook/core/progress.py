@@ -117,12 +117,15 @@ class Status:
         return text
 
     def _rest_seconds(self, r, sps) -> float | None:
-        """The planned runs after this one, at this run's measured FLOP/s."""
+        """The planned runs not started yet (in the plan's order, which is the order they
+        start in), at this run's measured FLOP/s times the runs in progress side by side
+        (one per worker). An upper bound for runs that end once they grok."""
         p = self.plan
         if not p or not r.get("flops_per_step"):
             return None
         rest = [w for w in p["work"][p["done"]:] if w]
-        return sum(rest) / (sps * r["flops_per_step"]) if rest else None
+        side_by_side = max(1, len(self.runs))
+        return sum(rest) / (sps * r["flops_per_step"] * side_by_side) if rest else None
 
 
 class Watcher:
