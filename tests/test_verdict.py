@@ -123,6 +123,18 @@ def test_transfer_summary_reads_final_best_interval_and_rising():
     h1 = out["new_hop1_replayed_hop2"]
     assert h1["rising"] is True and h1["final"] == 0.3 and h1["steps"] == 4000
     assert h1["lo"] < 0.3 < h1["hi"] and h1["n"] == 600
+    # through the rule: the same end values read "partly" once the hop-1 curve is flat,
+    # "not measured" while it still rises (the rising check discriminates)
+    def table(hop1):
+        rows = [("new_atomic", [0.5, 1.0, 1.0, 1.0, 1.0]), ("new_hop1_replayed_hop2", hop1),
+                ("replayed_hop1_new_hop2", [0.0, 0.01, 0.01, 0.01, 0.01]),
+                ("new_new", [0.0, 0.02, 0.02, 0.02, 0.02])]
+        return pd.DataFrame([{"step": s, "probe": p, "n": 600, "accuracy": a}
+                             for p, accs in rows for s, a in zip(steps, accs)])
+    assert v.verdict_transfer(v.transfer_summary(table([0.0, 0.1, 0.15, 0.2, 0.3]))) \
+        == v.NOT_MEASURED
+    assert v.verdict_transfer(v.transfer_summary(table([0.0, 0.28, 0.3, 0.3, 0.3]))) \
+        == v.PARTLY
 
 
 def test_wait_cut_rule_reaches_every_class():

@@ -420,9 +420,16 @@ def build_html(st: Path, html: Path) -> int:
 
 
 # ---------------------------------------------------------------- the whole pipeline
+def _given_copy(given, entry: str):
+    """The executed notebook of ``entry`` under ``--executed-dir`` (None: not there)."""
+    if given is None:
+        return None
+    return next((p for p in (given / f"{entry}.ipynb", given / (Path(entry).name + ".ipynb"))
+                 if p.exists()), None)
+
+
 def _will_execute(root: Path, entry: str, preset: str, out: Path, given, force: bool) -> bool:
-    name = Path(entry).name + ".ipynb"
-    if given is not None and any(p.exists() for p in (given / f"{entry}.ipynb", given / name)):
+    if _given_copy(given, entry) is not None:
         return False
     dest = out / "executed" / f"{entry}.ipynb"
     return force or not _cached(dest, code_digest(root, Path(root) / f"{entry}.ipynb", preset))
@@ -454,10 +461,8 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
     if ahead:
         train_ahead(preset, ahead, out)
     for entry in present:
-        name = Path(entry).name + ".ipynb"
         if given is not None:
-            hit = next((p for p in (given / f"{entry}.ipynb", given / name) if p.exists()),
-                       None)
+            hit = _given_copy(given, entry)
             if hit is not None:
                 log(f"{entry}: rendering the executed notebook {hit}")
                 executed[entry] = hit

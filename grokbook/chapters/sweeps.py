@@ -106,30 +106,32 @@ def _safe_call(fn, item):
 def _train_together(cfgs, store, progress: bool) -> None:
     """Train the buildable points with ``train_many``; ``run_point`` then reads each from
     the store, and reports (rather than raises) whatever failed here."""
-    buildable = []
-    for cfg in cfgs:
-        try:
-            dataset_for(cfg)
-            buildable.append(cfg)
-        except ConfigError:
-            continue
     try:
-        train_many(buildable, store=store, progress=progress)
+        train_many([c for c in cfgs if _buildable(c)], store=store, progress=progress)
     except Exception:  # noqa: BLE001 - each point's own row says what went wrong
         pass
 
 
+def _buildable(cfg: Config) -> bool:
+    """Whether the config's graph can be built (a phi above its max_phi cannot)."""
+    try:
+        dataset_for(cfg)
+    except ConfigError:
+        return False
+    return True
+
+
 def grid_configs(base_config: Config, **grids) -> list:
     """The configs ``sweep`` trains for these grids: every point that is a valid config
-    and whose graph can be built (a phi above the graph's max_phi is not)."""
+    and whose graph can be built."""
     out = []
     for point in expand_grid(**grids):
         try:
             cfg = base_config.replace(**point)
-            dataset_for(cfg)
         except ConfigError:
             continue
-        out.append(cfg)
+        if _buildable(cfg):
+            out.append(cfg)
     return out
 
 

@@ -158,18 +158,35 @@ def transfer_table(run, probes=PROBE_KINDS + PARENT_PROBES, steps=None,
 
 
 # ---------------------------------------------------------------- the study beside ours
+def probe_summary(table: pd.DataFrame, rising_below: float = 0.5) -> dict:
+    """{probe: {"final", "best", "n", "lo", "hi", "steps", "rising"}} from one
+    ``transfer_table``: the final accuracy with its 95 % Wilson interval, the best over the
+    checkpoints, the last step and whether the curve was still rising below
+    ``rising_below`` when fine-tuning ended (``detect.still_rising``)."""
+    from .detect import still_rising
+    out = {}
+    for probe, g in table.groupby("probe", sort=False):
+        curve = g.set_index("step")["accuracy"].sort_index()
+        n, final = int(g.loc[g.step.idxmax(), "n"]), float(curve.iloc[-1])
+        lo, hi = wilson(final, n)
+        out[probe] = {"final": final, "best": float(curve.max()), "n": n, "lo": lo, "hi": hi,
+                      "steps": int(curve.index[-1]),
+                      "rising": still_rising(curve, rising_below)}
+    return out
+
+
 def compare_with_study(tables: dict) -> pd.DataFrame:
     """Final and best accuracy and final bridge rates per probe kind for each named table
     (e.g. {"grokked": t1, "memorized": t2}), beside the study's numbers."""
     parts = []
     for label, t in tables.items():
         last = t[t.step == t.step.max()].set_index("probe")
-        best = t.groupby("probe")["accuracy"].max()
-        ci = [wilson(a, n) for a, n in zip(last["accuracy"], last["n"])]
+        s = pd.DataFrame(probe_summary(t)).T.reindex(last.index)
         parts.append(pd.DataFrame({
             "start": label, "final_accuracy": last["accuracy"],
-            "final_lo": [round(lo, 4) for lo, _ in ci], "final_hi": [round(hi, 4) for _, hi in ci],
-            "best_accuracy": best, "bridge_lenient": last["bridge_found_lenient"],
+            "final_lo": s["lo"].astype(float).round(4), "final_hi": s["hi"].astype(float).round(4),
+            "best_accuracy": s["best"].astype(float),
+            "bridge_lenient": last["bridge_found_lenient"],
             "bridge_strict": last["bridge_found_strict"], "n": last["n"]}))
     ours = pd.concat(parts).rename_axis("probe").reset_index()
     return ours.merge(TRANSFER_NUMBERS.drop(columns="source"), on="probe", how="left")
@@ -278,4 +295,4 @@ def transfer_curves_chart(long: pd.DataFrame):
 
 __all__ = ["finetune_config", "chapter_finetune_settings", "pick_checkpoints",
            "describe_checkpoints", "bridge_top1", "strict_stage", "probe_lens", "transfer_table",
-           "compare_with_study", "retention", "claim3_answer", "curves", "transfer_curves_chart"]
+           "compare_with_study", "probe_summary", "retention", "claim3_answer", "curves", "transfer_curves_chart"]

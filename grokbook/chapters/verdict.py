@@ -16,7 +16,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
                                     REPLICATES, first_step)
 from ..analysis import circuit, wang
-from ..analysis.definitions import json_ready, run_summary, wilson
+from ..analysis.definitions import json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
 from ..core.store import load_run, train, train_many
@@ -240,20 +240,9 @@ def verdict_fake(verdicts: pd.DataFrame) -> str:
 
 
 def transfer_summary(table: pd.DataFrame) -> dict:
-    """{probe: {"final", "best", "n", "lo", "hi", "steps", "rising"}} from
-    ``transfer.transfer_table`` of one fine-tuning run: the final accuracy with its Wilson
-    interval, the best over checkpoints, the steps run and whether the curve was still
-    rising below ``HOP1_OK`` at the end (``detect.still_rising``)."""
-    out = {}
-    for probe, g in table.groupby("probe", sort=False):
-        curve = g.set_index("step")["accuracy"].sort_index()
-        n = int(g["n"].iloc[-1])
-        final = float(curve.iloc[-1])
-        lo, hi = wilson(final, n)
-        out[probe] = {"final": final, "best": float(curve.max()), "n": n, "lo": lo, "hi": hi,
-                      "steps": int(curve.index[-1]),
-                      "rising": detect.still_rising(curve, HOP1_OK)}
-    return out
+    """``transfer.probe_summary`` of the grokked checkpoint's fine-tuning run, "rising"
+    read below ``HOP1_OK`` (what claim 3's rule needs)."""
+    return transfer.probe_summary(table, rising_below=HOP1_OK)
 
 
 def verdict_transfer(summary: dict) -> str:
