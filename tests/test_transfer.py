@@ -4,8 +4,10 @@ import pytest
 from conftest import small
 from grokbook import ConfigError, load_run, preset, train
 from grokbook.core.data import build_dataset
-from grokbook.chapters.transfer import finetune_config, pick_checkpoints, transfer_table
-from grokbook.core.newknowledge import PROBE_KINDS, build_transfer, dataset_for
+from grokbook.chapters.transfer import (finetune_config, floor_config, pick_checkpoints,
+                                        transfer_table)
+from grokbook.core.newknowledge import (CONTROL_PER_FACT, CONTROL_TEST, CONTROL_TRAINED,
+                                        HOP2_CONTROL, PROBE_KINDS, build_transfer, dataset_for)
 
 # a graph like the cpu preset's, with free (head, relation) pairs
 CPU_LIKE = {"data.n_entities": 150, "data.n_relations": 15, "data.out_degree": 10,
@@ -115,3 +117,45 @@ def test_finetuned_run_records_its_parent_and_reloads(store):
     assert set(pick_checkpoints(parent).role) <= {"grokked", "memorized"}
     with pytest.raises(ConfigError, match="parent"):
         finetune_config(parent, 7)              # not a stored checkpoint
+
+
+def test_positive_control_trains_hop2_for_half_the_new_facts_and_tests_the_other_half():
+    cfg = preset("cpu", finetune="new_knowledge", **CPU_LIKE)
+    main = build_transfer(cfg)
+    ctrl = build_transfer(cfg.replace(finetune=HOP2_CONTROL))
+    new = list(zip(main.new["h"].tolist(), main.new["r1"].tolist()))
+
+    def ends(t):        # the new fact each composition ends with (its hop 2)
+        return list(zip(t["b"].tolist(), t["r2"].tolist()))
+    trained, test = ends(ctrl.probes[CONTROL_TRAINED]), ends(ctrl.probes[CONTROL_TEST])
+    assert len(trained) >= 100 and len(test) >= 100
+    assert set(trained) <= set(new) and set(test) <= set(new)
+    assert not set(trained) & set(test)                  # tested on the other half only
+    assert max(trained.count(f) for f in set(trained)) <= CONTROL_PER_FACT
+    # the control adds exactly those compositions to the training set; the main set trains
+    # none, and both sets hold the same queries in every probe they share
+    assert ctrl.counts["train"] == main.counts["train"] + len(trained)
+    assert CONTROL_TRAINED not in main.probes and main.counts["control_trained"] == 0
+    for name, table in main.probes.items():
+        assert all(np.array_equal(table[c], ctrl.probes[name][c]) for c in table), name
+    two = ctrl.train["r2"] >= 0
+    train_ends = set(zip(ctrl.train["b"][two].tolist(), ctrl.train["r2"][two].tolist()))
+    assert set(trained) <= train_ends and not set(test) & train_ends
+
+
+def test_floor_model_starts_the_parents_transfer_set(store):
+    base = small()
+    floor_cfg = floor_config(base)
+    assert floor_cfg.data.phi == 0 and floor_cfg.train.max_steps < base.train.max_steps
+    floor = train(floor_cfg, progress=False)
+    assert floor.dataset.counts["train_inferred"] == 0       # never saw a composition
+    cfg = finetune_config(floor, floor.checkpoints[-1], lr=1e-3, max_steps=8,
+                          **{"data.phi": base.data.phi})
+    assert dataset_for(cfg).digest() == dataset_for(
+        base.replace(finetune="new_knowledge", parent="x@0")).digest()
+    run = train(cfg, progress=False)                         # phi alone may differ
+    assert run.steps == 8
+    other = finetune_config(floor, floor.checkpoints[-1], max_steps=8,
+                            **{"data.phi": base.data.phi, "data.ood_ratio": 0.2})
+    with pytest.raises(ConfigError, match="parent"):         # another graph may not
+        train(other, progress=False)

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from grokbook.core.newknowledge import CONTROL_TEST
 from grokbook.chapters import verdict as v
 from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, FAKE, NEITHER,
                                       STILL_RISING)
@@ -46,10 +47,10 @@ def _numbers(**changes):
                                         verdict=CIRCUIT_WITH_ACCURACY, acc_end=0.9,
                                         bridge_end=0.95)]),
             hop2=[dict(arch="trm", acc_end=0.95, bridge_end=0.4, verdict=FAKE)], runs=["d"]),
-        "claim3_transfer": dict(probes=_transfer({"new_atomic": 1.0,
-                                                  "new_hop1_replayed_hop2": 0.9,
-                                                  "replayed_hop1_new_hop2": 0.05,
-                                                  "new_new": 0.02}), runs=["e"]),
+        "claim3_transfer": dict(starts=_starts({"new_atomic": 1.0,
+                                                "new_hop1_replayed_hop2": 0.9,
+                                                "replayed_hop1_new_hop2": 0.05,
+                                                "new_new": 0.02}), runs=["e"]),
         "wait_cut": dict(table=_cuts(), runs=["a", "f"]),
     }
     for key, upd in changes.items():
@@ -62,6 +63,18 @@ def _transfer(finals: dict, n: int = 600, rising=()) -> dict:
     from grokbook.analysis.definitions import wilson
     return {k: {"final": a, "best": a, "n": n, "lo": wilson(a, n)[0], "hi": wilson(a, n)[1],
                 "steps": 5000, "rising": k in rising} for k, a in finals.items()}
+
+
+def _starts(grokked: dict, n: int = 600, rising=(), floor_hop1: float = 0.02,
+            control: float = 0.6, grokked_control: float = 0.03) -> dict:
+    """Made-up {role: transfer_summary}: the grokked start, the floor model's new-as-hop-1
+    and the positive control on its held-out hop-2 queries (None: that run is missing)."""
+    out = {"grokked": _transfer({**grokked, CONTROL_TEST: grokked_control}, n, rising)}
+    if floor_hop1 is not None:
+        out["floor"] = _transfer({"new_atomic": 1.0, "new_hop1_replayed_hop2": floor_hop1}, n)
+    if control is not None:
+        out["hop2_control"] = _transfer({"new_atomic": 1.0, CONTROL_TEST: control}, 300)
+    return out
 
 
 def test_ood_rule():
@@ -95,7 +108,7 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_fake(table.iloc[:0]) == v.NOT_MEASURED
     good = {"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.9, "replayed_hop1_new_hop2": 0.05,
             "new_new": 0.0, "new_hop1_old_hop2": 0.1, "old_hop1_new_hop2": 0.4}
-    T, vt = _transfer, v.verdict_transfer
+    T, vt = _starts, v.verdict_transfer
     assert vt(T(good)) == v.REPLICATES                  # non-replayed probes do not enter
     assert vt(T({**good, "replayed_hop1_new_hop2": 0.4})) == v.PARTLY
     # the measured cpu asymmetry (0.21 vs 0.01 on 600 queries): significant, so partly,
@@ -109,6 +122,20 @@ def test_path_fake_and_transfer_rules():
     old_run = {k: x for k, x in good.items() if "replayed" not in k}
     assert vt(T(old_run)) == v.NOT_MEASURED
     assert vt(T({**good, "new_atomic": 0.5})) == v.NOT_MEASURED
+    # the controls: a floor model that composes new-as-hop-1 as well, a positive control
+    # that does not compose hop 2 either (or does, but no better than the grokked start),
+    # or a missing control turn "replicates" and "partly" into "not measured"
+    assert vt(T(good, floor_hop1=0.88)) == v.NOT_MEASURED
+    assert vt(T(small, floor_hop1=0.2)) == v.NOT_MEASURED
+    assert vt(T(small, floor_hop1=0.1)) == v.PARTLY
+    assert vt(T(good, control=0.1)) == v.NOT_MEASURED
+    assert vt(T(good, control=0.3, grokked_control=0.3)) == v.NOT_MEASURED
+    assert vt(T(good, floor_hop1=None)) == v.NOT_MEASURED
+    assert vt(T(good, control=None)) == v.NOT_MEASURED
+    # ... but cannot rescue a claim without asymmetry
+    assert vt(T({**good, "new_hop1_replayed_hop2": 0.06}, control=None)) == v.NOT_REPLICATED
+    verdict_, why = v.transfer_verdict_why(T(good, control=0.1))
+    assert "positive control" in why
 
 
 def test_transfer_summary_reads_final_best_interval_and_rising():
@@ -131,10 +158,12 @@ def test_transfer_summary_reads_final_best_interval_and_rising():
                 ("new_new", [0.0, 0.02, 0.02, 0.02, 0.02])]
         return pd.DataFrame([{"step": s, "probe": p, "n": 600, "accuracy": a}
                              for p, accs in rows for s, a in zip(steps, accs)])
-    assert v.verdict_transfer(v.transfer_summary(table([0.0, 0.1, 0.15, 0.2, 0.3]))) \
-        == v.NOT_MEASURED
-    assert v.verdict_transfer(v.transfer_summary(table([0.0, 0.28, 0.3, 0.3, 0.3]))) \
-        == v.PARTLY
+    controls = {k: x for k, x in _starts({}).items() if k != "grokked"}
+    grok_control = _starts({})["grokked"]
+    def starts(hop1):
+        return {"grokked": {**v.transfer_summary(table(hop1)), **grok_control}, **controls}
+    assert v.verdict_transfer(starts([0.0, 0.1, 0.15, 0.2, 0.3])) == v.NOT_MEASURED
+    assert v.verdict_transfer(starts([0.0, 0.28, 0.3, 0.3, 0.3])) == v.PARTLY
 
 
 def test_wait_cut_rule_reaches_every_class():

@@ -9,9 +9,11 @@ import pandas as pd
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
                                     R1_POSITION, checkpoint_accuracy, grokked_checkpoint,
                                     non_grokked_checkpoint, wilson)
-from ..analysis.lens import site_lens, strict_stage_of
+from ..analysis.circuit import middle_stage
+from ..analysis.lens import site_lens
 from ..core.config import ConfigError
-from ..core.newknowledge import PARENT_PROBES, PROBE_KINDS
+from ..core.newknowledge import (CONTROL_TEST, CONTROL_TRAINED, HOP2_CONTROL, PARENT_PROBES,
+                                 PROBE_KINDS)
 from ..core.tables import n_rows
 from .study import TRANSFER_NUMBERS
 
@@ -58,6 +60,40 @@ def chapter_finetune_settings(preset: str) -> dict:
     if preset not in _CHAPTER:
         raise ConfigError(f"preset: unknown preset {preset!r}; allowed: {', '.join(_CHAPTER)}")
     return dict(_CHAPTER[preset])
+
+
+# the floor model trains on the subject's graph without two-hop facts for this share of the
+# subject's steps (at cpu 2,000: its 1,000 atomic facts are memorized long before)
+FLOOR_SHARE = 0.2
+# the chapter's starting points, in the order of its tables
+ROLES = ("grokked", "memorized", "floor", "hop2_control")
+
+
+def floor_config(parent_cfg):
+    """The floor starting point: the parent's config trained on atomic facts only (phi 0),
+    for ``FLOOR_SHARE`` of its steps; a model that never saw a composition."""
+    n = max(1, int(parent_cfg.train.max_steps * FLOOR_SHARE))
+    t = parent_cfg.train
+    return parent_cfg.replace(**{"data.phi": 0.0, "train.max_steps": n,
+                                 "train.eval_dense_until": n, "train.stop_at": 0.0,
+                                 "train.warmup_steps": min(t.warmup_steps, n // 10),
+                                 "train.checkpoint_every": min(t.checkpoint_every, n)})
+
+
+def chapter_configs(parent_run, floor_run, preset: str) -> dict:
+    """{role: fine-tuning Config} of the chapter, all on the same new facts and schedule:
+    ``grokked`` and ``memorized`` (``pick_checkpoints``), ``floor`` (the last checkpoint of
+    ``floor_run``, fine-tuned on the parent's transfer set) and ``hop2_control`` (the grokked
+    checkpoint on the positive control's set: hop 2 trained for half the new facts)."""
+    settings = chapter_finetune_settings(preset)
+    picks = pick_checkpoints(parent_run).set_index("role")["step"]
+    out = {role: finetune_config(parent_run, int(step), **settings)
+           for role, step in picks.items()}
+    out["floor"] = finetune_config(floor_run, floor_run.checkpoints[-1], **settings,
+                                   **{"data.phi": parent_run.config.data.phi})
+    out["hop2_control"] = finetune_config(parent_run, int(picks["grokked"]),
+                                          finetune=HOP2_CONTROL, **settings)
+    return {r: out[r] for r in ROLES if r in out}
 
 
 # ---------------------------------------------------------------- which checkpoints
@@ -108,18 +144,19 @@ def bridge_top1(model, ds, table: dict, chunk: int = 2048):
     return correct, stages, top[:, :, R1_POSITION], top.any(2)
 
 
-def strict_stage(run, probe: str = "old_inferred") -> str:
-    """The stage where the starting checkpoint resolves the bridge of old two-hop queries best
-    (b top-1 at the r1 position); the strict rule reads that one stage at every step."""
-    ds = run.dataset
-    stages, _, lens = site_lens(run.load_model(run.checkpoints[0]), ds, ds.probes[probe],
-                                targets=("b",))
-    return strict_stage_of(stages, lens["b"][0])
+def strict_stage(run) -> str:
+    """The stage the strict rule reads, fixed in advance: the middle of the model's stages
+    (``analysis.circuit.middle_stage``), never the last one, where b at the r1 position is
+    only the recall of the first fact (a causal model computes ``[h, r1, ...]`` there as it
+    computes the atomic query ``[h, r1]``)."""
+    return middle_stage(run.load_model(run.checkpoints[0]).stage_names)
 
 
 def probe_lens(model, ds, name: str, stage: str) -> dict:
     """Accuracy and the two bridge rules (grokbook.lens: strict = b top-1 at the r1 position
-    at ``stage``; lenient = b top-1 at any stage and any position) on one probe set."""
+    at ``stage``; lenient, the study's = b top-1 at any stage and any position) on one probe
+    set. "Found when wrong" (the bridge decoded although the answer is wrong) uses the
+    strict rule only: the lenient one counts the recall of the first fact at the last stage."""
     table = ds.probes[name]
     row = {"probe": name, "n": n_rows(table), "accuracy": np.nan,
            "bridge_found_strict": np.nan, "bridge_found_lenient": np.nan,
@@ -128,22 +165,22 @@ def probe_lens(model, ds, name: str, stage: str) -> dict:
         row["accuracy"] = float(site_lens(model, ds, table, targets=())[1].mean())
         return row
     correct, names, at_r1, anywhere = bridge_top1(model, ds, table)
-    lenient = anywhere.any(0)
-    row.update(accuracy=float(correct.mean()),
-               bridge_found_strict=float(at_r1[names.index(stage)].mean()),
+    lenient, strict = anywhere.any(0), at_r1[names.index(stage)]
+    row.update(accuracy=float(correct.mean()), bridge_found_strict=float(strict.mean()),
                bridge_found_lenient=float(lenient.mean()),
-               bridge_found_when_wrong=float(lenient[~correct].mean()) if (~correct).any()
+               bridge_found_when_wrong=float(strict[~correct].mean()) if (~correct).any()
                else np.nan)
     return row
 
 
-def transfer_table(run, probes=PROBE_KINDS + PARENT_PROBES, steps=None,
+def transfer_table(run, probes=PROBE_KINDS + PARENT_PROBES + (CONTROL_TEST, CONTROL_TRAINED),
+                   steps=None,
                    stage: str | None = None) -> pd.DataFrame:
     """Tidy table over the run's checkpoints: step, probe, n, accuracy, bridge_found_strict,
-    bridge_found_lenient, bridge_found_when_wrong (lenient rule, wrong answers only).
+    bridge_found_lenient, bridge_found_when_wrong (strict rule, wrong answers only).
 
     Bridge columns are NaN for atomic probes. The strict stage (``attrs["strict_stage"]``)
-    is fixed for the whole run: by default the one ``strict_stage`` picks.
+    is fixed in advance for the whole run: by default ``strict_stage``'s middle stage.
     """
     ds = run.dataset
     stage = stage or strict_stage(run)
@@ -213,9 +250,10 @@ def _verdict(acc: float, yes: float, no: float) -> str:
     return "composes partly"
 
 
-def claim3_answer(grokked: pd.DataFrame, control: pd.DataFrame | None = None,
-                  yes: float = 0.5, no: float = 0.2, grokked_met: bool = True) -> str:
-    """Claim 3 in plain words, computed from ``transfer_table`` results (markdown)."""
+def claim3_answer(tables: dict, yes: float = 0.5, no: float = 0.2,
+                  grokked_met: bool = True) -> str:
+    """Claim 3 in plain words (markdown), computed from {role: ``transfer_table``} with the
+    roles of ``chapter_configs`` (the grokked start first; the others when present)."""
     def final(t, probe, col="accuracy"):
         last = t[(t.step == t.step.max()) & (t.probe == probe)]
         return float(last[col].iloc[0]) if len(last) else float("nan")
@@ -224,7 +262,7 @@ def claim3_answer(grokked: pd.DataFrame, control: pd.DataFrame | None = None,
         rows = t[(t.step == t.step.min()) & (t.probe == probe)]
         return float(rows[col].iloc[0]) if len(rows) else float("nan")
 
-    g = grokked
+    g = tables["grokked"]
     start = "grokked" if grokked_met else "final (not grokked: no checkpoint met the criterion)"
     study = {"new_hop1_replayed_hop2": "composes", "replayed_hop1_new_hop2": "does not compose",
              "new_new": "does not compose"}     # the non-replayed probes: not asked there
@@ -251,25 +289,38 @@ def claim3_answer(grokked: pd.DataFrame, control: pd.DataFrame | None = None,
         agree = ("a question the study did not ask" if probe not in study else
                  "as in the study" if v == study[probe] else f"the study: it {study[probe]}")
         lines.append(f"- With {what} it {v}: accuracy {acc:.2f} ({agree}).")
+    stage = g.attrs.get("strict_stage", "the middle stage")
     nb, nw = final(g, "new_new", "bridge_found_lenient"), final(g, "new_new",
                                                                 "bridge_found_when_wrong")
-    lines.append(f"- On new+new queries the bridge entity is found (lenient rule) in {nb:.0%} "
-                 f"of cases (strict: {final(g, 'new_new', 'bridge_found_strict'):.0%}), and "
-                 f"in {nw:.0%} of the queries answered wrong: "
-                 + ("the bridge is resolved even when the answer is wrong, as the study saw "
-                    "(97-99%)." if nw >= yes else
-                    "the bridge is mostly not resolved when the answer is wrong, unlike the "
-                    "study's 97-99%."))
+    lines.append(f"- On new+new queries the study's lenient rule finds the bridge entity in "
+                 f"{nb:.0%} of cases; the strict rule, at the stage fixed in advance "
+                 f"(`{stage}`), in {final(g, 'new_new', 'bridge_found_strict'):.0%}, and in "
+                 f"{nw:.0%} of the queries answered wrong: "
+                 + ("the bridge is resolved mid-model even when the answer is wrong, as the "
+                    "study read it (97-99%, lenient)." if nw >= yes else
+                    "when the answer is wrong, the bridge is mostly not resolved mid-model "
+                    "(the study's 97-99% is the lenient rate, which also counts the recall "
+                    "of the first fact at the last stage)."))
     lines.append(f"- Old knowledge: two-hop facts that were not replayed go from "
                  f"{first(g, 'old_inferred'):.2f} to {final(g, 'old_inferred'):.2f}; "
                  f"held-out ID queries from {first(g, 'test_inferred_iid'):.2f} to "
                  f"{final(g, 'test_inferred_iid'):.2f}.")
-    if control is not None:
-        c = control
-        lines.append(f"- The control (memorized, not yet grokked) reaches "
-                     f"{final(c, 'new_hop1_replayed_hop2'):.2f} on hop 1, "
-                     f"{final(c, 'replayed_hop1_new_hop2'):.2f} on hop 2 (replayed old "
-                     f"facts) and {final(c, 'new_new'):.2f} on new+new.")
+    for role, words in (("memorized", "The memorized start (memorized, not yet grokked)"),
+                        ("floor", "The floor model (atomic facts only, never a composition)")):
+        if role in tables:
+            c = tables[role]
+            lines.append(f"- {words} reaches {final(c, 'new_hop1_replayed_hop2'):.2f} on hop "
+                         f"1, {final(c, 'replayed_hop1_new_hop2'):.2f} on hop 2 (replayed "
+                         f"old facts) and {final(c, 'new_new'):.2f} on new+new.")
+    if "hop2_control" in tables:
+        c, base = final(tables["hop2_control"], CONTROL_TEST), final(g, CONTROL_TEST)
+        lines.append(f"- The positive control (hop 2 trained for half the new facts) composes "
+                     f"the other half's hop-2 queries at {c:.2f}, against {base:.2f} for the "
+                     f"grokked start on the same queries: "
+                     + ("hop-2 composition of new facts *can* be learned in this budget."
+                        if c > no and c > base else
+                        "even with supervision hop 2 was not learned in this budget, so a "
+                        "low hop 2 above says little."))
     return "\n".join(lines)
 
 
@@ -293,6 +344,7 @@ def transfer_curves_chart(long: pd.DataFrame):
     ).properties(width=180, height=130).facet(facet="probe:N", columns=3)
 
 
-__all__ = ["finetune_config", "chapter_finetune_settings", "pick_checkpoints",
+__all__ = ["finetune_config", "chapter_finetune_settings", "floor_config", "chapter_configs",
+           "ROLES", "pick_checkpoints",
            "describe_checkpoints", "bridge_top1", "strict_stage", "probe_lens", "transfer_table",
            "compare_with_study", "probe_summary", "retention", "claim3_answer", "curves", "transfer_curves_chart"]

@@ -19,6 +19,7 @@ from ..analysis import circuit, wang
 from ..analysis.definitions import json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
+from ..core.newknowledge import CONTROL_TEST
 from ..core.store import load_run, train, train_many
 from . import detect, paths, recipe, shortcuts, study, sweeps, transfer
 from .detect import FAKE, bridge_over_training, first_crossing
@@ -63,11 +64,17 @@ VERDICT_RULES = {
                         f"checkpoint: replicates if new-as-hop-1 reaches >= {HOP1_OK} while "
                         f"old+new-as-hop-2 and new+new stay <= {HOP2_LOW}; partly if "
                         f"new-as-hop-1's 95 % interval lies above both of theirs (a "
-                        f"significant asymmetry) without those thresholds; not measured if "
-                        f"the new atomic facts were not learned (best < {NEW_LEARNED}) or "
-                        f"new-as-hop-1 was still rising when fine-tuning ended (a gain of "
-                        f">= {detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%}); "
-                        f"otherwise does not replicate."),
+                        f"significant asymmetry) without those thresholds; otherwise does "
+                        f"not replicate. Not measured if the new atomic facts were not "
+                        f"learned (best < {NEW_LEARNED}), if new-as-hop-1 was still rising "
+                        f"when fine-tuning ended (a gain of >= {detect.RISING_BY:g} over its "
+                        f"last {detect.RISING_OVER:.0%}), or, for replicates and partly, if "
+                        f"a control fails: the floor model (phi 0, never saw a composition, "
+                        f"fine-tuned alike) must stay below the grokked start on "
+                        f"new-as-hop-1 (intervals apart), and the positive control (hop 2 "
+                        f"trained for half the new facts) must compose the other half above "
+                        f"{HOP2_LOW} with its interval above the grokked start's on the same "
+                        f"queries (else a low hop 2 may only mean a short run)."),
     "wait_cut": (f"Each shortcut (the subject's recipe with larger weight decay, a larger "
                  f"learning rate, a higher phi or Grokfast) is trained until held-out ID "
                  f">= {GROKKED_AT}. 'Replicates' here means yes: some shortcut groks within "
@@ -100,7 +107,7 @@ def book_configs(preset_name: str = "cpu") -> dict:
                for k, c in paths.claim1_configs(preset_name, arch).items()
                if k in first_controls],
         "05": list(detect.chapter_configs(preset_name).values()),
-        "06": [preset(preset_name)],
+        "06": [preset(preset_name), transfer.floor_config(preset(preset_name))],
         "07": list(shortcuts.shortcut_configs(preset_name).values()),
     }
 
@@ -119,11 +126,10 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     claim1_runs = paths.claim1_runs(preset_name, store=store, progress=progress)
     cuts = shortcuts.shortcut_runs(preset_name, store=store, progress=progress)
     picks = transfer.pick_checkpoints(default)
-    settings = transfer.chapter_finetune_settings(preset_name)
-    roles = list(picks.role)
-    finetunes = dict(zip(roles, train_many(
-        [transfer.finetune_config(default, step, **settings) for step in picks.step],
-        store=store, progress=progress)))
+    floor = train(transfer.floor_config(base), store=store, progress=progress)
+    configs = transfer.chapter_configs(default, floor, preset_name)
+    finetunes = dict(zip(configs, train_many(list(configs.values()), store=store,
+                                             progress=progress)))
 
     def ok_runs(table):
         return {row.run: load_run(row.run, store) for row in table.itertuples()
@@ -240,27 +246,70 @@ def verdict_fake(verdicts: pd.DataFrame) -> str:
 
 
 def transfer_summary(table: pd.DataFrame) -> dict:
-    """``transfer.probe_summary`` of the grokked checkpoint's fine-tuning run, "rising"
-    read below ``HOP1_OK`` (what claim 3's rule needs)."""
+    """``transfer.probe_summary`` of one fine-tuning run, "rising" read below ``HOP1_OK``
+    (what claim 3's rule needs)."""
     return transfer.probe_summary(table, rising_below=HOP1_OK)
 
 
-def verdict_transfer(summary: dict) -> str:
-    """``summary``: ``transfer_summary`` of the grokked checkpoint's fine-tuning run."""
-    atomic = summary.get("new_atomic")
+def transfer_verdict_why(starts: dict) -> tuple[str, str]:
+    """Claim 3's rule and its reason. ``starts``: {role: ``transfer_summary``} with "grokked"
+    (the claim), "floor" (negative control) and "hop2_control" (positive control)."""
+    g = starts.get("grokked") or {}
+    atomic = g.get("new_atomic")
     if atomic is None or atomic["best"] < NEW_LEARNED:
-        return NOT_MEASURED
-    probes = [summary.get(k) for k in STUDY_PROBES]
+        return NOT_MEASURED, "the new atomic facts were not learned"
+    probes = [g.get(k) for k in STUDY_PROBES]
     if any(p is None or not p["n"] for p in probes):   # a probe without queries: nothing read
-        return NOT_MEASURED
+        return NOT_MEASURED, "a probe of the study has no queries at this scale"
     h1, h2, nn = probes
     if h1["rising"]:                                    # cut off while composing more
-        return NOT_MEASURED
-    if h1["final"] >= HOP1_OK and h2["final"] <= HOP2_LOW and nn["final"] <= HOP2_LOW:
-        return REPLICATES
-    if h1["lo"] > max(h2["hi"], nn["hi"]):              # the asymmetry, beyond its intervals
-        return PARTLY
-    return NOT_REPLICATED
+        return NOT_MEASURED, "new-as-hop-1 was still rising when fine-tuning ended"
+    strong = h1["final"] >= HOP1_OK and h2["final"] <= HOP2_LOW and nn["final"] <= HOP2_LOW
+    if not strong and not h1["lo"] > max(h2["hi"], nn["hi"]):   # no asymmetry
+        return NOT_REPLICATED, "new-as-hop-1 is not above new-as-hop-2 and new+new"
+    floor = (starts.get("floor") or {}).get(STUDY_PROBES[0])
+    if floor is None or not h1["lo"] > floor["hi"]:
+        return NOT_MEASURED, ("the floor model (never saw a composition) composes "
+                              "new-as-hop-1 as well: the probe does not isolate the circuit"
+                              if floor else "no floor model")
+    ctrl = (starts.get("hop2_control") or {}).get(CONTROL_TEST)
+    base = g.get(CONTROL_TEST)
+    if ctrl is None or base is None or not ctrl["n"]:
+        return NOT_MEASURED, "no positive control for hop 2"
+    if not (ctrl["final"] > HOP2_LOW and ctrl["lo"] > base["hi"]):
+        return NOT_MEASURED, ("the positive control did not compose new facts as hop 2 "
+                              "either: a low hop 2 may only mean a short run")
+    return (REPLICATES if strong else PARTLY), "both controls pass"
+
+
+def verdict_transfer(starts: dict) -> str:
+    """Claim 3's verdict (``transfer_verdict_why`` without the reason)."""
+    return transfer_verdict_why(starts)[0]
+
+
+def transfer_this_book(starts: dict) -> tuple[str, str]:
+    """(verdict, one line of evidence) for claim 3 from {role: ``transfer_summary``}."""
+    g = starts.get("grokked") or {}
+    if not g:
+        return NOT_MEASURED, "no fine-tuning run"
+    v, why = transfer_verdict_why(starts)
+
+    def cell(s, k):
+        p = s[k]
+        return (f"{k} {p['final']:.2f} [{p['lo']:.2f}, {p['hi']:.2f}]"
+                + (" (still rising)" if p["rising"] else ""))
+    line = "grokked start: " + ", ".join(
+        cell(g, k) for k in ("new_atomic", *STUDY_PROBES, "new_hop1_old_hop2",
+                             "old_hop1_new_hop2") if k in g)
+    if "new_atomic" in g:
+        line += f" after {g['new_atomic']['steps']:,} fine-tuning steps"
+    floor, ctrl = starts.get("floor") or {}, starts.get("hop2_control") or {}
+    if STUDY_PROBES[0] in floor:
+        line += f"; floor: {cell(floor, STUDY_PROBES[0])}"
+    if CONTROL_TEST in ctrl and CONTROL_TEST in g:
+        line += (f"; positive control {cell(ctrl, CONTROL_TEST)} vs grokked start "
+                 f"{g[CONTROL_TEST]['final']:.2f} on the same queries")
+    return v, f"{line} ({why})"
 
 
 def verdict_wait_cut(table: pd.DataFrame) -> str:
@@ -319,14 +368,15 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
     out["claim2_fake_grokking"] = dict(verdicts=verdicts, hop2=hop2[["arch", "acc_end",
                                        "bridge_end", "verdict"]].to_dict("records"),
                                        runs=[r.id for r in book["fake"].values()])
-    if "grokked" in book["finetunes"]:
-        t = transfer.transfer_table(book["finetunes"]["grokked"])
-        when_wrong = t[t.probe == "new_new"]["bridge_found_when_wrong"].max()
-        out["claim3_transfer"] = {"probes": transfer_summary(t),
-                                  "new_new_bridge_when_wrong": when_wrong,
-                                  "runs": [book["finetunes"]["grokked"].id]}
-    else:
-        out["claim3_transfer"] = {"probes": {}, "runs": []}
+    tables = {role: transfer.transfer_table(run) for role, run in book["finetunes"].items()}
+    starts = {role: transfer_summary(t) for role, t in tables.items()}
+    g = tables.get("grokked")
+    out["claim3_transfer"] = {
+        "starts": starts, "strict_stage": g.attrs["strict_stage"] if g is not None else None,
+        "new_new_bridge_when_wrong_strict": (
+            float(g[g.probe == "new_new"]["bridge_found_when_wrong"].iloc[-1])
+            if g is not None and (g.probe == "new_new").any() else None),
+        "runs": [r.id for r in book["finetunes"].values()]}
     return out
 
 
@@ -371,14 +421,7 @@ def verdicts(numbers: dict) -> dict:
             f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),
         {k: v for k, v in f.items() if k != "verdicts"}, f["runs"])
     t = n["claim3_transfer"]
-    b = t["probes"]
-    put("claim3_transfer", verdict_transfer(b) if b else NOT_MEASURED,
-        ", ".join(f"{k} {b[k]['final']:.2f} [{b[k]['lo']:.2f}, {b[k]['hi']:.2f}]"
-                  + (" (still rising)" if b[k]["rising"] else "")
-                  for k in ("new_atomic", *STUDY_PROBES, "new_hop1_old_hop2",
-                            "old_hop1_new_hop2") if k in b)
-        + (f" after {b['new_atomic']['steps']:,} fine-tuning steps" if "new_atomic" in b else "")
-        or "no fine-tuning run", t, t["runs"])
+    put("claim3_transfer", *transfer_this_book(t["starts"]), t, t["runs"])
     w = n.get("wait_cut", dict(table=pd.DataFrame(), runs=[]))
     put("wait_cut", verdict_wait_cut(w["table"]),
         shortcuts.describe(w["table"]) if len(w["table"]) else "no shortcut run", w, w["runs"])

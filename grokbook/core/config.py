@@ -368,7 +368,7 @@ def validate(cfg: Config) -> None:
 
 
 # The transfer sets a fine-tuning run may name (``Config.finetune``; built by core.newknowledge)
-TRANSFER_SETS = ("new_knowledge",)
+TRANSFER_SETS = ("new_knowledge", "new_knowledge_hop2_control")
 
 
 # ---------------------------------------------------------------- transfer sets

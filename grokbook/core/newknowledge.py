@@ -16,6 +16,13 @@ transfer set here follows their recipe, scaled to the graph and seeded:
   + the 7,780 two-hop facts using them = 8,000).
 - **Fine-tuning set** = replay + new atomic facts. As in the study, no two-hop fact that
   involves a new fact is ever trained: composing them is the test.
+- **Positive control** (``finetune="new_knowledge_hop2_control"``): the same set, plus, for
+  a seeded half of the new facts, up to ``CONTROL_PER_FACT`` compositions in which the new
+  fact is hop 2 after a replayed old hop 1. The probe ``hop2_control_test`` (in every
+  transfer set, so runs compare on the same queries) holds those compositions for the
+  *other* half: if the control composes them, hop-2 composition of new facts can be learned
+  in the fine-tuning budget, and a low ``replayed_hop1_new_hop2`` elsewhere is not just a
+  short run.
 - **Probes**: ``new_atomic`` (were the new facts learned); as the study defines them,
   ``new_hop1_replayed_hop2`` (new fact as hop 1, a *replayed* old ID fact as hop 2) and
   ``replayed_hop1_new_hop2`` (a replayed old fact, then the new one); the same with old ID
@@ -36,13 +43,17 @@ import numpy as np
 
 from .config import transfer_sizes, validate_transfer
 from .data import Dataset, build_dataset
-from .tables import NEW, REPLAY, TPROBE, concat, n_rows, take
+from .tables import CONTROL, NEW, REPLAY, TPROBE, concat, n_rows, take
 from .tables import rng as keyed_rng
 from .tables import table as new_table
 
 PROBE_KINDS = ("new_atomic", "new_hop1_replayed_hop2", "replayed_hop1_new_hop2", "new_new",
                "new_hop1_old_hop2", "old_hop1_new_hop2", "old_inferred", "old_atomic")
 PARENT_PROBES = ("test_inferred_iid", "test_inferred_ood")
+HOP2_CONTROL = "new_knowledge_hop2_control"    # the positive control's transfer set
+CONTROL_TEST = "hop2_control_test"             # its test: the held-out half's hop-2 queries
+CONTROL_TRAINED = "hop2_control_trained"       # the compositions it trains (control only)
+CONTROL_PER_FACT = 2      # compositions trained per supervised new fact ("a few")
 
 
 @dataclass
@@ -101,6 +112,28 @@ def _replay(cfg, atomic, ood, trained_twohop, target: int):
     return take(atomic, chosen), take(trained_twohop, np.flatnonzero(used)), used
 
 
+def hop2_control_split(cfg, new: dict, hop2: dict):
+    """The positive control's halves of ``hop2`` (compositions old -> new fact): (rows trained
+    by the control: at most ``CONTROL_PER_FACT`` per new fact of a seeded half, rows tested:
+    every composition whose new fact is in the other half)."""
+    d = cfg.data
+    index = np.full((d.n_entities, d.n_relations), -1)
+    index[new["h"], new["r1"]] = np.arange(n_rows(new))
+    which = index[hop2["b"], hop2["r2"]]                 # the new fact each row ends with
+    rng = keyed_rng(cfg.seed, CONTROL)
+    supervised = np.zeros(n_rows(new), dtype=bool)
+    supervised[rng.permutation(n_rows(new))[: n_rows(new) // 2]] = True
+    order = rng.permutation(n_rows(hop2))                # which compositions are trained
+    seen = np.zeros(n_rows(new), dtype=np.int64)
+    trained = []
+    for i in order:
+        f = which[i]
+        if supervised[f] and seen[f] < CONTROL_PER_FACT:
+            seen[f] += 1
+            trained.append(i)
+    return np.sort(np.asarray(trained, dtype=np.int64)), np.flatnonzero(~supervised[which])
+
+
 def build_transfer(cfg) -> TransferDataset:
     """The transfer set of a fine-tuning config, from its parent's graph (``cfg.data``)."""
     validate_transfer(cfg)
@@ -133,13 +166,19 @@ def build_transfer(cfg) -> TransferDataset:
     # the parent's held-out probes keep their names (old_* replace its id_atomic and
     # train_inferred: they leave out what is replayed)
     full.update({name: parent.probes[name] for name in PARENT_PROBES})
-    probes = {name: sample(table) for name, table in full.items()}
+    trained_rows, test_rows = hop2_control_split(cfg, new, full["replayed_hop1_new_hop2"])
+    full[CONTROL_TEST] = take(full["replayed_hop1_new_hop2"], test_rows)
     replay = concat(rep_atomic, rep_twohop)
     train = concat(replay, new)
+    if cfg.finetune == HOP2_CONTROL:
+        full[CONTROL_TRAINED] = take(full["replayed_hop1_new_hop2"], trained_rows)
+        train = concat(train, full[CONTROL_TRAINED])
+    probes = {name: sample(table) for name, table in full.items()}
     counts = dict(parent.counts, finetune=cfg.finetune, **s,
                   replay_atomic=n_rows(rep_atomic), replay_inferred=n_rows(rep_twohop),
                   replay_total=n_rows(replay), train=n_rows(train),
-                  **{f"{k}_all": n_rows(full[k]) for k in PROBE_KINDS})
+                  **{f"{k}_all": n_rows(full[k]) for k in (*PROBE_KINDS, CONTROL_TEST)},
+                  control_trained=n_rows(full.get(CONTROL_TRAINED, {"h": []})))
     return TransferDataset(cfg.data, cfg.seed, concat(atomic, new),
                            np.concatenate([ood, np.zeros(n_rows(new), dtype=bool)]),
                            train, probes, counts, new=new, replay=replay)

@@ -16,6 +16,7 @@ processes from training the same run at once; the second waits and then reads it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -432,8 +433,9 @@ def _worker_main(job_path: str) -> int:
 
 def _init_weights(cfg: Config, store) -> dict | None:
     """Fine-tuning starts from the parent run's checkpoint ``<id>@<step>``; the parent must
-    be trained on its own graph, with this config's data and seed (the transfer set is
-    built from them)."""
+    be trained on its own graph, with this config's graph and seed (the transfer set is
+    built from them). Only ``data.phi`` may differ: the graph does not depend on it, so a
+    floor model trained on atomic facts alone (phi 0) can start the same transfer set."""
     if not cfg.parent:
         return None
     rid, _, step = cfg.parent.partition("@")
@@ -441,7 +443,8 @@ def _init_weights(cfg: Config, store) -> dict | None:
     if parent.config.finetune:
         raise ConfigError(f"parent: run {rid} is itself fine-tuned; a transfer set starts "
                           "from a run trained on its own graph")
-    if parent.config.data != cfg.data or parent.config.seed != cfg.seed:
+    if (dataclasses.replace(parent.config.data, phi=cfg.data.phi) != cfg.data
+            or parent.config.seed != cfg.seed):
         raise ConfigError(f"parent: run {rid} has other data or seed than this config; use "
                           "grokbook.chapters.transfer.finetune_config(parent_run, step)")
     return parent.load_model(int(step) if step else None).state_dict()

@@ -13,7 +13,7 @@ COLUMNS = ("h", "r1", "r2", "b", "t")
 # generator purposes: the graph and its splits (core.data), augmentation (core.regimes),
 # new knowledge (core.newknowledge)
 GRAPH, SPLIT, TEST, TRAIN, PROBE, AUG = range(6)
-NEW, REPLAY, TPROBE = 20, 21, 22
+NEW, REPLAY, TPROBE, CONTROL = 20, 21, 22, 23
 SHUFFLE = 30
 
 
