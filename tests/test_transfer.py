@@ -7,7 +7,8 @@ from grokbook.core.data import build_dataset
 from grokbook.chapters.transfer import (finetune_config, floor_config, pick_checkpoints,
                                         transfer_table)
 from grokbook.core.newknowledge import (CONTROL_PER_FACT, CONTROL_TEST, CONTROL_TRAINED,
-                                        HOP2_CONTROL, PROBE_KINDS, build_transfer, dataset_for)
+                                        CONTROL_UNSEEN, HOP2_CONTROL, PROBE_KINDS,
+                                        build_transfer, dataset_for)
 
 # a graph like the cpu preset's, with free (head, relation) pairs
 CPU_LIKE = {"data.n_entities": 150, "data.n_relations": 15, "data.out_degree": 10,
@@ -119,18 +120,24 @@ def test_finetuned_run_records_its_parent_and_reloads(store):
         finetune_config(parent, 7)              # not a stored checkpoint
 
 
-def test_positive_control_trains_hop2_for_half_the_new_facts_and_tests_the_other_half():
-    cfg = preset("cpu", finetune="new_knowledge", **CPU_LIKE)
+def test_positive_control_trains_hop2_for_half_the_new_facts_and_tests_the_rest():
+    cfg = preset("cpu", finetune="new_knowledge")
     main = build_transfer(cfg)
     ctrl = build_transfer(cfg.replace(finetune=HOP2_CONTROL))
     new = list(zip(main.new["h"].tolist(), main.new["r1"].tolist()))
 
     def ends(t):        # the new fact each composition ends with (its hop 2)
         return list(zip(t["b"].tolist(), t["r2"].tolist()))
-    trained, test = ends(ctrl.probes[CONTROL_TRAINED]), ends(ctrl.probes[CONTROL_TEST])
-    assert len(trained) >= 100 and len(test) >= 100
-    assert set(trained) <= set(new) and set(test) <= set(new)
-    assert not set(trained) & set(test)                  # tested on the other half only
+
+    def rows(t):
+        return set(zip(*(t[c].tolist() for c in ("h", "r1", "r2"))))
+    p = ctrl.probes
+    trained, test, unseen = ends(p[CONTROL_TRAINED]), ends(p[CONTROL_TEST]), ends(p[CONTROL_UNSEEN])
+    assert len(trained) >= 100 and len(test) >= 100 and len(unseen) >= 200
+    assert set(trained) | set(test) | set(unseen) <= set(new)
+    # the test asks other compositions of the facts trained as hop 2; "unseen" the other half
+    assert set(test) <= set(trained) and not set(unseen) & set(trained)
+    assert not rows(p[CONTROL_TEST]) & rows(p[CONTROL_TRAINED])
     assert max(trained.count(f) for f in set(trained)) <= CONTROL_PER_FACT
     # the control adds exactly those compositions to the training set; the main set trains
     # none, and both sets hold the same queries in every probe they share
@@ -139,8 +146,9 @@ def test_positive_control_trains_hop2_for_half_the_new_facts_and_tests_the_other
     for name, table in main.probes.items():
         assert all(np.array_equal(table[c], ctrl.probes[name][c]) for c in table), name
     two = ctrl.train["r2"] >= 0
-    train_ends = set(zip(ctrl.train["b"][two].tolist(), ctrl.train["r2"][two].tolist()))
-    assert set(trained) <= train_ends and not set(test) & train_ends
+    trained_rows = set(zip(*(ctrl.train[c][two].tolist() for c in ("h", "r1", "r2"))))
+    assert rows(p[CONTROL_TRAINED]) <= trained_rows
+    assert not (rows(p[CONTROL_TEST]) | rows(p[CONTROL_UNSEEN])) & trained_rows
 
 
 def test_floor_model_starts_the_parents_transfer_set(store):
@@ -159,3 +167,22 @@ def test_floor_model_starts_the_parents_transfer_set(store):
                             **{"data.phi": base.data.phi, "data.ood_ratio": 0.2})
     with pytest.raises(ConfigError, match="parent"):         # another graph may not
         train(other, progress=False)
+
+
+def test_strict_rule_is_read_only_where_it_sees_the_bridge_of_old_compositions():
+    import pandas as pd
+    from grokbook.chapters.transfer import claim3_answer, strict_rule_check
+
+    def table(start_rate):
+        rows = [dict(step=s, probe=p, n=600, accuracy=a, bridge_found_strict=b,
+                     bridge_found_lenient=0.9, bridge_found_when_wrong=b)
+                for s in (0, 100) for p, a, b in (("old_inferred", 1.0, start_rate),
+                                                   ("new_new", 0.01, 0.7),
+                                                   ("new_atomic", 1.0, np.nan))]
+        t = pd.DataFrame(rows)
+        t.attrs["strict_stage"] = "mid"
+        return t
+    blind, sees = strict_rule_check(table(0.0)), strict_rule_check(table(0.8))
+    assert not blind["readable"] and sees["readable"] and sees["stage"] == "mid"
+    assert "**not measured**" in claim3_answer({"grokked": table(0.0)})
+    assert "**not measured**" not in claim3_answer({"grokked": table(0.8)})

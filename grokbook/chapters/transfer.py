@@ -12,8 +12,8 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
 from ..analysis.circuit import middle_stage
 from ..analysis.lens import site_lens
 from ..core.config import ConfigError
-from ..core.newknowledge import (CONTROL_TEST, CONTROL_TRAINED, HOP2_CONTROL, PARENT_PROBES,
-                                 PROBE_KINDS)
+from ..core.newknowledge import (CONTROL_TEST, CONTROL_TRAINED, CONTROL_UNSEEN, HOP2_CONTROL,
+                                 PARENT_PROBES, PROBE_KINDS)
 from ..core.tables import n_rows
 from .study import TRANSFER_NUMBERS
 
@@ -84,7 +84,8 @@ def chapter_configs(parent_run, floor_run, preset: str) -> dict:
     """{role: fine-tuning Config} of the chapter, all on the same new facts and schedule:
     ``grokked`` and ``memorized`` (``pick_checkpoints``), ``floor`` (the last checkpoint of
     ``floor_run``, fine-tuned on the parent's transfer set) and ``hop2_control`` (the grokked
-    checkpoint on the positive control's set: hop 2 trained for half the new facts)."""
+    checkpoint on the positive control's set: one composition with the new fact as hop 2
+    trained for half the new facts)."""
     settings = chapter_finetune_settings(preset)
     picks = pick_checkpoints(parent_run).set_index("role")["step"]
     out = {role: finetune_config(parent_run, int(step), **settings)
@@ -173,8 +174,8 @@ def probe_lens(model, ds, name: str, stage: str) -> dict:
     return row
 
 
-def transfer_table(run, probes=PROBE_KINDS + PARENT_PROBES + (CONTROL_TEST, CONTROL_TRAINED),
-                   steps=None,
+def transfer_table(run, probes=PROBE_KINDS + PARENT_PROBES + (CONTROL_TEST, CONTROL_UNSEEN,
+                                                             CONTROL_TRAINED), steps=None,
                    stage: str | None = None) -> pd.DataFrame:
     """Tidy table over the run's checkpoints: step, probe, n, accuracy, bridge_found_strict,
     bridge_found_lenient, bridge_found_when_wrong (strict rule, wrong answers only).
@@ -192,6 +193,22 @@ def transfer_table(run, probes=PROBE_KINDS + PARENT_PROBES + (CONTROL_TEST, CONT
     df = pd.DataFrame(rows)
     df.attrs["strict_stage"] = stage
     return df
+
+
+# the strict rule is read only if, at its stage, it decodes the bridge for at least this
+# share of the old compositions at the start of fine-tuning (its positive check)
+BRIDGE_READABLE = 0.5
+
+
+def strict_rule_check(table: pd.DataFrame, probe: str = "old_inferred") -> dict:
+    """Can the strict rule see a bridge in this model at all? On the old two-hop facts at the
+    first checkpoint of a ``transfer_table`` (before any new fact): the stage, the strict
+    rate, the accuracy, and "readable" (rate >= ``BRIDGE_READABLE``)."""
+    rows = table[(table.step == table.step.min()) & (table.probe == probe)]
+    rate = float(rows["bridge_found_strict"].iloc[0]) if len(rows) else float("nan")
+    acc = float(rows["accuracy"].iloc[0]) if len(rows) else float("nan")
+    return {"stage": table.attrs.get("strict_stage"), "probe": probe, "rate": rate,
+            "accuracy": acc, "readable": bool(rate >= BRIDGE_READABLE)}
 
 
 # ---------------------------------------------------------------- the study beside ours
@@ -289,18 +306,28 @@ def claim3_answer(tables: dict, yes: float = 0.5, no: float = 0.2,
         agree = ("a question the study did not ask" if probe not in study else
                  "as in the study" if v == study[probe] else f"the study: it {study[probe]}")
         lines.append(f"- With {what} it {v}: accuracy {acc:.2f} ({agree}).")
-    stage = g.attrs.get("strict_stage", "the middle stage")
+    check = strict_rule_check(g)
     nb, nw = final(g, "new_new", "bridge_found_lenient"), final(g, "new_new",
                                                                 "bridge_found_when_wrong")
     lines.append(f"- On new+new queries the study's lenient rule finds the bridge entity in "
-                 f"{nb:.0%} of cases; the strict rule, at the stage fixed in advance "
-                 f"(`{stage}`), in {final(g, 'new_new', 'bridge_found_strict'):.0%}, and in "
-                 f"{nw:.0%} of the queries answered wrong: "
-                 + ("the bridge is resolved mid-model even when the answer is wrong, as the "
-                    "study read it (97-99%, lenient)." if nw >= yes else
-                    "when the answer is wrong, the bridge is mostly not resolved mid-model "
-                    "(the study's 97-99% is the lenient rate, which also counts the recall "
-                    "of the first fact at the last stage)."))
+                 f"{nb:.0%} of cases (any stage, any position).")
+    if not check["readable"]:
+        lines.append(f"- The strict rule (b top-1 at the r1 position at `{check['stage']}`, "
+                     f"fixed in advance) cannot see a bridge in this model: at the start of "
+                     f"fine-tuning it decodes b for {check['rate']:.0%} of the old "
+                     f"compositions, which the model answers at {check['accuracy']:.0%}. "
+                     f"So whether the bridge is resolved when the answer is wrong is **not "
+                     f"measured** here; the lenient rate above also counts the recall of "
+                     f"the first fact wherever it shows.")
+    else:
+        lines.append(f"- The strict rule (b top-1 at the r1 position at `{check['stage']}`, "
+                     f"fixed in advance; it decodes {check['rate']:.0%} of old compositions "
+                     f"at the start) finds the bridge in "
+                     f"{final(g, 'new_new', 'bridge_found_strict'):.0%} of new+new queries and "
+                     f"in {nw:.0%} of those answered wrong: "
+                     + ("the bridge is resolved even when the answer is wrong, as the study "
+                        "read it (97-99%, lenient)." if nw >= yes else
+                        "when the answer is wrong, the bridge is mostly not resolved."))
     lines.append(f"- Old knowledge: two-hop facts that were not replayed go from "
                  f"{first(g, 'old_inferred'):.2f} to {final(g, 'old_inferred'):.2f}; "
                  f"held-out ID queries from {first(g, 'test_inferred_iid'):.2f} to "
@@ -313,14 +340,18 @@ def claim3_answer(tables: dict, yes: float = 0.5, no: float = 0.2,
                          f"1, {final(c, 'replayed_hop1_new_hop2'):.2f} on hop 2 (replayed "
                          f"old facts) and {final(c, 'new_new'):.2f} on new+new.")
     if "hop2_control" in tables:
-        c, base = final(tables["hop2_control"], CONTROL_TEST), final(g, CONTROL_TEST)
-        lines.append(f"- The positive control (hop 2 trained for half the new facts) composes "
-                     f"the other half's hop-2 queries at {c:.2f}, against {base:.2f} for the "
-                     f"grokked start on the same queries: "
-                     + ("hop-2 composition of new facts *can* be learned in this budget."
-                        if c > no and c > base else
+        t = tables["hop2_control"]
+        c, base, unseen = final(t, CONTROL_TEST), final(g, CONTROL_TEST), final(t, CONTROL_UNSEEN)
+        lines.append(f"- The positive control (one composition with the new fact as hop 2 "
+                     f"trained, for half the new facts) composes the *other* compositions of "
+                     f"those facts at {c:.2f}, against {base:.2f} for the grokked start on the "
+                     f"same queries: "
+                     + ("hop-2 composition of new facts *can* be learned in this budget, once "
+                        "a fact has been a second hop in training." if c > no and c > base else
                         "even with supervision hop 2 was not learned in this budget, so a "
-                        "low hop 2 above says little."))
+                        "low hop 2 above says little.")
+                     + f" On the other half, never a second hop in training, it reaches "
+                       f"{unseen:.2f}.")
     return "\n".join(lines)
 
 
@@ -346,5 +377,5 @@ def transfer_curves_chart(long: pd.DataFrame):
 
 __all__ = ["finetune_config", "chapter_finetune_settings", "floor_config", "chapter_configs",
            "ROLES", "pick_checkpoints",
-           "describe_checkpoints", "bridge_top1", "strict_stage", "probe_lens", "transfer_table",
+           "describe_checkpoints", "bridge_top1", "strict_stage", "strict_rule_check", "probe_lens", "transfer_table",
            "compare_with_study", "probe_summary", "retention", "claim3_answer", "curves", "transfer_curves_chart"]

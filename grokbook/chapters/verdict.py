@@ -71,9 +71,10 @@ VERDICT_RULES = {
                         f"last {detect.RISING_OVER:.0%}), or, for replicates and partly, if "
                         f"a control fails: the floor model (phi 0, never saw a composition, "
                         f"fine-tuned alike) must stay below the grokked start on "
-                        f"new-as-hop-1 (intervals apart), and the positive control (hop 2 "
-                        f"trained for half the new facts) must compose the other half above "
-                        f"{HOP2_LOW} with its interval above the grokked start's on the same "
+                        f"new-as-hop-1 (intervals apart), and the positive control (one "
+                        f"composition with the new fact as hop 2 trained, for half the new "
+                        f"facts) must compose the other compositions of those facts above "
+                        f"{HOP2_LOW}, its interval above the grokked start's on the same "
                         f"queries (else a low hop 2 may only mean a short run)."),
     "wait_cut": (f"Each shortcut (the subject's recipe with larger weight decay, a larger "
                  f"learning rate, a higher phi or Grokfast) is trained until held-out ID "
@@ -371,11 +372,12 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
     tables = {role: transfer.transfer_table(run) for role, run in book["finetunes"].items()}
     starts = {role: transfer_summary(t) for role, t in tables.items()}
     g = tables.get("grokked")
+    check = transfer.strict_rule_check(g) if g is not None else None
+    when_wrong = (float(g[g.probe == "new_new"]["bridge_found_when_wrong"].iloc[-1])
+                  if check and check["readable"] and (g.probe == "new_new").any() else None)
     out["claim3_transfer"] = {
-        "starts": starts, "strict_stage": g.attrs["strict_stage"] if g is not None else None,
-        "new_new_bridge_when_wrong_strict": (
-            float(g[g.probe == "new_new"]["bridge_found_when_wrong"].iloc[-1])
-            if g is not None and (g.probe == "new_new").any() else None),
+        "starts": starts, "strict_rule_check": check,
+        "new_new_bridge_when_wrong_strict": when_wrong,   # None: not measured
         "runs": [r.id for r in book["finetunes"].values()]}
     return out
 

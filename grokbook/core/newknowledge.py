@@ -17,12 +17,14 @@ transfer set here follows their recipe, scaled to the graph and seeded:
 - **Fine-tuning set** = replay + new atomic facts. As in the study, no two-hop fact that
   involves a new fact is ever trained: composing them is the test.
 - **Positive control** (``finetune="new_knowledge_hop2_control"``): the same set, plus, for
-  a seeded half of the new facts, up to ``CONTROL_PER_FACT`` compositions in which the new
-  fact is hop 2 after a replayed old hop 1. The probe ``hop2_control_test`` (in every
-  transfer set, so runs compare on the same queries) holds those compositions for the
-  *other* half: if the control composes them, hop-2 composition of new facts can be learned
-  in the fine-tuning budget, and a low ``replayed_hop1_new_hop2`` elsewhere is not just a
-  short run.
+  a seeded half of the new facts, ``CONTROL_PER_FACT`` composition(s) per fact in which the
+  new fact is hop 2 after a replayed old hop 1. Its test ``hop2_control_test`` holds the
+  *other* compositions of those same facts (each fact has been hop 2 in training, these
+  queries have not): if the control composes them, hop-2 composition of new facts can be
+  learned in the fine-tuning budget, and a low ``replayed_hop1_new_hop2`` elsewhere is not
+  just a short run. ``hop2_control_unseen`` holds the compositions of the other half, never
+  hop 2 in training (Wang et al.'s OOD situation). Both probes are in every transfer set,
+  so every run is measured on the same queries.
 - **Probes**: ``new_atomic`` (were the new facts learned); as the study defines them,
   ``new_hop1_replayed_hop2`` (new fact as hop 1, a *replayed* old ID fact as hop 2) and
   ``replayed_hop1_new_hop2`` (a replayed old fact, then the new one); the same with old ID
@@ -51,9 +53,10 @@ PROBE_KINDS = ("new_atomic", "new_hop1_replayed_hop2", "replayed_hop1_new_hop2",
                "new_hop1_old_hop2", "old_hop1_new_hop2", "old_inferred", "old_atomic")
 PARENT_PROBES = ("test_inferred_iid", "test_inferred_ood")
 HOP2_CONTROL = "new_knowledge_hop2_control"    # the positive control's transfer set
-CONTROL_TEST = "hop2_control_test"             # its test: the held-out half's hop-2 queries
+CONTROL_TEST = "hop2_control_test"       # its test: other compositions of the supervised facts
+CONTROL_UNSEEN = "hop2_control_unseen"   # compositions of the other half (never hop 2 in training)
 CONTROL_TRAINED = "hop2_control_trained"       # the compositions it trains (control only)
-CONTROL_PER_FACT = 2      # compositions trained per supervised new fact ("a few")
+CONTROL_PER_FACT = 1      # compositions trained per supervised new fact
 
 
 @dataclass
@@ -113,9 +116,9 @@ def _replay(cfg, atomic, ood, trained_twohop, target: int):
 
 
 def hop2_control_split(cfg, new: dict, hop2: dict):
-    """The positive control's halves of ``hop2`` (compositions old -> new fact): (rows trained
-    by the control: at most ``CONTROL_PER_FACT`` per new fact of a seeded half, rows tested:
-    every composition whose new fact is in the other half)."""
+    """The positive control's rows of ``hop2`` (compositions old -> new fact): (trained:
+    ``CONTROL_PER_FACT`` per new fact of a seeded half, in a seeded order; test: the other
+    rows of those facts; unseen: every row whose new fact is in the other half)."""
     d = cfg.data
     index = np.full((d.n_entities, d.n_relations), -1)
     index[new["h"], new["r1"]] = np.arange(n_rows(new))
@@ -123,15 +126,15 @@ def hop2_control_split(cfg, new: dict, hop2: dict):
     rng = keyed_rng(cfg.seed, CONTROL)
     supervised = np.zeros(n_rows(new), dtype=bool)
     supervised[rng.permutation(n_rows(new))[: n_rows(new) // 2]] = True
-    order = rng.permutation(n_rows(hop2))                # which compositions are trained
     seen = np.zeros(n_rows(new), dtype=np.int64)
-    trained = []
-    for i in order:
+    trained = np.zeros(n_rows(hop2), dtype=bool)
+    for i in rng.permutation(n_rows(hop2)):              # which compositions are trained
         f = which[i]
         if supervised[f] and seen[f] < CONTROL_PER_FACT:
             seen[f] += 1
-            trained.append(i)
-    return np.sort(np.asarray(trained, dtype=np.int64)), np.flatnonzero(~supervised[which])
+            trained[i] = True
+    return (np.flatnonzero(trained), np.flatnonzero(supervised[which] & ~trained),
+            np.flatnonzero(~supervised[which]))
 
 
 def build_transfer(cfg) -> TransferDataset:
@@ -166,8 +169,10 @@ def build_transfer(cfg) -> TransferDataset:
     # the parent's held-out probes keep their names (old_* replace its id_atomic and
     # train_inferred: they leave out what is replayed)
     full.update({name: parent.probes[name] for name in PARENT_PROBES})
-    trained_rows, test_rows = hop2_control_split(cfg, new, full["replayed_hop1_new_hop2"])
+    trained_rows, test_rows, unseen_rows = hop2_control_split(
+        cfg, new, full["replayed_hop1_new_hop2"])
     full[CONTROL_TEST] = take(full["replayed_hop1_new_hop2"], test_rows)
+    full[CONTROL_UNSEEN] = take(full["replayed_hop1_new_hop2"], unseen_rows)
     replay = concat(rep_atomic, rep_twohop)
     train = concat(replay, new)
     if cfg.finetune == HOP2_CONTROL:
@@ -177,7 +182,8 @@ def build_transfer(cfg) -> TransferDataset:
     counts = dict(parent.counts, finetune=cfg.finetune, **s,
                   replay_atomic=n_rows(rep_atomic), replay_inferred=n_rows(rep_twohop),
                   replay_total=n_rows(replay), train=n_rows(train),
-                  **{f"{k}_all": n_rows(full[k]) for k in (*PROBE_KINDS, CONTROL_TEST)},
+                  **{f"{k}_all": n_rows(full[k]) for k in (*PROBE_KINDS, CONTROL_TEST,
+                                                                CONTROL_UNSEEN)},
                   control_trained=n_rows(full.get(CONTROL_TRAINED, {"h": []})))
     return TransferDataset(cfg.data, cfg.seed, concat(atomic, new),
                            np.concatenate([ood, np.zeros(n_rows(new), dtype=bool)]),
