@@ -186,3 +186,24 @@ def test_strict_rule_is_read_only_where_it_sees_the_bridge_of_old_compositions()
     assert not blind["readable"] and sees["readable"] and sees["stage"] == "mid"
     assert "**not measured**" in claim3_answer({"grokked": table(0.0)})
     assert "**not measured**" not in claim3_answer({"grokked": table(0.8)})
+
+
+def test_chapter_configs_fine_tune_every_start_on_one_transfer_set(store, monkeypatch):
+    from grokbook.chapters import transfer
+    parent = train(small(), progress=False)
+    floor = train(floor_config(small()), progress=False)
+    dense = train(small("dense"), progress=False)
+    configs = transfer.chapter_configs(parent, floor, "test", dense)
+    assert {"grokked", "floor", "hop2_control"} <= set(configs)
+    assert "dense_grokked" not in configs          # the short dense run never grokked
+    assert "never reached" in transfer.describe_beside(dense)
+    digests = {r: dataset_for(c.replace(finetune="new_knowledge")).digest()
+               for r, c in configs.items()}
+    assert len(set(digests.values())) == 1             # the same new facts for every start
+    assert configs["floor"].parent.startswith(floor.id)
+    assert configs["hop2_control"].finetune == HOP2_CONTROL
+    # a dense run with a grokked checkpoint is fine-tuned beside the subject, from it
+    monkeypatch.setattr(transfer, "grokked_checkpoint", lambda run: run.checkpoints[-1])
+    configs = transfer.chapter_configs(parent, floor, "test", dense)
+    assert configs["dense_grokked"].parent == f"{dense.id}@{dense.checkpoints[-1]}"
+    assert configs["dense_grokked"].model == dense.config.model

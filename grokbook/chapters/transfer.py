@@ -66,7 +66,7 @@ def chapter_finetune_settings(preset: str) -> dict:
 # subject's steps (at cpu 2,000: its 1,000 atomic facts are memorized long before)
 FLOOR_SHARE = 0.2
 # the chapter's starting points, in the order of its tables
-ROLES = ("grokked", "memorized", "floor", "hop2_control")
+ROLES = ("grokked", "memorized", "floor", "hop2_control", "dense_grokked")
 
 
 def floor_config(parent_cfg):
@@ -80,12 +80,13 @@ def floor_config(parent_cfg):
                                  "train.checkpoint_every": min(t.checkpoint_every, n)})
 
 
-def chapter_configs(parent_run, floor_run, preset: str) -> dict:
+def chapter_configs(parent_run, floor_run, preset: str, dense_run=None) -> dict:
     """{role: fine-tuning Config} of the chapter, all on the same new facts and schedule:
     ``grokked`` and ``memorized`` (``pick_checkpoints``), ``floor`` (the last checkpoint of
-    ``floor_run``, fine-tuned on the parent's transfer set) and ``hop2_control`` (the grokked
+    ``floor_run``, fine-tuned on the parent's transfer set), ``hop2_control`` (the grokked
     checkpoint on the positive control's set: one composition with the new fact as hop 2
-    trained for half the new facts)."""
+    trained for half the new facts) and, when ``dense_run`` (the dense transformer on the
+    same graph and recipe) has a grokked checkpoint, ``dense_grokked``."""
     settings = chapter_finetune_settings(preset)
     picks = pick_checkpoints(parent_run).set_index("role")["step"]
     out = {role: finetune_config(parent_run, int(step), **settings)
@@ -94,7 +95,26 @@ def chapter_configs(parent_run, floor_run, preset: str) -> dict:
                                    **{"data.phi": parent_run.config.data.phi})
     out["hop2_control"] = finetune_config(parent_run, int(picks["grokked"]),
                                           finetune=HOP2_CONTROL, **settings)
+    step = grokked_checkpoint(dense_run) if dense_run is not None else None
+    if step is not None:
+        out["dense_grokked"] = finetune_config(dense_run, step, **settings)
     return {r: out[r] for r in ROLES if r in out}
+
+
+def describe_beside(dense_run) -> str:
+    """Plain words: whether the dense transformer beside the subject has a grokked
+    checkpoint to fine-tune (``chapter_configs``' ``dense_grokked``)."""
+    held = checkpoint_accuracy(dense_run)[GROKKED_SPLIT]
+    step = grokked_checkpoint(dense_run)
+    head = (f"The dense transformer beside the subject (same graph and recipe, "
+            f"{dense_run.steps:,} steps)")
+    if step is None:
+        return (f"{head} never reached held-out ID {GROKKED_AT} (best {held.max():.2f}, at "
+                f"step {int(held.idxmax()):,}): it has no grokked checkpoint to fine-tune, so "
+                f"it does not appear below.")
+    return (f"{head} grokked (held-out ID {held.loc[step]:.2f} at step {step:,}); that "
+            f"checkpoint is fine-tuned alike (`dense_grokked`), as context: the verdict "
+            f"reads the subject.")
 
 
 # ---------------------------------------------------------------- which checkpoints
@@ -377,5 +397,5 @@ def transfer_curves_chart(long: pd.DataFrame):
 
 __all__ = ["finetune_config", "chapter_finetune_settings", "floor_config", "chapter_configs",
            "ROLES", "pick_checkpoints",
-           "describe_checkpoints", "bridge_top1", "strict_stage", "strict_rule_check", "probe_lens", "transfer_table",
+           "describe_checkpoints", "describe_beside", "bridge_top1", "strict_stage", "strict_rule_check", "probe_lens", "transfer_table",
            "compare_with_study", "probe_summary", "retention", "claim3_answer", "curves", "transfer_curves_chart"]

@@ -108,7 +108,8 @@ def book_configs(preset_name: str = "cpu") -> dict:
                for k, c in paths.claim1_configs(preset_name, arch).items()
                if k in first_controls],
         "05": list(detect.chapter_configs(preset_name).values()),
-        "06": [preset(preset_name), transfer.floor_config(preset(preset_name))],
+        "06": [preset(preset_name), transfer.floor_config(preset(preset_name)),
+               preset(preset_name, "dense")],
         "07": list(shortcuts.shortcut_configs(preset_name).values()),
     }
 
@@ -128,7 +129,8 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     cuts = shortcuts.shortcut_runs(preset_name, store=store, progress=progress)
     picks = transfer.pick_checkpoints(default)
     floor = train(transfer.floor_config(base), store=store, progress=progress)
-    configs = transfer.chapter_configs(default, floor, preset_name)
+    dense = train(preset(preset_name, "dense"), store=store, progress=progress)
+    configs = transfer.chapter_configs(default, floor, preset_name, dense)
     finetunes = dict(zip(configs, train_many(list(configs.values()), store=store,
                                              progress=progress)))
 
