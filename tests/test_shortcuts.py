@@ -72,3 +72,45 @@ def test_recipe_minutes_count_a_stacked_members_own_speed():
     t = minutes_table({"stacked": run, "alone": alone}).set_index("candidate")
     assert t.loc["stacked", "steps_per_second"] == t.loc["alone", "steps_per_second"] == 30.0
     assert t.loc["stacked", "minutes_per_run"] == round(14_000 / 30 / 60, 1)
+
+
+def test_shortcut_fine_tunes_differ_from_the_natural_one_only_in_their_start(store, monkeypatch):
+    from conftest import small
+    from grokbook import train
+    from grokbook.core.newknowledge import dataset_for
+    natural = train(small(), progress=False)
+    fast = train(small(**{"train.grokfast_lamb": 2.0, "train.weight_decay": 0.5,
+                          "data.phi": 3.0, "train.stop_at": 0.9}), progress=False)
+    monkeypatch.setattr(S, "grokked_checkpoint", lambda run: run.checkpoints[-1])
+    configs = S.transfer_configs({S.NATURAL: natural, "fast": fast}, "test")
+    a, b = configs[S.NATURAL], configs["fast"]
+    assert a.parent.startswith(natural.id) and b.parent.startswith(fast.id)
+    assert a.replace(parent=b.parent) == b          # same data, recipe and schedule
+    assert b.train.stop_at == 0 and b.train.grokfast_lamb == natural.config.train.grokfast_lamb
+    assert dataset_for(a).digest() == dataset_for(b).digest()
+    runs = dict(zip(configs, [train(c, progress=False) for c in configs.values()]))
+    rows = S.transfer_rows(runs)
+    assert list(rows["shortcut"]) == [S.NATURAL, "fast"]
+    assert rows.loc[0, "transfer_vs_natural"] == "-"
+    assert rows.loc[1, "transfer_vs_natural"] in (S.SAME_TRANSFER, S.DIFFERENT_TRANSFER,
+                                                  "not measured")
+    assert (rows["hop1_lo"] <= rows["hop1"]).all() and (rows["hop1"] <= rows["hop1_hi"]).all()
+
+
+def test_transfer_comparison_reads_the_intervals(monkeypatch):
+    from grokbook.analysis.definitions import wilson
+
+    def summary(new, hop1, hop2, n=600):
+        return {"new_atomic": {"best": new},
+                **{p: {"final": a, "lo": wilson(a, n)[0], "hi": wilson(a, n)[1]}
+                   for p, a in zip(S.TRANSFER_PROBES, (hop1, hop2))}}
+    fake = {"nat": summary(1.0, 0.24, 0.01), "same": summary(1.0, 0.26, 0.02),
+            "moved": summary(1.0, 0.45, 0.01), "unlearned": summary(0.5, 0.45, 0.01)}
+
+    class R:
+        def __init__(self, rid):
+            self.id = rid
+    monkeypatch.setattr(S.transfer, "transfer_table", lambda run, probes: run.id)
+    monkeypatch.setattr(S.transfer, "probe_summary", lambda rid: fake[rid])
+    rows = S.transfer_rows({k: R(k) for k in fake}).set_index("shortcut")["transfer_vs_natural"]
+    assert list(rows) == ["-", S.SAME_TRANSFER, S.DIFFERENT_TRANSFER, "not measured"]

@@ -173,6 +173,11 @@ def test_wait_cut_rule_reaches_every_class():
     assert v.verdict_wait_cut(_cuts(steps=(9000, 4000, None))) == v.NOT_REPLICATED  # 0.44x
     assert v.verdict_wait_cut(_cuts(steps=(None, 2500, 3000))) == v.NOT_MEASURED  # no base
     assert v.verdict_wait_cut(_cuts(steps=(9000,), paths=("-",))) == v.NOT_MEASURED
+    # a fast shortcut on the same path whose new facts transfer differently: partly
+    moved = _cuts().assign(transfer_vs_natural=["-", "different", "-"])
+    assert v.verdict_wait_cut(moved) == v.PARTLY
+    assert v.verdict_wait_cut(moved.assign(transfer_vs_natural=["-", "no difference", "-"])) \
+        == v.REPLICATES
     words = v.verdicts(_numbers())["wait_cut"]["this_book"]
     assert "wd: step 2,500" in words and "lr: did not grok" in words
 

@@ -7,7 +7,8 @@ slow-gradient amplifier (Lee et al. 2024, arXiv 2405.20233; ``train.grokfast_lam
 trained until held-out ID accuracy reaches ``GROKKED_AT`` (``train.stop_at``). The table
 gives steps and FLOPs to that point beside the natural run's (the subject run of chapter
 2), and each grokked shortcut is compared with the naturally grokked model by claim 1's
-path metric, seed scale and controls (``paths.claim1_evidence(..., others=...)``).
+path metric, seed scale and controls (``paths.claim1_evidence(..., others=...)``), and by
+claim 3's transfer probes after the same fine-tuning as chapter 6's (``transfer_configs``).
 """
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ import math
 
 import pandas as pd
 
-from ..analysis.definitions import (GROKKED_AT, grokked_step, heldout_at,
+from ..analysis.definitions import (GROKKED_AT, grokked_checkpoint, grokked_step, heldout_at,
                                     memorized_step)
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
 from ..core.data import build_dataset
 from ..core.store import train_many
-from . import paths
+from . import paths, transfer
 
 CUT_GOAL = 1 / 3   # issue's bar: a shortcut that needs at most this fraction of the steps
 
@@ -99,6 +100,67 @@ def shortcut_verdicts(table: pd.DataFrame, ev: dict) -> pd.DataFrame:
     return out
 
 
+# ---------------------------------------------------------------- transfer of new facts
+SAME_TRANSFER, DIFFERENT_TRANSFER = "no difference", "different"
+TRANSFER_PROBES = ("new_hop1_replayed_hop2", "replayed_hop1_new_hop2")   # hop 1, hop 2
+
+
+def transfer_configs(runs: dict, preset_name: str) -> dict:
+    """{label: fine-tuning Config} for every run of ``runs`` that grokked (the natural one
+    first): fine-tuned from its grokked checkpoint on the natural run's transfer set with
+    chapter 6's settings and the natural recipe (its phi and weight decay, no Grokfast, no
+    early stop), so only the starting weights differ. The natural one is chapter 6's
+    grokked start."""
+    base = runs[NATURAL].config
+    same = {"data.phi": base.data.phi, "train.weight_decay": base.train.weight_decay,
+            "train.grokfast_alpha": base.train.grokfast_alpha,
+            "train.grokfast_lamb": base.train.grokfast_lamb, "train.stop_at": base.train.stop_at,
+            **transfer.chapter_finetune_settings(preset_name)}
+    out = {}
+    for label, run in runs.items():
+        step = grokked_checkpoint(run)
+        if step is not None:
+            out[label] = transfer.finetune_config(run, step, **same)
+    return out
+
+
+def transfer_rows(finetunes: dict) -> pd.DataFrame:
+    """Per fine-tuned run (the natural one first): new facts learned, then new-as-hop-1 and
+    new-as-hop-2 (the study's probes) at the end with 95 % intervals, and
+    ``transfer_vs_natural``: "different" if either probe's interval lies apart from the
+    natural run's, "no difference" if both overlap, "not measured" if the new facts were
+    not learned (best < ``transfer.NEW_LEARNED``)."""
+    rows, nat = [], None
+    for label, run in finetunes.items():
+        s = transfer.probe_summary(transfer.transfer_table(run, probes=(
+            "new_atomic", *TRANSFER_PROBES)))
+        row = {"shortcut": label, "finetune_run": run.id}
+        for key, probe in zip(("hop1", "hop2"), TRANSFER_PROBES):
+            row.update({key: s[probe]["final"], f"{key}_lo": s[probe]["lo"],
+                        f"{key}_hi": s[probe]["hi"]})
+        learned = s["new_atomic"]["best"] >= transfer.NEW_LEARNED
+        if nat is None:
+            nat, row["transfer_vs_natural"] = row, "-"
+        elif not learned:
+            row["transfer_vs_natural"] = "not measured"
+        else:
+            apart = any(row[f"{k}_lo"] > nat[f"{k}_hi"] or row[f"{k}_hi"] < nat[f"{k}_lo"]
+                        for k in ("hop1", "hop2"))
+            row["transfer_vs_natural"] = DIFFERENT_TRANSFER if apart else SAME_TRANSFER
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def with_transfer(table: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``shortcut_verdicts``' table with ``transfer_rows``' columns ("-" where a run did not
+    grok, so it was not fine-tuned)."""
+    if not len(rows):
+        return table.assign(transfer_vs_natural="-")
+    out = table.merge(rows, on="shortcut", how="left")
+    out["transfer_vs_natural"] = out["transfer_vs_natural"].fillna("-")
+    return out
+
+
 def _ratio(x) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}x"
 
@@ -118,7 +180,12 @@ def describe(table: pd.DataFrame) -> str:
         parts.append(f"{r.shortcut}: step {int(r.grokked_step):,} "
                      f"({_ratio(r.steps_vs_natural)} the natural steps, "
                      f"{_ratio(r.flops_vs_natural)} its FLOPs); path vs the naturally "
-                     f"grokked model: {r.path_vs_natural}.")
+                     f"grokked model: {r.path_vs_natural}"
+                     + (f"; transfer of new facts after fine-tuning: hop 1 {r.hop1:.2f}, "
+                        f"hop 2 {r.hop2:.2f} ({r.transfer_vs_natural} from the natural "
+                        f"run's {nat['hop1']:.2f} / {nat['hop2']:.2f})"
+                        if "hop1" in table and pd.notna(getattr(r, "hop1", None))
+                        and pd.notna(nat.get("hop1")) else "") + ".")
         if r.steps_vs_natural <= CUT_GOAL:
             cut.append(r.shortcut)
     parts.append(f"Shortcuts that cut the wait to at most {CUT_GOAL:.2f} of the natural "

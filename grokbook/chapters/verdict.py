@@ -29,7 +29,7 @@ from .detect import FAKE, bridge_over_training, first_crossing
 OOD_LOW, OOD_SOME = 0.1, 0.3              # final OOD accuracy: "near 0" and "partly"
 FAKE_ACC, FAKE_BRIDGE = detect.ACC_AT, detect.BRIDGE_AT   # chapter 5's detector
 CONTROL_OOD = OOD_AT                      # the both-full positive control must reach this
-NEW_LEARNED, HOP1_OK, HOP2_LOW = 0.9, 0.5, 0.2   # chapter 6
+NEW_LEARNED, (HOP1_OK, HOP2_LOW) = transfer.NEW_LEARNED, (0.5, 0.2)   # chapter 6
 # claim 3's probes as the study defines them: the old hop is a replayed fact
 STUDY_PROBES = ("new_hop1_replayed_hop2", "replayed_hop1_new_hop2", "new_new")
 
@@ -78,13 +78,15 @@ VERDICT_RULES = {
                         f"queries (else a low hop 2 may only mean a short run)."),
     "wait_cut": (f"Each shortcut (the subject's recipe with larger weight decay, a larger "
                  f"learning rate, a higher phi or Grokfast) is trained until held-out ID "
-                 f">= {GROKKED_AT}. 'Replicates' here means yes: some shortcut groks within "
-                 f"{shortcuts.CUT_GOAL:.2f} of the natural run's steps and claim 1's path rule "
-                 f"calls it the same as the naturally grokked model; partly if one is that "
-                 f"fast but the rule calls its path different; does not replicate if none "
-                 f"is that fast; not measured if the natural run did not grok within its "
-                 f"budget, no shortcut was trained, or the path rule could not decide for "
-                 f"the fast ones (e.g. claim 1 had no grokked seed control)."),
+                 f">= {GROKKED_AT}; each grokked model is then fine-tuned on chapter 6's new "
+                 f"facts exactly as the natural one. 'Replicates' here means yes: some "
+                 f"shortcut groks within {shortcuts.CUT_GOAL:.2f} of the natural run's steps, "
+                 f"claim 1's path rule calls it the same as the naturally grokked model and "
+                 f"its new-as-hop-1 and new-as-hop-2 intervals overlap the natural run's; "
+                 f"partly if one is that fast but its path or its transfer differs; does not "
+                 f"replicate if none is that fast; not measured if the natural run did not "
+                 f"grok within its budget, no shortcut was trained, or the path rule could "
+                 f"not decide for the fast ones (e.g. claim 1 had no grokked seed control)."),
 }
 
 
@@ -127,6 +129,9 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     fake = detect.train_chapter(preset_name, store=store, progress=progress)
     claim1_runs = paths.claim1_runs(preset_name, store=store, progress=progress)
     cuts = shortcuts.shortcut_runs(preset_name, store=store, progress=progress)
+    cut_configs = shortcuts.transfer_configs(cuts, preset_name)
+    cut_finetunes = dict(zip(cut_configs, train_many(list(cut_configs.values()), store=store,
+                                                     progress=progress)))
     picks = transfer.pick_checkpoints(default)
     floor = train(transfer.floor_config(base), store=store, progress=progress)
     dense = train(preset(preset_name, "dense"), store=store, progress=progress)
@@ -141,7 +146,8 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     return {"preset": preset_name, "default": default, "phi_table": phi_table,
             "size_table": size_table, "phi_runs": ok_runs(phi_table),
             "size_runs": ok_runs(size_table), "fake": fake, "picks": picks,
-            "finetunes": finetunes, "claim1_runs": claim1_runs, "shortcuts": cuts}
+            "finetunes": finetunes, "claim1_runs": claim1_runs, "shortcuts": cuts,
+            "shortcut_finetunes": cut_finetunes}
 
 
 # ---------------------------------------------------------------- the ledger
@@ -324,9 +330,13 @@ def verdict_wait_cut(table: pd.DataFrame) -> str:
                 & (fast["steps_vs_natural"].astype(float) <= shortcuts.CUT_GOAL)]
     if not len(fast):
         return NOT_REPLICATED
-    if (fast["path_vs_natural"] == circuit.SAME).any():
+    moved = (fast["transfer_vs_natural"] == shortcuts.DIFFERENT_TRANSFER
+             if "transfer_vs_natural" in fast else pd.Series(False, index=fast.index))
+    if ((fast["path_vs_natural"] == circuit.SAME) & ~moved).any():
         return REPLICATES
-    return PARTLY if (fast["path_vs_natural"] == circuit.DIFFERENT).any() else NOT_MEASURED
+    if ((fast["path_vs_natural"] == circuit.DIFFERENT) | moved).any():
+        return PARTLY
+    return NOT_MEASURED
 
 
 def _ok(table: pd.DataFrame) -> pd.DataFrame:
@@ -364,8 +374,11 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
     out["claim1_same_path"] = c = paths.claim1_evidence(book["claim1_runs"],
                                                          others=shortcuts.others(cuts))
     table = shortcuts.shortcut_table(cuts) if cuts else pd.DataFrame()
-    out["wait_cut"] = dict(table=shortcuts.shortcut_verdicts(table, c) if cuts else table,
-                           runs=[r.id for r in cuts.values()])
+    fts = book.get("shortcut_finetunes", {})
+    out["wait_cut"] = dict(
+        table=shortcuts.with_transfer(shortcuts.shortcut_verdicts(table, c),
+                                      shortcuts.transfer_rows(fts)) if cuts else table,
+        runs=[r.id for r in [*cuts.values(), *fts.values()]])
     _, verdicts = detect.chapter_tables(book["fake"], max_queries=max_queries)
     hop2 = verdicts[(verdicts.regime == "hop2_only") & (verdicts.rule == "strict")]
     out["claim2_fake_grokking"] = dict(verdicts=verdicts, hop2=hop2[["arch", "acc_end",
