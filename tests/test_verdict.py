@@ -200,3 +200,15 @@ def test_scorecard_follows_the_numbers():
     short = v.scorecard(_numbers(wang_grokking=dict(grokked=None)))
     assert short.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_MEASURED
     assert "never" in short.set_index("claim").loc["wang_grokking", "this book"]
+
+
+def test_what_the_wait_bought_for_new_facts_is_read_from_the_starts():
+    starts = _starts({"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.24,
+                      "replayed_hop1_new_hop2": 0.01, "new_new": 0.01})
+    starts["memorized"] = _transfer({"new_hop1_replayed_hop2": 0.11,
+                                     "replayed_hop1_new_hop2": 0.015})
+    starts["floor"] = _transfer({"new_hop1_replayed_hop2": 0.02, "replayed_hop1_new_hop2": 0.0})
+    words = v.transfer_bought(starts)
+    assert "hop 1 at 0.24 [" in words and "the memorized start 0.11" in words
+    assert "the floor start 0.02" in words and "hop 2 at 0.01" in words
+    assert v.transfer_bought({"grokked": starts["grokked"]}) == ""     # nothing beside it

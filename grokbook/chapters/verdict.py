@@ -467,8 +467,27 @@ def scorecard_chart(card: pd.DataFrame):
         width=360, height=28 * len(card))
 
 
-def describe(card: pd.DataFrame, costs: pd.DataFrame) -> str:
-    """A plain-words answer built only from the computed scorecard and ledger."""
+def transfer_bought(starts: dict) -> str:
+    """What the wait bought for new knowledge, in words, from claim 3's {role: summary}:
+    new-as-hop-1 and new-as-hop-2 of the grokked start beside the memorized start (before
+    the wait) and the floor model (never a composition); "" without those runs."""
+    h1, h2 = STUDY_PROBES[:2]
+    have = [r for r in ("grokked", "memorized", "floor")
+            if h1 in (starts.get(r) or {}) and h2 in starts[r]]
+    if "grokked" not in have or len(have) < 2:
+        return ""
+    g = starts["grokked"]
+
+    def others(probe):
+        return "; ".join(f"the {r} start {starts[r][probe]['final']:.2f}" for r in have[1:])
+    return (f"After the same fine-tuning on new facts, the grokked model composes a new fact "
+            f"as hop 1 at {g[h1]['final']:.2f} [{g[h1]['lo']:.2f}, {g[h1]['hi']:.2f}] "
+            f"({others(h1)}) and as hop 2 at {g[h2]['final']:.2f} ({others(h2)}).")
+
+
+def describe(card: pd.DataFrame, costs: pd.DataFrame, numbers: dict | None = None) -> str:
+    """A plain-words answer built only from the computed scorecard and ledger (and, when
+    given, ``claim_numbers``' transfer evidence: what the wait bought for new facts)."""
     v = card.set_index("claim")["verdict"]
     d = costs[costs.chapter == "2 training"].iloc[0]
     parts = []
@@ -487,6 +506,9 @@ def describe(card: pd.DataFrame, costs: pd.DataFrame) -> str:
                  f"(claim 3): {v['claim3_transfer']}. Whether a common acceleration cuts the "
                  f"wait to a third and reaches the same path (asked by this book): "
                  f"{v['wait_cut']}.")
+    bought = transfer_bought((numbers or {}).get("claim3_transfer", {}).get("starts", {}))
+    if bought:
+        parts.append(bought)
     return " ".join(parts)
 
 
