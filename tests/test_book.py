@@ -193,3 +193,17 @@ def test_claims_json_gives_every_verdict_from_the_books_store(book):
         assert isinstance(v["evidence"], dict) and v["this_book"], key
     assert out["wang_grokking"]["evidence"]["memorized"] is None or \
         isinstance(out["wang_grokking"]["evidence"]["memorized"], int)
+    # claim 3 per starting point and probe kind: final, best, interval, steps, rising
+    starts = out["claim3_transfer"]["evidence"]["starts"]
+    assert {"grokked", "floor", "hop2_control"} <= set(starts)
+    assert {"final", "best", "lo", "hi", "n", "steps", "rising"} <= set(
+        starts["grokked"]["new_hop1_replayed_hop2"])
+    assert "hop2_control_test" in starts["hop2_control"]
+
+
+def test_cost_ledger_has_a_row_per_shortcut(book):
+    from grokbook.chapters import shortcuts, verdict
+    costs = verdict.ledger(verdict.collect("test", store=book["store"]))
+    rows = costs[costs.chapter == "7 shortcut"]
+    assert set(rows["shortcut"]) == set(shortcuts.shortcut_configs("test")) - {shortcuts.NATURAL}
+    assert (rows["steps_run"] > 0).all()

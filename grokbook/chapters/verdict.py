@@ -195,6 +195,9 @@ def ledger(book: dict) -> pd.DataFrame:
             rows.append(run_costs(run, "3 graph size"))
     for (regime, arch), run in book["fake"].items():
         rows.append(run_costs(run, "5 regimes", circuit_probe="test_inferred_ood"))
+    for label, run in book.get("shortcuts", {}).items():
+        if run.id != book["default"].id:                 # the natural run is chapter 2's
+            rows.append(run_costs(run, "7 shortcut", shortcut=label))
     return pd.DataFrame(rows)
 
 
