@@ -6,7 +6,7 @@ from grokbook import ConfigError, load_run, preset, train
 from grokbook.core.data import build_dataset
 from grokbook.chapters.transfer import (finetune_config, floor_config, pick_checkpoints,
                                         transfer_table)
-from grokbook.core.newknowledge import (CONTROL_PER_FACT, CONTROL_TEST, CONTROL_TRAINED,
+from grokbook.core.newknowledge import (CONTROL_TEST, CONTROL_TRAINED,
                                         CONTROL_UNSEEN, HOP2_CONTROL, PROBE_KINDS,
                                         build_transfer, dataset_for)
 
@@ -88,6 +88,7 @@ def test_transfer_set_is_seeded():
     ({"finetune": "nonsense"}, "finetune"),
     ({"transfer.chain_fraction": 1.5}, "transfer.chain_fraction"),
     ({"transfer.new_facts": 100000}, "transfer.new_facts"),
+    ({"transfer.control_per_fact": 0}, "transfer.control_per_fact"),
 ])
 def test_bad_transfer_config_names_the_field(overrides, field):
     base = {"finetune": "new_knowledge"}
@@ -138,7 +139,13 @@ def test_positive_control_trains_hop2_for_half_the_new_facts_and_tests_the_rest(
     # the test asks other compositions of the facts trained as hop 2; "unseen" the other half
     assert set(test) <= set(trained) and not set(unseen) & set(trained)
     assert not rows(p[CONTROL_TEST]) & rows(p[CONTROL_TRAINED])
-    assert max(trained.count(f) for f in set(trained)) <= CONTROL_PER_FACT
+    assert max(trained.count(f) for f in set(trained)) == cfg.transfer.control_per_fact == 1
+    # a few compositions per fact: more trained, fewer left to test; a field of the run id
+    three = build_transfer(cfg.replace(finetune=HOP2_CONTROL, **{"transfer.control_per_fact": 3}))
+    assert three.counts["control_trained"] > ctrl.counts["control_trained"]
+    assert three.counts["hop2_control_test_all"] < ctrl.counts["hop2_control_test_all"]
+    c1 = cfg.replace(finetune=HOP2_CONTROL, parent="0" * 12 + "@0")
+    assert c1.hash() != c1.replace(**{"transfer.control_per_fact": 3}).hash()
     # the control adds exactly those compositions to the training set; the main set trains
     # none, and both sets hold the same queries in every probe they share
     assert ctrl.counts["train"] == main.counts["train"] + len(trained)

@@ -83,12 +83,14 @@ class TransferConfig:
     chain_fraction: float = 1.0   # share of the new facts built as chains a -> b -> t (study: all)
     replay: int = 0               # old items replayed (atomic + their two-hop); 0: 4 x new_facts
     probe_cap: int = 0            # at most this many queries per probe; 0: data.probe_cap
+    control_per_fact: int = 1     # hop-2 positive control: compositions trained per new fact
 
 
 # Fields added after runs were stored: left out of the run id while at their default, so
 # every earlier run keeps its id.
 _LATER_FIELDS = (("data", "shuffle_inferred"), ("train", "init_seed"),
-                 ("train", "grokfast_alpha"), ("train", "grokfast_lamb"))
+                 ("train", "grokfast_alpha"), ("train", "grokfast_lamb"),
+                 ("transfer", "control_per_fact"))
 
 
 @dataclass
@@ -110,7 +112,7 @@ class Config:
         if not self.finetune:  # only fine-tuning reads it: other runs keep their ids
             d.pop("transfer")
         for section, name in _LATER_FIELDS:  # added later: at their default, ids are kept
-            if d[section][name] == getattr(type(getattr(self, section))(), name):
+            if section in d and d[section][name] == getattr(type(getattr(self, section))(), name):
                 d[section].pop(name)
         if self.data.regime != "natural":  # the injection rule builds these runs' data
             d["data"]["injection_rule"] = INJECTION_RULE
@@ -363,6 +365,8 @@ def validate(cfg: Config) -> None:
         v = getattr(tr, name)
         _check(0 <= v <= MAX_TWO_HOP, f"transfer.{name}", v,
                "0 (scaled to the graph) or a positive count")
+    _check(1 <= tr.control_per_fact <= 100, "transfer.control_per_fact", tr.control_per_fact,
+           "1 to 100")
     if cfg.finetune:
         validate_transfer(cfg)
 

@@ -17,7 +17,8 @@ transfer set here follows their recipe, scaled to the graph and seeded:
 - **Fine-tuning set** = replay + new atomic facts. As in the study, no two-hop fact that
   involves a new fact is ever trained: composing them is the test.
 - **Positive control** (``finetune="new_knowledge_hop2_control"``): the same set, plus, for
-  a seeded half of the new facts, ``CONTROL_PER_FACT`` composition(s) per fact in which the
+  a seeded half of the new facts, ``transfer.control_per_fact`` composition(s) per fact (1
+  by default) in which the
   new fact is hop 2 after a replayed old hop 1. Its test ``hop2_control_test`` holds the
   *other* compositions of those same facts (each fact has been hop 2 in training, these
   queries have not): if the control composes them, hop-2 composition of new facts can be
@@ -56,7 +57,6 @@ HOP2_CONTROL = "new_knowledge_hop2_control"    # the positive control's transfer
 CONTROL_TEST = "hop2_control_test"       # its test: other compositions of the supervised facts
 CONTROL_UNSEEN = "hop2_control_unseen"   # compositions of the other half (never hop 2 in training)
 CONTROL_TRAINED = "hop2_control_trained"       # the compositions it trains (control only)
-CONTROL_PER_FACT = 1      # compositions trained per supervised new fact
 
 
 @dataclass
@@ -117,7 +117,7 @@ def _replay(cfg, atomic, ood, trained_twohop, target: int):
 
 def hop2_control_split(cfg, new: dict, hop2: dict):
     """The positive control's rows of ``hop2`` (compositions old -> new fact): (trained:
-    ``CONTROL_PER_FACT`` per new fact of a seeded half, in a seeded order; test: the other
+    ``transfer.control_per_fact`` per new fact of a seeded half, in a seeded order; test: the other
     rows of those facts; unseen: every row whose new fact is in the other half)."""
     d = cfg.data
     index = np.full((d.n_entities, d.n_relations), -1)
@@ -130,7 +130,7 @@ def hop2_control_split(cfg, new: dict, hop2: dict):
     trained = np.zeros(n_rows(hop2), dtype=bool)
     for i in rng.permutation(n_rows(hop2)):              # which compositions are trained
         f = which[i]
-        if supervised[f] and seen[f] < CONTROL_PER_FACT:
+        if supervised[f] and seen[f] < cfg.transfer.control_per_fact:
             seen[f] += 1
             trained[i] = True
     return (np.flatnonzero(trained), np.flatnonzero(supervised[which] & ~trained),
