@@ -41,7 +41,7 @@ def test_all_four_classes_and_thresholds_are_arguments():
     assert classify(a, b, bridge_threshold=0.5) == CIRCUIT_WITH_ACCURACY
     assert classify(a, b, acc_threshold=0.99, bridge_threshold=0.5) == CIRCUIT_ONLY
     assert classify(a, b, acc_threshold=0.99) == NEITHER
-    assert len(set(CLASSES)) == 5
+    assert len(set(CLASSES)) == 6
     assert still_rising(pd.Series([0.0, 0.1, 0.2, 0.3]), 0.9)          # +0.1 in the last quarter
     assert not still_rising(pd.Series([0.0, 0.3, 0.3, 0.31]), 0.9)     # flat
     assert not still_rising(pd.Series([0.0, 0.5, 0.8, 0.95]), 0.9)     # reached it
@@ -91,6 +91,24 @@ def test_bridge_over_training_on_a_tiny_run(store):
     assert verdicts["target_lenient_end"].notna().all()
     assert "target_lenient" not in set(bridge_over_training(run, rule="strict",
                                                             max_queries=50)["rule"])
+    # the strict stage is fixed in advance (the middle one), with its positive check
+    from grokbook.analysis.circuit import middle_stage
+    assert set(t["stage"]) == {middle_stage(run.load_model().stage_names)}
+    rate, answered = t.attrs["strict_check"]
+    assert answered >= 0 and (rate != rate or 0 <= rate <= 1)
+    assert {"strict_check", "strict_check_n"} <= set(verdicts.columns)
+
+
+def test_a_blind_strict_rule_gives_no_verdict():
+    from grokbook.chapters.detect import STRICT_BLIND
+    steps = [0, 100, 200]
+    acc = pd.DataFrame({"test_inferred_ood": [0.0, 0.95, 0.95]}, index=steps)
+    bridge = pd.DataFrame([dict(step=s, rule=r, rate=0.0) for s in steps
+                           for r in ("strict", "lenient")])
+    seen = detect(acc, bridge).set_index("rule")["verdict"]
+    blind = detect(acc, bridge, strict_readable=False).set_index("rule")["verdict"]
+    assert seen["strict"] == FAKE and blind["strict"] == STRICT_BLIND
+    assert blind["lenient"] == seen["lenient"] == FAKE
 
 
 def test_lenient_target_rate_counts_a_query_once_at_any_site():

@@ -5,7 +5,7 @@ import pandas as pd
 from grokbook.core.newknowledge import CONTROL_TEST
 from grokbook.chapters import verdict as v
 from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, FAKE, NEITHER,
-                                      STILL_RISING)
+                                      STILL_RISING, STRICT_BLIND)
 
 
 def _sweep(key, steps):
@@ -101,6 +101,9 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_fake(table) == v.NOT_REPLICATED
     table.loc[1, "verdict"] = STILL_RISING       # hop-2-only strict cut off while rising
     assert v.verdict_fake(table) == v.NOT_MEASURED
+    table.loc[1, "verdict"] = STRICT_BLIND       # ... or read by a rule that cannot see b
+    assert v.verdict_fake(table) == v.NOT_MEASURED
+    table.loc[1, "verdict"] = STILL_RISING
     table.loc[0, "verdict"] = FAKE               # fake elsewhere does not settle hop-2-only
     assert v.verdict_fake(table) == v.NOT_MEASURED
     table.loc[1, "verdict"] = FAKE

@@ -8,7 +8,8 @@ stays low, the path exists without the accuracy. This module measures both curve
 run's checkpoints and classifies the run:
 
 - ``bridge_over_training(run)``: per checkpoint, the bridge-found rate on a probe set
-  under the strict rule (b top-1 at the r1 position at one fixed stage) and the lenient
+  under the strict rule (b top-1 at the r1 position at one stage fixed in advance, the
+  middle one, with a positive check: ``strict_check``) and the lenient
   one of the study (b top-1 at any stage and any position), plus a *control*: the lenient
   rule applied to a wrong bridge (another query's b), i.e. how often the lenient rule
   "finds" an entity that plays no role in the query.
@@ -25,9 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..analysis.definitions import GROKKED_AT, HALFWAY_AT, wilson
-from ..analysis.lens import (bridge_found, bridge_rates, lenient_rate, logit_lens, site_lens,
-                             strict_stage_of)
+from ..analysis.circuit import middle_stage
+from ..analysis.definitions import GROKKED_AT, HALFWAY_AT, R1_POSITION, wilson
+from ..analysis.lens import bridge_found, bridge_rates, lenient_rate, logit_lens, site_lens
 from ..core.config import ARCH_NAMES, preset
 from ..core.progress import plan
 from ..core.regimes import REGIMES
@@ -39,7 +40,11 @@ FAKE = "accuracy without circuit"          # the study's "fake grokking"
 CIRCUIT_ONLY = "circuit without accuracy"
 NEITHER = "neither"
 STILL_RISING = "not measured (still rising)"
-CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER, STILL_RISING)
+STRICT_BLIND = "not measured (strict rule blind)"
+CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER, STILL_RISING, STRICT_BLIND)
+# the strict rule is read only if, at its stage, it decodes b for at least this share of
+# the trained two-hop facts the run's last checkpoint answers (its positive check)
+STRICT_READABLE = 0.5
 RISING_BY = 0.05        # a curve below its threshold that gained this much over the last
 RISING_OVER = 0.25      # quarter of the run was cut off while rising: no class yet
 BRIDGE_RULES = ("strict", "lenient")
@@ -89,9 +94,22 @@ def _two_hop_probe(ds, probe: str, max_queries: int | None):
     return {k: v[keep] for k, v in q.items()}
 
 
-def _strict_stage(model, ds, queries) -> str:
-    stages, _, lens = site_lens(model, ds, queries, targets=("b",))
-    return strict_stage_of(stages, lens["b"][0])
+def _strict_stage(model) -> str:
+    """The strict rule's stage, fixed in advance: the middle of the model's stages."""
+    return middle_stage(model.stage_names)
+
+
+@torch.no_grad()
+def strict_check(model, ds, stage: str, probe: str = "train_inferred",
+                 max_queries: int | None = 500) -> tuple[float, int]:
+    """The strict rule's positive check: among the trained two-hop facts ``model`` answers,
+    the share where b is top-1 at the r1 position at ``stage``, and how many it answers.
+    A rule that cannot see the bridge there cannot say a run lacks it."""
+    q = _two_hop_probe(ds, probe, max_queries)
+    stages, correct, lens = site_lens(model, ds, q, targets=("b",))
+    seen = lens["b"][0][stages.index(stage), :, R1_POSITION] == 1
+    n = int(correct.sum())
+    return (float(seen[correct].mean()) if n else math.nan), n
 
 
 @torch.no_grad()
@@ -100,19 +118,21 @@ def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "bot
                          control: bool = True, seed: int = 0) -> pd.DataFrame:
     """Tidy table: step, rule, rate, n, stage (the strict rule's stage), per checkpoint.
 
-    ``rule``: ``strict``, ``lenient``, or ``both``. The strict rule reads one fixed stage
-    for the whole run: ``stage``, or by default the stage where b is top-1 at the r1
-    position most often at the last checkpoint. With ``control``, a ``lenient_control``
-    row gives the lenient rule's rate for a wrong bridge (the b of another query, drawn
-    with ``seed``): what the lenient rule "finds" by chance.
+    ``rule``: ``strict``, ``lenient``, or ``both``. The strict rule reads one stage for the
+    whole run, fixed in advance: ``stage``, or by default the model's middle stage (never
+    picked by looking at these queries). With ``control``, a ``lenient_control`` row gives
+    the lenient rule's rate for a wrong bridge (the b of another query, drawn with
+    ``seed``): what the lenient rule "finds" by chance. ``attrs["strict_check"]``: the
+    strict rule's positive check at the last checkpoint (``strict_check``: rate, answered).
     """
     if rule not in ("strict", "lenient", "both"):
         raise ValueError(f"rule: {rule!r} is not allowed; allowed: strict, lenient, both")
     ds = run.dataset
     q = _two_hop_probe(ds, probe, max_queries)
     steps = list(run.checkpoints if steps is None else steps)
-    if stage is None:
-        stage = _strict_stage(run.load_model(run.checkpoints[-1]), ds, q)
+    last = run.load_model(run.checkpoints[-1])
+    stage = stage or _strict_stage(last)
+    check = strict_check(last, ds, stage, max_queries=max_queries)
     wrong = dict(q, b=np.random.default_rng(seed).permutation(q["b"]))
     rows = []
     for step in steps:
@@ -129,7 +149,9 @@ def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "bot
             c = bridge_rates(logit_lens(model, ds, wrong, targets=("b",)), stage)
             rows.append(dict(step=step, rule="lenient_control", rate=c["lenient"], n=c["n"],
                              stage=stage))
-    return pd.DataFrame(rows, columns=["step", "rule", "rate", "n", "stage"])
+    out = pd.DataFrame(rows, columns=["step", "rule", "rate", "n", "stage"])
+    out.attrs["strict_check"] = check
+    return out
 
 
 # ---------------------------------------------------------------- crossings and verdicts
@@ -183,12 +205,14 @@ def crossing_steps(accuracy: pd.Series, bridge: pd.Series, thresholds=(HALFWAY_A
 
 def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_inferred_ood",
            acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT, thresholds=(HALFWAY_AT, GROKKED_AT),
-           tail: int = 1) -> pd.DataFrame:
+           tail: int = 1, strict_readable: bool = True) -> pd.DataFrame:
     """The detector: one row per bridge rule with crossings, end values and the verdict.
 
     ``accuracy`` is ``run.accuracy()`` (index step, one column per probe); ``bridge`` is
     ``bridge_over_training``'s table (step, rule, rate). Accuracy is taken at the
-    checkpoint steps only, so both curves are read at the same steps.
+    checkpoint steps only, so both curves are read at the same steps. With
+    ``strict_readable`` False (the strict rule failed its positive check) the strict
+    rule's verdict is ``STRICT_BLIND``: its low bridge rate says nothing.
     """
     acc = accuracy[acc_probe]
     rows = []
@@ -200,7 +224,8 @@ def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_
                          acc_end=round(_end(a, tail), 4), bridge_end=round(_end(b, tail), 4),
                          target_lenient_end=round(_end(t, tail), 4) if len(t) else math.nan,
                          acc_peak=round(float(a.max()), 4),
-                         verdict=classify(a, b, acc_threshold, bridge_threshold, tail)))
+                         verdict=STRICT_BLIND if rule == "strict" and not strict_readable
+                         else classify(a, b, acc_threshold, bridge_threshold, tail)))
     return pd.DataFrame(rows)
 
 
@@ -233,10 +258,15 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
         curves.append(bridge.assign(regime=regime, arch=arch, curve=bridge["rule"].map(names))
                       .rename(columns={"rate": "value"})[["regime", "arch", "step", "curve",
                                                           "value"]])
-        d = detect(acc, bridge, probe, acc_threshold, bridge_threshold)
+        rate, answered = bridge.attrs.get("strict_check", (math.nan, 0))
+        readable = bool(rate >= STRICT_READABLE)
+        d = detect(acc, bridge, probe, acc_threshold, bridge_threshold,
+                   strict_readable=readable)
         d.insert(0, "arch", arch)
         d.insert(0, "regime", regime)
         d["strict_stage"] = bridge["stage"].iloc[0] if len(bridge) else None
+        d["strict_check"] = round(rate, 4) if rate == rate else rate
+        d["strict_check_n"] = answered
         c = bridge[bridge["rule"] == "lenient_control"]["rate"]
         d["control_end"] = round(float(c.iloc[-1]), 4) if len(c) else math.nan
         n = len(run.dataset.probes[probe]["h"])      # exact match is read on the whole probe
@@ -281,7 +311,7 @@ def where_lenient_finds(run, probe: str = "test_inferred_ood", step: int | None 
     q = _two_hop_probe(ds, probe, max_queries)
     model = run.load_model(step)
     lens = logit_lens(model, ds, q, targets=("b",))
-    stage = _strict_stage(run.load_model(run.checkpoints[-1]), ds, q)
+    stage = _strict_stage(model)
     f = bridge_found(lens, stage)
     extra = set(f.loc[f["lenient"] & ~f["strict"], "query"])
     hits = lens[(lens["rank"] == 1) & lens["query"].isin(extra)]
@@ -326,7 +356,7 @@ def verdict_grid_chart(verdicts: pd.DataFrame, rule: str = "strict"):
     cells = base.mark_rect().encode(
         color=alt.Color("verdict:N", scale=alt.Scale(
             domain=list(CLASSES), range=["#2ca02c", "#d62728", "#1f77b4", "#dddddd",
-                                         "#fdd49e"])),
+                                         "#fdd49e", "#c7c7c7"])),
         tooltip=["regime", "arch", "verdict", "acc_end", "bridge_end"])
     text = base.mark_text(fontSize=10).encode(
         text=alt.Text("label:N")).transform_calculate(
@@ -353,7 +383,10 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
     lines = [f"Thresholds: OOD accuracy ≥ {acc_threshold:g} and bridge found ≥ "
              f"{bridge_threshold:g} at the last checkpoint; {n} runs. A run whose curve was "
              f"still rising below its threshold at the end (a gain of ≥ {RISING_BY:g} over "
-             f"the last {RISING_OVER:.0%} of the run) is *{STILL_RISING}*: too short to say."
+             f"the last {RISING_OVER:.0%} of the run) is *{STILL_RISING}*: too short to say. "
+             f"The strict rule reads the middle stage, fixed in advance; where it decodes b "
+             f"for fewer than {STRICT_READABLE:.0%} of the trained two-hop facts the run "
+             f"answers (column strict_check), its verdict is *{STRICT_BLIND}*."
              + lines_n]
     for rule in BRIDGE_RULES:
         fake = runs_of(rule, FAKE)

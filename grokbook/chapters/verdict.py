@@ -56,9 +56,13 @@ VERDICT_RULES = {
                              "(accuracy without circuit); partly if such a run exists in "
                              "another regime; otherwise does not replicate; not measured "
                              f"unless a both-full run (the positive control) ends with OOD "
-                             f"accuracy >= {CONTROL_OOD}, or if a hop-2-only run was still "
+                             f"accuracy >= {CONTROL_OOD}, if a hop-2-only run was still "
                              f"rising below a threshold when it ended (a gain of >= "
-                             f"{detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%})."),
+                             f"{detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%}), "
+                             f"or if the strict rule (b at the r1 position at the middle "
+                             f"stage, fixed in advance) decodes b for fewer than "
+                             f"{detect.STRICT_READABLE:.0%} of a hop-2-only run's trained "
+                             f"two-hop facts it answers (it cannot see the bridge there)."),
     "claim3_transfer": (f"On the study's probes (the old hop is a fact replayed in "
                         f"fine-tuning), read at the end of fine-tuning the grokked "
                         f"checkpoint: replicates if new-as-hop-1 reaches >= {HOP1_OK} while "
@@ -252,8 +256,8 @@ def verdict_fake(verdicts: pd.DataFrame) -> str:
     if (fake["regime"] == "hop2_only").any():
         return REPLICATES
     hop2 = strict[strict["regime"] == "hop2_only"]
-    if (hop2["verdict"] == detect.STILL_RISING).any():   # cut off before it could show
-        return NOT_MEASURED
+    if hop2["verdict"].isin((detect.STILL_RISING, detect.STRICT_BLIND)).any():
+        return NOT_MEASURED          # cut off before it could show, or the rule cannot see
     return PARTLY if len(fake) else NOT_REPLICATED
 
 
