@@ -55,6 +55,7 @@ BAD = {
     "transfer.chain_fraction": [INF, NAN, -0.1, 1.5, "x"],
     "transfer.replay": [INF, -1, "x", 10**9],
     "transfer.probe_cap": [INF, -1, "x", 10**9],
+    "transfer.control_per_fact": [INF, 0, -1, "x", 10**9],
     "seed": [INF, -1, "x", 2**40],
     "parent": [7],
     "finetune": ["nope", 3],
