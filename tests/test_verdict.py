@@ -215,3 +215,9 @@ def test_what_the_wait_bought_for_new_facts_is_read_from_the_starts():
     assert "hop 1 at 0.24 [" in words and "the memorized start 0.11" in words
     assert "the floor start 0.02" in words and "hop 2 at 0.01" in words
     assert v.transfer_bought({"grokked": starts["grokked"]}) == ""     # nothing beside it
+
+
+def test_claim2_line_says_when_the_strict_rule_was_blind():
+    n = _numbers(claim2_fake_grokking=dict(
+        hop2=[dict(arch="trm", acc_end=0.06, bridge_end=0.09, verdict=STRICT_BLIND)]))
+    assert "trm 0.06/0.09 (strict rule blind)" in v.verdicts(n)["claim2_fake_grokking"]["this_book"]

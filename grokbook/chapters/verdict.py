@@ -442,7 +442,9 @@ def verdicts(numbers: dict) -> dict:
     f = n["claim2_fake_grokking"]
     put("claim2_fake_grokking", verdict_fake(f["verdicts"]),
         "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
-            f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}" for r in f["hop2"]),
+            f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}"
+            + (" (strict rule blind)" if r["verdict"] == detect.STRICT_BLIND else "")
+            for r in f["hop2"]),
         {k: v for k, v in f.items() if k != "verdicts"}, f["runs"])
     t = n["claim3_transfer"]
     put("claim3_transfer", *transfer_this_book(t["starts"]), t, t["runs"])
