@@ -94,7 +94,7 @@ def test_bridge_over_training_on_a_tiny_run(store):
     # the strict stage is fixed in advance (the middle one), with its positive check
     from grokbook.analysis.circuit import middle_stage
     assert set(t["stage"]) == {middle_stage(run.load_model().stage_names)}
-    rate, answered = t.attrs["strict_check"]
+    rate, answered = t.attrs["strict_check"]["rate"], t.attrs["strict_check"]["answered"]
     assert answered >= 0 and (rate != rate or 0 <= rate <= 1)
     assert {"strict_check", "strict_check_n"} <= set(verdicts.columns)
 

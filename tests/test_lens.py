@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from conftest import small
 from grokbook import build_dataset, train
 from grokbook.analysis.lens import (bridge_first_layer, bridge_found, bridge_profile, bridge_rates,
-                           lens_chart, lens_summary, logit_lens)
+                           lens_chart, lens_summary, logit_lens, strict_check)
 from grokbook.analysis.patching import tail_table
 
 
@@ -60,6 +60,16 @@ def test_lens_finds_a_planted_bridge_and_answer():
     assert row.mrr == 1.0 and row.top1 == 1.0 and row.n == n
     assert list(bridge_profile(lens)["stage"]) == ["embed", "mid", "out"]
     lens_chart(s).to_dict()
+
+
+def test_strict_check_sees_a_planted_bridge_only_at_its_stage():
+    cfg = small("dense")
+    ds = build_dataset(cfg.data, cfg.seed)
+    q = ds.probes["train_inferred"]
+    at_mid = strict_check(Planted(ds), ds, q, "mid")       # the planted model answers all
+    assert at_mid["rate"] == 1.0 and at_mid["readable"] and at_mid["answered"] == len(q["h"])
+    at_embed = strict_check(Planted(ds), ds, q, "embed")  # no bridge there: the rule is blind
+    assert at_embed["rate"] < 0.1 and not at_embed["readable"]
 
 
 def test_lens_on_a_trained_transformer_uses_every_stage_and_position(store):

@@ -39,6 +39,14 @@ def test_table_ratios_and_words():
     words = S.describe(v.reset_index())
     assert "at most 0.33 of the natural steps: fast." in words    # 0.28 <= 1/3, 0.67 not
     assert "never: did not grok" in words
+    rows = pd.DataFrame([dict(shortcut=S.NATURAL, hop1=0.24, hop2=0.01, transfer_vs_natural="-"),
+                         dict(shortcut="fast", hop1=0.22, hop2=0.0,
+                              transfer_vs_natural=S.SAME_TRANSFER)])
+    words = S.describe(S.with_transfer(v.reset_index(), rows))
+    assert "transfer of new facts after fine-tuning: hop 1 0.22, hop 2 0.00 (no difference " \
+           "from the natural run's 0.24 / 0.01)" in words
+    assert "slow: step 6,000" in words and "slow: step 6,000 (0.67x the natural steps, " \
+           "0.67x its FLOPs); path vs the naturally grokked model: different." in words
 
 
 def test_no_speed_up_without_a_grokked_natural_run():
@@ -114,3 +122,9 @@ def test_transfer_comparison_reads_the_intervals(monkeypatch):
     monkeypatch.setattr(S.transfer, "probe_summary", lambda rid: fake[rid])
     rows = S.transfer_rows({k: R(k) for k in fake}).set_index("shortcut")["transfer_vs_natural"]
     assert list(rows) == ["-", S.SAME_TRANSFER, S.DIFFERENT_TRANSFER, "not measured"]
+    # a run whose summary is already known (chapter 6's grokked start) is not read again
+    read = []
+    monkeypatch.setattr(S.transfer, "transfer_table", lambda run, probes: read.append(run.id)
+                        or run.id)
+    again = S.transfer_rows({k: R(k) for k in fake}, known={"nat": fake["nat"]})
+    assert "nat" not in read and list(again["transfer_vs_natural"]) == list(rows)

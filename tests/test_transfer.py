@@ -187,7 +187,9 @@ def test_strict_rule_is_read_only_where_it_sees_the_bridge_of_old_compositions()
                                                    ("new_new", 0.01, 0.7),
                                                    ("new_atomic", 1.0, np.nan))]
         t = pd.DataFrame(rows)
-        t.attrs["strict_stage"] = "mid"
+        t.attrs["strict_stage"] = "mid"      # what transfer_table's check found at the start
+        t.attrs["strict_check"] = {"stage": "mid", "rate": start_rate, "answered": 600,
+                                   "readable": start_rate >= 0.5}
         return t
     blind, sees = strict_rule_check(table(0.0)), strict_rule_check(table(0.8))
     assert not blind["readable"] and sees["readable"] and sees["stage"] == "mid"

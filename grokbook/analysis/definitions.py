@@ -21,6 +21,8 @@ GROKKED_SPLIT = "test_inferred_iid"
 OOD_SPLIT = "test_inferred_ood"
 
 R1_POSITION = 1                # where Wang et al. read the bridge entity: the r1 token
+BRIDGE_READABLE = 0.5          # the strict bridge rule is read only where, at its stage, it
+                               # decodes b for this share of compositions the model answers
 
 # The classes of every verdict in the book. "not measured" means the experiment could not
 # have seen the phenomenon (too short, too few queries or seeds, a control that failed).

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .definitions import R1_POSITION
+from .definitions import BRIDGE_READABLE, R1_POSITION
 
 TARGETS = ("b", "r2", "t")
 
@@ -93,10 +93,17 @@ def site_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048):
                              for k, (r, p) in out.items()}
 
 
-def strict_stage_of(stages: list, bridge_rank: np.ndarray) -> str:
-    """The stage where ``b`` is top-1 at the r1 position for most queries, from a
-    ``site_lens`` rank array (S, N, T)."""
-    return stages[int((bridge_rank[:, :, R1_POSITION] == 1).mean(1).argmax())]
+@torch.no_grad()
+def strict_check(model, ds, queries: dict, stage: str) -> dict:
+    """The strict bridge rule's positive check: among the two-hop ``queries`` the model
+    answers, the share where b is top-1 at the r1 position at ``stage``. A rule that
+    cannot see the bridge where the model composes cannot say a model lacks it.
+    Returns {"stage", "rate", "answered", "readable" (rate >= ``BRIDGE_READABLE``)}."""
+    stages, correct, lens = site_lens(model, ds, queries, targets=("b",))
+    seen = lens["b"][0][stages.index(stage), :, R1_POSITION] == 1
+    n = int(correct.sum())
+    rate = float(seen[correct].mean()) if n else float("nan")
+    return {"stage": stage, "rate": rate, "answered": n, "readable": bool(rate >= BRIDGE_READABLE)}
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ run's checkpoints and classifies the run:
 
 - ``bridge_over_training(run)``: per checkpoint, the bridge-found rate on a probe set
   under the strict rule (b top-1 at the r1 position at one stage fixed in advance, the
-  middle one, with a positive check: ``strict_check``) and the lenient
+  middle one, with a positive check: ``analysis.lens.strict_check``) and the lenient
   one of the study (b top-1 at any stage and any position), plus a *control*: the lenient
   rule applied to a wrong bridge (another query's b), i.e. how often the lenient rule
   "finds" an entity that plays no role in the query.
@@ -27,8 +27,8 @@ import pandas as pd
 import torch
 
 from ..analysis.circuit import middle_stage
-from ..analysis.definitions import GROKKED_AT, HALFWAY_AT, R1_POSITION, wilson
-from ..analysis.lens import bridge_found, bridge_rates, lenient_rate, logit_lens, site_lens
+from ..analysis.definitions import BRIDGE_READABLE, GROKKED_AT, HALFWAY_AT, wilson
+from ..analysis.lens import bridge_found, bridge_rates, lenient_rate, logit_lens, strict_check
 from ..core.config import ARCH_NAMES, preset
 from ..core.progress import plan
 from ..core.regimes import REGIMES
@@ -40,11 +40,8 @@ FAKE = "accuracy without circuit"          # the study's "fake grokking"
 CIRCUIT_ONLY = "circuit without accuracy"
 NEITHER = "neither"
 STILL_RISING = "not measured (still rising)"
-STRICT_BLIND = "not measured (strict rule blind)"
+STRICT_BLIND = "not measured (strict rule blind)"   # failed analysis.lens.strict_check
 CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER, STILL_RISING, STRICT_BLIND)
-# the strict rule is read only if, at its stage, it decodes b for at least this share of
-# the trained two-hop facts the run's last checkpoint answers (its positive check)
-STRICT_READABLE = 0.5
 RISING_BY = 0.05        # a curve below its threshold that gained this much over the last
 RISING_OVER = 0.25      # quarter of the run was cut off while rising: no class yet
 BRIDGE_RULES = ("strict", "lenient")
@@ -100,19 +97,6 @@ def _strict_stage(model) -> str:
 
 
 @torch.no_grad()
-def strict_check(model, ds, stage: str, probe: str = "train_inferred",
-                 max_queries: int | None = 500) -> tuple[float, int]:
-    """The strict rule's positive check: among the trained two-hop facts ``model`` answers,
-    the share where b is top-1 at the r1 position at ``stage``, and how many it answers.
-    A rule that cannot see the bridge there cannot say a run lacks it."""
-    q = _two_hop_probe(ds, probe, max_queries)
-    stages, correct, lens = site_lens(model, ds, q, targets=("b",))
-    seen = lens["b"][0][stages.index(stage), :, R1_POSITION] == 1
-    n = int(correct.sum())
-    return (float(seen[correct].mean()) if n else math.nan), n
-
-
-@torch.no_grad()
 def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "both",
                          stage: str | None = None, steps=None, max_queries: int | None = 500,
                          control: bool = True, seed: int = 0) -> pd.DataFrame:
@@ -123,7 +107,8 @@ def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "bot
     picked by looking at these queries). With ``control``, a ``lenient_control`` row gives
     the lenient rule's rate for a wrong bridge (the b of another query, drawn with
     ``seed``): what the lenient rule "finds" by chance. ``attrs["strict_check"]``: the
-    strict rule's positive check at the last checkpoint (``strict_check``: rate, answered).
+    strict rule's positive check (``analysis.lens.strict_check``) on the trained two-hop
+    facts at the last checkpoint.
     """
     if rule not in ("strict", "lenient", "both"):
         raise ValueError(f"rule: {rule!r} is not allowed; allowed: strict, lenient, both")
@@ -132,7 +117,7 @@ def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "bot
     steps = list(run.checkpoints if steps is None else steps)
     last = run.load_model(run.checkpoints[-1])
     stage = stage or _strict_stage(last)
-    check = strict_check(last, ds, stage, max_queries=max_queries)
+    check = strict_check(last, ds, _two_hop_probe(ds, "train_inferred", max_queries), stage)
     wrong = dict(q, b=np.random.default_rng(seed).permutation(q["b"]))
     rows = []
     for step in steps:
@@ -258,15 +243,15 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
         curves.append(bridge.assign(regime=regime, arch=arch, curve=bridge["rule"].map(names))
                       .rename(columns={"rate": "value"})[["regime", "arch", "step", "curve",
                                                           "value"]])
-        rate, answered = bridge.attrs.get("strict_check", (math.nan, 0))
-        readable = bool(rate >= STRICT_READABLE)
+        check = bridge.attrs.get("strict_check", {"rate": math.nan, "answered": 0,
+                                                   "readable": False})
         d = detect(acc, bridge, probe, acc_threshold, bridge_threshold,
-                   strict_readable=readable)
+                   strict_readable=check["readable"])
         d.insert(0, "arch", arch)
         d.insert(0, "regime", regime)
         d["strict_stage"] = bridge["stage"].iloc[0] if len(bridge) else None
-        d["strict_check"] = round(rate, 4) if rate == rate else rate
-        d["strict_check_n"] = answered
+        d["strict_check"] = round(check["rate"], 4)
+        d["strict_check_n"] = check["answered"]
         c = bridge[bridge["rule"] == "lenient_control"]["rate"]
         d["control_end"] = round(float(c.iloc[-1]), 4) if len(c) else math.nan
         n = len(run.dataset.probes[probe]["h"])      # exact match is read on the whole probe
@@ -385,7 +370,7 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
              f"still rising below its threshold at the end (a gain of ≥ {RISING_BY:g} over "
              f"the last {RISING_OVER:.0%} of the run) is *{STILL_RISING}*: too short to say. "
              f"The strict rule reads the middle stage, fixed in advance; where it decodes b "
-             f"for fewer than {STRICT_READABLE:.0%} of the trained two-hop facts the run "
+             f"for fewer than {BRIDGE_READABLE:.0%} of the trained two-hop facts the run "
              f"answers (column strict_check), its verdict is *{STRICT_BLIND}*."
              + lines_n]
     for rule in BRIDGE_RULES:

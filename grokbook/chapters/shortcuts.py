@@ -124,16 +124,17 @@ def transfer_configs(runs: dict, preset_name: str) -> dict:
     return out
 
 
-def transfer_rows(finetunes: dict) -> pd.DataFrame:
+def transfer_rows(finetunes: dict, known: dict | None = None) -> pd.DataFrame:
     """Per fine-tuned run (the natural one first): new facts learned, then new-as-hop-1 and
     new-as-hop-2 (the study's probes) at the end with 95 % intervals, and
     ``transfer_vs_natural``: "different" if either probe's interval lies apart from the
     natural run's, "no difference" if both overlap, "not measured" if the new facts were
-    not learned (best < ``transfer.NEW_LEARNED``)."""
+    not learned (best < ``transfer.NEW_LEARNED``). ``known``: {run id: probe_summary}
+    already computed (the natural run's is chapter 6's grokked start): not read again."""
     rows, nat = [], None
     for label, run in finetunes.items():
-        s = transfer.probe_summary(transfer.transfer_table(run, probes=(
-            "new_atomic", *TRANSFER_PROBES)))
+        s = (known or {}).get(run.id) or transfer.probe_summary(transfer.transfer_table(
+            run, probes=("new_atomic", *TRANSFER_PROBES)))
         row = {"shortcut": label, "finetune_run": run.id}
         for key, probe in zip(("hop1", "hop2"), TRANSFER_PROBES):
             row.update({key: s[probe]["final"], f"{key}_lo": s[probe]["lo"],
@@ -173,19 +174,19 @@ def describe(table: pd.DataFrame) -> str:
                 f"speed-up can be stated; the table shows which shortcuts grokked at all.")
     parts = [f"The natural run grokked at step {int(nat['grokked_step']):,}."]
     cut = []
+    fine_tuned = "hop1" in table and pd.notna(nat["hop1"])      # transfer_rows' columns
     for r in table.iloc[1:].itertuples():
         if r.grokked_step is None or pd.isna(r.grokked_step):
             parts.append(f"{r.shortcut}: did not grok within {r.budget:,} steps.")
             continue
+        moved = (f"; transfer of new facts after fine-tuning: hop 1 {r.hop1:.2f}, hop 2 "
+                 f"{r.hop2:.2f} ({r.transfer_vs_natural} from the natural run's "
+                 f"{nat['hop1']:.2f} / {nat['hop2']:.2f})"
+                 if fine_tuned and pd.notna(r.hop1) else "")
         parts.append(f"{r.shortcut}: step {int(r.grokked_step):,} "
                      f"({_ratio(r.steps_vs_natural)} the natural steps, "
                      f"{_ratio(r.flops_vs_natural)} its FLOPs); path vs the naturally "
-                     f"grokked model: {r.path_vs_natural}"
-                     + (f"; transfer of new facts after fine-tuning: hop 1 {r.hop1:.2f}, "
-                        f"hop 2 {r.hop2:.2f} ({r.transfer_vs_natural} from the natural "
-                        f"run's {nat['hop1']:.2f} / {nat['hop2']:.2f})"
-                        if "hop1" in table and pd.notna(getattr(r, "hop1", None))
-                        and pd.notna(nat.get("hop1")) else "") + ".")
+                     f"grokked model: {r.path_vs_natural}{moved}.")
         if r.steps_vs_natural <= CUT_GOAL:
             cut.append(r.shortcut)
     parts.append(f"Shortcuts that cut the wait to at most {CUT_GOAL:.2f} of the natural "

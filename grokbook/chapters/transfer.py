@@ -10,7 +10,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     R1_POSITION, checkpoint_accuracy, grokked_checkpoint,
                                     non_grokked_checkpoint, wilson)
 from ..analysis.circuit import middle_stage
-from ..analysis.lens import site_lens
+from ..analysis.lens import site_lens, strict_check
 from ..core.config import ConfigError
 from ..core.newknowledge import (CONTROL_TEST, CONTROL_TRAINED, CONTROL_UNSEEN, HOP2_CONTROL,
                                  PARENT_PROBES, PROBE_KINDS)
@@ -168,14 +168,6 @@ def bridge_top1(model, ds, table: dict, chunk: int = 2048):
     return correct, stages, top[:, :, R1_POSITION], top.any(2)
 
 
-def strict_stage(run) -> str:
-    """The stage the strict rule reads, fixed in advance: the middle of the model's stages
-    (``analysis.circuit.middle_stage``), never the last one, where b at the r1 position is
-    only the recall of the first fact (a causal model computes ``[h, r1, ...]`` there as it
-    computes the atomic query ``[h, r1]``)."""
-    return middle_stage(run.load_model(run.checkpoints[0]).stage_names)
-
-
 def probe_lens(model, ds, name: str, stage: str) -> dict:
     """Accuracy and the two bridge rules (grokbook.lens: strict = b top-1 at the r1 position
     at ``stage``; lenient, the study's = b top-1 at any stage and any position) on one probe
@@ -204,34 +196,33 @@ def transfer_table(run, probes=PROBE_KINDS + PARENT_PROBES + (CONTROL_TEST, CONT
     bridge_found_lenient, bridge_found_when_wrong (strict rule, wrong answers only).
 
     Bridge columns are NaN for atomic probes. The strict stage (``attrs["strict_stage"]``)
-    is fixed in advance for the whole run: by default ``strict_stage``'s middle stage.
+    is fixed in advance for the whole run: by default the middle of the model's stages
+    (``analysis.circuit.middle_stage``), never the last one, where b at the r1 position is
+    only the recall of the first fact. ``attrs["strict_check"]``: the rule's positive check
+    (``analysis.lens.strict_check``) on the old two-hop facts at the first step read.
     """
     ds = run.dataset
-    stage = stage or strict_stage(run)
     names = [p for p in probes if p in ds.probes and n_rows(ds.probes[p])]
-    rows = []
-    for step in steps if steps is not None else run.checkpoints:
+    rows, check = [], None
+    for i, step in enumerate(steps if steps is not None else run.checkpoints):
         model = run.load_model(step)
+        if i == 0:                       # the start: before any new fact was trained
+            stage = stage or middle_stage(model.stage_names)
+            if n_rows(ds.probes.get("old_inferred", {"h": []})):
+                check = strict_check(model, ds, ds.probes["old_inferred"], stage)
         rows += [dict(step=step, **probe_lens(model, ds, p, stage)) for p in names]
     df = pd.DataFrame(rows)
-    df.attrs["strict_stage"] = stage
+    df.attrs["strict_stage"], df.attrs["strict_check"] = stage, check
     return df
 
 
-# the strict rule is read only if, at its stage, it decodes the bridge for at least this
-# share of the old compositions at the start of fine-tuning (its positive check)
-BRIDGE_READABLE = 0.5
-
-
-def strict_rule_check(table: pd.DataFrame, probe: str = "old_inferred") -> dict:
-    """Can the strict rule see a bridge in this model at all? On the old two-hop facts at the
-    first checkpoint of a ``transfer_table`` (before any new fact): the stage, the strict
-    rate, the accuracy, and "readable" (rate >= ``BRIDGE_READABLE``)."""
-    rows = table[(table.step == table.step.min()) & (table.probe == probe)]
-    rate = float(rows["bridge_found_strict"].iloc[0]) if len(rows) else float("nan")
-    acc = float(rows["accuracy"].iloc[0]) if len(rows) else float("nan")
-    return {"stage": table.attrs.get("strict_stage"), "probe": probe, "rate": rate,
-            "accuracy": acc, "readable": bool(rate >= BRIDGE_READABLE)}
+def strict_rule_check(table: pd.DataFrame) -> dict:
+    """Can the strict rule see a bridge in this model at all? The positive check
+    ``transfer_table`` ran on the old two-hop facts at its first step: {"stage", "rate",
+    "answered", "readable"} ("readable" False when no check could run)."""
+    return table.attrs.get("strict_check") or {"stage": table.attrs.get("strict_stage"),
+                                                "rate": float("nan"), "answered": 0,
+                                                "readable": False}
 
 
 # ---------------------------------------------------------------- the study beside ours
@@ -337,8 +328,8 @@ def claim3_answer(tables: dict, yes: float = 0.5, no: float = 0.2,
     if not check["readable"]:
         lines.append(f"- The strict rule (b top-1 at the r1 position at `{check['stage']}`, "
                      f"fixed in advance) cannot see a bridge in this model: at the start of "
-                     f"fine-tuning it decodes b for {check['rate']:.0%} of the old "
-                     f"compositions, which the model answers at {check['accuracy']:.0%}. "
+                     f"fine-tuning it decodes b for {check['rate']:.0%} of the "
+                     f"{check['answered']} old compositions the model answers. "
                      f"So whether the bridge is resolved when the answer is wrong is **not "
                      f"measured** here; the lenient rate above also counts the recall of "
                      f"the first fact wherever it shows.")
@@ -400,5 +391,5 @@ def transfer_curves_chart(long: pd.DataFrame):
 
 __all__ = ["finetune_config", "chapter_finetune_settings", "floor_config", "chapter_configs",
            "ROLES", "pick_checkpoints",
-           "describe_checkpoints", "describe_beside", "bridge_top1", "strict_stage", "strict_rule_check", "probe_lens", "transfer_table",
+           "describe_checkpoints", "describe_beside", "bridge_top1", "strict_rule_check", "probe_lens", "transfer_table",
            "compare_with_study", "probe_summary", "retention", "claim3_answer", "curves", "transfer_curves_chart"]

@@ -16,7 +16,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
                                     REPLICATES, first_step)
 from ..analysis import circuit, wang
-from ..analysis.definitions import json_ready, run_summary
+from ..analysis.definitions import BRIDGE_READABLE, json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
 from ..core.newknowledge import CONTROL_TEST
@@ -29,7 +29,8 @@ from .detect import FAKE, bridge_over_training, first_crossing
 OOD_LOW, OOD_SOME = 0.1, 0.3              # final OOD accuracy: "near 0" and "partly"
 FAKE_ACC, FAKE_BRIDGE = detect.ACC_AT, detect.BRIDGE_AT   # chapter 5's detector
 CONTROL_OOD = OOD_AT                      # the both-full positive control must reach this
-NEW_LEARNED, (HOP1_OK, HOP2_LOW) = transfer.NEW_LEARNED, (0.5, 0.2)   # chapter 6
+NEW_LEARNED = transfer.NEW_LEARNED       # chapter 6: the new facts count as learned
+HOP1_OK, HOP2_LOW = 0.5, 0.2             # chapter 6: "composes" / "stays low"
 # claim 3's probes as the study defines them: the old hop is a replayed fact
 STUDY_PROBES = ("new_hop1_replayed_hop2", "replayed_hop1_new_hop2", "new_new")
 
@@ -61,7 +62,7 @@ VERDICT_RULES = {
                              f"{detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%}), "
                              f"or if the strict rule (b at the r1 position at the middle "
                              f"stage, fixed in advance) decodes b for fewer than "
-                             f"{detect.STRICT_READABLE:.0%} of a hop-2-only run's trained "
+                             f"{BRIDGE_READABLE:.0%} of a hop-2-only run's trained "
                              f"two-hop facts it answers (it cannot see the bridge there)."),
     "claim3_transfer": (f"On the study's probes (the old hop is a fact replayed in "
                         f"fine-tuning), read at the end of fine-tuning the grokked "
@@ -377,22 +378,9 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
                            runs=[r.id for r in full])
     out["wang_phi"] = dict(table=_ok(book["phi_table"]), runs=list(book["phi_runs"]))
     out["wang_size"] = dict(table=_ok(book["size_table"]), runs=list(book["size_runs"]))
-    cuts = book.get("shortcuts", {})
-    out["claim1_same_path"] = c = paths.claim1_evidence(book["claim1_runs"],
-                                                         others=shortcuts.others(cuts))
-    table = shortcuts.shortcut_table(cuts) if cuts else pd.DataFrame()
-    fts = book.get("shortcut_finetunes", {})
-    out["wait_cut"] = dict(
-        table=shortcuts.with_transfer(shortcuts.shortcut_verdicts(table, c),
-                                      shortcuts.transfer_rows(fts)) if cuts else table,
-        runs=[r.id for r in [*cuts.values(), *fts.values()]])
-    _, verdicts = detect.chapter_tables(book["fake"], max_queries=max_queries)
-    hop2 = verdicts[(verdicts.regime == "hop2_only") & (verdicts.rule == "strict")]
-    out["claim2_fake_grokking"] = dict(verdicts=verdicts, hop2=hop2[["arch", "acc_end",
-                                       "bridge_end", "verdict"]].to_dict("records"),
-                                       runs=[r.id for r in book["fake"].values()])
     tables = {role: transfer.transfer_table(run) for role, run in book["finetunes"].items()}
     starts = {role: transfer_summary(t) for role, t in tables.items()}
+    known = {book["finetunes"][role].id: summary for role, summary in starts.items()}
     g = tables.get("grokked")
     check = transfer.strict_rule_check(g) if g is not None else None
     when_wrong = (float(g[g.probe == "new_new"]["bridge_found_when_wrong"].iloc[-1])
@@ -401,6 +389,20 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
         "starts": starts, "strict_rule_check": check,
         "new_new_bridge_when_wrong_strict": when_wrong,   # None: not measured
         "runs": [r.id for r in book["finetunes"].values()]}
+    cuts = book.get("shortcuts", {})
+    out["claim1_same_path"] = c = paths.claim1_evidence(book["claim1_runs"],
+                                                         others=shortcuts.others(cuts))
+    table = shortcuts.shortcut_table(cuts) if cuts else pd.DataFrame()
+    fts = book.get("shortcut_finetunes", {})
+    out["wait_cut"] = dict(
+        table=shortcuts.with_transfer(shortcuts.shortcut_verdicts(table, c),
+                                      shortcuts.transfer_rows(fts, known)) if cuts else table,
+        runs=[r.id for r in [*cuts.values(), *fts.values()]])
+    _, verdicts = detect.chapter_tables(book["fake"], max_queries=max_queries)
+    hop2 = verdicts[(verdicts.regime == "hop2_only") & (verdicts.rule == "strict")]
+    out["claim2_fake_grokking"] = dict(verdicts=verdicts, hop2=hop2[["arch", "acc_end",
+                                       "bridge_end", "verdict"]].to_dict("records"),
+                                       runs=[r.id for r in book["fake"].values()])
     return out
 
 
