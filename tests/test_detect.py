@@ -4,7 +4,7 @@ import pytest
 from grokbook.chapters.study import REGIME_NUMBERS
 from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, CLASSES, FAKE, NEITHER,
                                       STILL_RISING, chapter_configs, classify, detect,
-                                      first_crossing, still_rising, study_verdicts)
+                                      first_crossing, still_rising, study_at_clock)
 
 STEPS = [0, 100, 200, 300, 400]
 
@@ -18,35 +18,37 @@ def _tables(acc, strict, lenient):
 
 
 @pytest.mark.parametrize("acc,strict,lenient,expected", [
+    # thresholds 0.5 (ACC_AT, BRIDGE_AT): a curve "arrives" at its first crossing
     ([0, .1, .6, .95, .97], [0, .3, .7, .92, .95], [0, .5, .9, 1, 1],
      (CIRCUIT_WITH_ACCURACY, CIRCUIT_WITH_ACCURACY)),
-    ([0, .2, .7, .96, .97], [0, .1, .3, .4, .41], [0, .2, .6, .8, .95], (FAKE, CIRCUIT_WITH_ACCURACY)),
-    # the strict bridge still climbing at the end: too short to call it fake grokking
+    ([0, .2, .7, .96, .97], [0, .1, .3, .3, .31], [0, .2, .6, .8, .95], (FAKE, CIRCUIT_WITH_ACCURACY)),
+    # the strict bridge never arrived but was still climbing at the end: too short to call
     ([0, .2, .7, .96, .97], [0, .1, .2, .3, .4], [0, .2, .6, .8, .95],
      (STILL_RISING, CIRCUIT_WITH_ACCURACY)),
     ([0, 0, .05, .1, .1], [0, .4, .9, .95, .99], [0, .8, 1, 1, 1], (CIRCUIT_ONLY, CIRCUIT_ONLY)),
-    ([0, 0, 0, .01, .02], [0, 0, .1, .1, .1], [0, .1, .3, .5, .52], (NEITHER, NEITHER)),
-    ([0, 0, 0, .2, .4], [0, 0, .1, .1, .1], [0, .1, .3, .5, .52], (STILL_RISING, STILL_RISING)),
+    ([0, 0, 0, .01, .02], [0, 0, .1, .1, .1], [0, .1, .3, .4, .41], (NEITHER, NEITHER)),
+    ([0, 0, 0, .2, .4], [0, 0, .1, .1, .1], [0, .1, .3, .4, .41], (STILL_RISING, STILL_RISING)),
+    # an unstable accuracy that arrived and fell again still arrived (hop-1 only, study)
+    ([0, .6, .7, .3, .2], [0, .6, .9, 1, 1], [0, .8, 1, 1, 1],
+     (CIRCUIT_WITH_ACCURACY, CIRCUIT_WITH_ACCURACY)),
 ])
 def test_detector_classifies_hand_built_tables(acc, strict, lenient, expected):
     accuracy, bridge = _tables(acc, strict, lenient)
     d = detect(accuracy, bridge).set_index("rule")
     assert (d.loc["strict", "verdict"], d.loc["lenient", "verdict"]) == expected
-    assert d.loc["strict", "acc_end"] == acc[-1]
+    assert d.loc["strict", "acc_end"] == acc[-1] and d.loc["strict", "acc_peak"] == max(acc)
 
 
 def test_all_four_classes_and_thresholds_are_arguments():
     a, b = pd.Series([0.0, 0.95, 0.95]), pd.Series([0.0, 0.6, 0.6])   # settled at the end
-    assert classify(a, b) == FAKE
-    assert classify(a, b, bridge_threshold=0.5) == CIRCUIT_WITH_ACCURACY
-    assert classify(a, b, acc_threshold=0.99, bridge_threshold=0.5) == CIRCUIT_ONLY
-    assert classify(a, b, acc_threshold=0.99) == NEITHER
-    assert len(set(CLASSES)) == 6
+    assert classify(a, b) == CIRCUIT_WITH_ACCURACY
+    assert classify(a, b, bridge_threshold=0.9) == FAKE
+    assert classify(a, b, acc_threshold=0.99) == CIRCUIT_ONLY
+    assert classify(a, b, acc_threshold=0.99, bridge_threshold=0.9) == NEITHER
+    assert len(set(CLASSES)) == 8
     assert still_rising(pd.Series([0.0, 0.1, 0.2, 0.3]), 0.9)          # +0.1 in the last quarter
     assert not still_rising(pd.Series([0.0, 0.3, 0.3, 0.31]), 0.9)     # flat
     assert not still_rising(pd.Series([0.0, 0.5, 0.8, 0.95]), 0.9)     # reached it
-    # the end value can be a mean over the last few evaluations (an unstable run)
-    assert classify(pd.Series([0.97, 0.2]), pd.Series([1.0, 1.0]), tail=2) == CIRCUIT_ONLY
 
 
 def test_crossings_are_first_steps():
@@ -58,20 +60,47 @@ def test_crossings_are_first_steps():
     assert first_crossing(pd.Series([0.1, 0.2], index=[5, 10]), 0.5) is None
 
 
-def test_study_numbers_give_the_studys_verdicts():
-    v = study_verdicts().set_index("regime")["verdict"]
+def test_crossing_steps_have_bootstrap_intervals_and_multiples_of_the_fitted_step():
+    import numpy as np
+    from grokbook.chapters.detect import crossing_table, crossing_with_interval
+    steps = [0, 500, 1000, 1500, 2000]
+    n = 400
+    share = [0.0, 0.2, 0.45, 0.6, 0.9]             # the share of queries with a hit
+    hits = np.array([np.arange(n) < round(s * n) for s in share])
+    first, lo, hi = crossing_with_interval(hits, steps, 0.5)
+    assert first == 1500 and lo <= 1500 <= hi and lo >= 1000     # 0.45 could pass by chance
+    few = hits[:, ::40]                             # 10 queries: a wider interval
+    _, lo10, hi10 = crossing_with_interval(few, steps, 0.5)
+    assert hi10 - lo10 >= hi - lo
+    assert crossing_with_interval(hits, steps, 0.95)[0] is None
+    curves = {"steps": steps, "hits": {"exact": hits, "lenient": hits[:, ::-1] & False}}
+    t = crossing_table(curves, fitted=500).set_index("key")
+    assert t.loc["exact", "x_fit_0.5"] == 3.0 and t.loc["exact", "x_fit_0.9"] == 4.0
+    assert t.loc["lenient", "x_fit_0.5"] == float("inf") and t.loc["exact", "end"] == 0.9
+    assert t.loc["exact", "end_lo"] < 0.9 < t.loc["exact", "end_hi"]
+    assert np.isnan(crossing_table(curves, fitted=None).loc[0, "x_fit_0.5"])  # no clock
+
+
+def test_the_rule_discriminates_on_the_studys_own_crossings():
+    # the study's TRM curves seen up to 10x each run's train-accuracy-0.9 step: three classes
+    v = study_at_clock().set_index("regime")["verdict"]
     assert v["hop2_only"] == FAKE and v["both_full"] == CIRCUIT_WITH_ACCURACY
-    assert v["natural"] == CIRCUIT_ONLY
+    assert v["hop1_only"] == CIRCUIT_ONLY and v["natural"] == CIRCUIT_WITH_ACCURACY
+    assert study_at_clock(clock=5).set_index("regime").loc["natural", "verdict"] == CIRCUIT_ONLY
     assert pd.isna(REGIME_NUMBERS.set_index("regime").loc["hop2_only", "bridge_09"])
 
 
 def test_chapter_configs_cover_regimes_and_architectures():
     cfgs = chapter_configs("test")
-    assert len(cfgs) == 15
+    assert len(cfgs) == 12                                   # the study's four figure regimes
     assert cfgs[("natural", "looped")].model.n_loops == 2
     assert cfgs[("hop2_only", "trm")].model.arch == "trm"
     assert cfgs[("hop2_only", "trm")].data.regime == "hop2_only"
-    assert len({c.hash() for c in cfgs.values()}) == 15
+    assert len({c.hash() for c in cfgs.values()}) == 12
+    cpu = chapter_configs("cpu")                             # the subject in all four regimes
+    assert {r for r, a in cpu if a == "trm"} == {"natural", "both_full", "hop1_only", "hop2_only"}
+    assert all(c.train.stop_after_memorized == 10 for c in cpu.values())
+    assert {(r, a) for r, a in cpu if a != "trm"} == {("both_full", "looped"), ("hop2_only", "looped")}
 
 
 def test_bridge_over_training_on_a_tiny_run(store):
@@ -86,8 +115,16 @@ def test_bridge_over_training_on_a_tiny_run(store):
     assert t["rate"].between(0, 1).all()
     wide = t.pivot(index="step", columns="rule", values="rate")
     assert (wide["lenient"] >= wide["strict"]).all()
-    curves, verdicts = chapter_tables({("hop2_only", "trm"): run}, max_queries=50)
+    curves, verdicts, crossings = chapter_tables({("hop2_only", "trm"): run}, max_queries=50)
     assert set(verdicts["verdict"]) <= set(CLASSES) and len(verdicts) == 2
+    assert set(crossings["key"]) == {"exact", "target_lenient", "strict", "lenient",
+                                     "lenient_control"}
+    # the exact-match curve from the lens is the trainer's own accuracy at the checkpoints
+    ex = curves[curves.curve == "OOD accuracy"].set_index("step")["value"]
+    acc = run.accuracy()["test_inferred_ood"].reindex(ex.index)
+    n_all = len(run.dataset.probes["test_inferred_ood"]["h"])
+    if n_all <= 50:
+        assert (ex - acc).abs().max() < 1e-6
     assert verdicts["target_lenient_end"].notna().all()
     assert "target_lenient" not in set(bridge_over_training(run, rule="strict",
                                                             max_queries=50)["rule"])
@@ -134,9 +171,15 @@ def test_side_by_side_sets_the_same_quantity_beside_the_studys():
     assert list(d["target_lenient_end"]) == [0.7, 0.7]
     d.insert(0, "arch", "trm")
     d.insert(0, "regime", "hop2_only")
-    row = side_by_side(d).iloc[0]
-    assert row["ours: OOD target, lenient"] == 0.7 and row["ours: OOD exact match"] == 0.3
-    assert row["study: OOD target, lenient"] == 0.97
+    d["clock"] = 10.0
+    crossings = pd.DataFrame([dict(regime="hop2_only", arch="trm", key=k, **{"x_fit_0.5": x})
+                              for k, x in (("target_lenient", 4.0), ("exact", float("inf")),
+                                           ("lenient", 2.0))])
+    row = side_by_side(d, crossings).iloc[0]
+    assert row["ours: OOD target, lenient (end)"] == 0.7 and row["ours: OOD exact match (end)"] == 0.3
+    assert row["ours: OOD target x fit"] == 4.0 and row["ours: bridge (lenient) x fit"] == 2.0
+    assert row["study: OOD target (end, 1.5M)"] == 0.97 and row["study: OOD target x fit"] == 6.61
+    assert row["study: verdict at 10x"] == FAKE
 
 
 def test_wilson_interval():

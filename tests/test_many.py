@@ -1,6 +1,8 @@
 """Runs trained together: each member is bitwise the run trained alone (one thread)."""
 import json
 
+import pandas as pd
+
 import pytest
 import torch
 
@@ -232,3 +234,25 @@ def test_on_the_cpu_runs_are_trained_as_themselves_by_default(tmp_path):
     cfgs = [small(seed=s) for s in (0, 1)]
     for run in train_many(cfgs, store=tmp_path, progress=False):
         assert json.loads((run.path / "info.json").read_text())["group"]["size"] == 1
+
+
+def test_a_run_sized_by_its_own_clock_stops_at_its_multiple_alone_together_and_resumed(tmp_path):
+    # chapter 5's runs: train.stop_after_memorized ends a run at the first evaluation at or
+    # past that multiple of its own memorized step (train_inferred >= MEMORIZED_AT)
+    from grokbook.analysis.definitions import memorized_step
+    quick = {"data.phi": 0.5, "train.lr": 3e-3, "train.max_steps": 900, "train.eval_every": 20,
+             "train.eval_dense_until": 900, "train.checkpoint_every": 100}
+    clocked = small("dense", **{**quick, "train.stop_after_memorized": 1.5})
+    alone = train(clocked, store=tmp_path / "s", progress=False)
+    mem = memorized_step(alone.accuracy())
+    assert mem is not None and alone.steps == next(s for s in range(mem, 901, 20) if s >= 1.5 * mem)
+    assert alone.steps < 900 and alone.steps in alone.checkpoints
+    full = train(small("dense", **quick), store=tmp_path / "s", progress=False)
+    pd.testing.assert_frame_equal(full.metrics[full.metrics.step <= alone.steps]
+                                  .reset_index(drop=True), alone.metrics.reset_index(drop=True))
+    together = train_many([small("dense", seed=1, **quick), clocked], store=tmp_path / "t",
+                          progress=False, group_size=16)
+    _same_run(together[1], alone)
+    with pytest.raises(KeyboardInterrupt):   # cut after memorizing: the resumed run must
+        train(clocked, store=tmp_path / "c", progress=False, stop_after=mem + 50)  # recall it
+    _same_run(train(clocked, store=tmp_path / "c", progress=False), alone)

@@ -4,8 +4,8 @@ import pandas as pd
 
 from grokbook.core.newknowledge import CONTROL_TEST
 from grokbook.chapters import verdict as v
-from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, FAKE, NEITHER,
-                                      STILL_RISING, STRICT_BLIND)
+from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, FAKE, LENIENT_BLIND,
+                                      NEITHER, NOT_FITTED, STILL_RISING)
 
 
 def _sweep(key, steps):
@@ -41,12 +41,15 @@ def _numbers(**changes):
             seed_scale={"d": 0.06, "lo": 0.04, "hi": 0.08, "p95": 0.08},
             negatives={"random": {"d": 0.5, "lo": 0.45, "hi": 0.55}}),
         "claim2_fake_grokking": dict(
-            verdicts=pd.DataFrame([dict(regime="hop2_only", arch="trm", rule="strict",
-                                        verdict=FAKE, acc_end=0.95, bridge_end=0.4),
-                                   dict(regime="both_full", arch="trm", rule="strict",
-                                        verdict=CIRCUIT_WITH_ACCURACY, acc_end=0.9,
+            verdicts=pd.DataFrame([dict(regime="hop2_only", arch="trm", rule="lenient",
+                                        verdict=FAKE, acc_peak=0.95, bridge_end=0.4),
+                                   dict(regime="both_full", arch="trm", rule="lenient",
+                                        verdict=CIRCUIT_WITH_ACCURACY, acc_peak=0.9,
                                         bridge_end=0.95)]),
-            hop2=[dict(arch="trm", acc_end=0.95, bridge_end=0.4, verdict=FAKE)], runs=["d"]),
+            per_run=[dict(regime="hop2_only", arch="trm", fitted=1000, clock=10.0,
+                          acc_peak=0.95, verdict={"lenient": FAKE},
+                          curves={"exact": {"x_fit_0.5": 6.5}, "lenient": {"x_fit_0.5": float("inf")}})],
+            runs=["d"]),
         "claim3_transfer": dict(starts=_starts({"new_atomic": 1.0,
                                                 "new_hop1_replayed_hop2": 0.9,
                                                 "replayed_hop1_new_hop2": 0.05,
@@ -88,26 +91,27 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_paths("same") == v.REPLICATES
     assert v.verdict_paths("different") == v.NOT_REPLICATED
     assert v.verdict_paths("undetermined") == v.NOT_MEASURED
-    table = pd.DataFrame([dict(regime="natural", arch="trm", rule="strict", verdict=FAKE),
-                          dict(regime="hop2_only", arch="trm", rule="strict", verdict=CIRCUIT_ONLY),
-                          dict(regime="hop2_only", arch="trm", rule="lenient", verdict=FAKE),
-                          dict(regime="both_full", arch="trm", rule="strict", verdict=NEITHER)])
-    table["acc_end"] = [0.1, 0.1, 0.1, 0.8]   # the both-full control composes OOD
-    assert v.verdict_fake(table.assign(acc_end=0.1)) == v.NOT_MEASURED  # control failed
-    assert v.verdict_fake(table) == v.PARTLY       # fake only outside hop-2 under strict
+    # claim 2 reads the lenient rule (a bridge it misses, the strict one misses too)
+    table = pd.DataFrame([dict(regime="natural", arch="trm", rule="lenient", verdict=FAKE),
+                          dict(regime="hop2_only", arch="trm", rule="lenient", verdict=CIRCUIT_ONLY),
+                          dict(regime="hop2_only", arch="trm", rule="strict", verdict=FAKE),
+                          dict(regime="both_full", arch="trm", rule="lenient", verdict=NEITHER)])
+    table["acc_peak"] = [0.1, 0.1, 0.1, 0.8]   # the subject's both-full control composes OOD
+    assert v.verdict_fake(table.assign(acc_peak=0.1)) == v.NOT_MEASURED  # control failed
+    assert v.verdict_fake(table.assign(arch="looped")) == v.NOT_MEASURED  # not the subject's
+    assert v.verdict_fake(table) == v.PARTLY       # fake only outside hop-2 (strict: ignored)
     table.loc[1, "verdict"] = FAKE
     assert v.verdict_fake(table) == v.REPLICATES
     table["verdict"] = NEITHER
     assert v.verdict_fake(table) == v.NOT_REPLICATED
-    table.loc[1, "verdict"] = STILL_RISING       # hop-2-only strict cut off while rising
-    assert v.verdict_fake(table) == v.NOT_MEASURED
-    table.loc[1, "verdict"] = STRICT_BLIND       # ... or read by a rule that cannot see b
-    assert v.verdict_fake(table) == v.NOT_MEASURED
-    table.loc[1, "verdict"] = STILL_RISING
+    for unknown in (STILL_RISING, LENIENT_BLIND, NOT_FITTED):   # cut off, blind, no clock
+        table.loc[1, "verdict"] = unknown
+        assert v.verdict_fake(table) == v.NOT_MEASURED
     table.loc[0, "verdict"] = FAKE               # fake elsewhere does not settle hop-2-only
     assert v.verdict_fake(table) == v.NOT_MEASURED
     table.loc[1, "verdict"] = FAKE
     assert v.verdict_fake(table) == v.REPLICATES
+    assert v.verdict_fake(table[table.regime != "hop2_only"]) == v.NOT_MEASURED  # no hop-2 run
     assert v.verdict_fake(table.iloc[:0]) == v.NOT_MEASURED
     good = {"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.9, "replayed_hop1_new_hop2": 0.05,
             "new_new": 0.0, "new_hop1_old_hop2": 0.1, "old_hop1_new_hop2": 0.4}
@@ -217,7 +221,15 @@ def test_what_the_wait_bought_for_new_facts_is_read_from_the_starts():
     assert v.transfer_bought({"grokked": starts["grokked"]}) == ""     # nothing beside it
 
 
-def test_claim2_line_says_when_the_strict_rule_was_blind():
-    n = _numbers(claim2_fake_grokking=dict(
-        hop2=[dict(arch="trm", acc_end=0.06, bridge_end=0.09, verdict=STRICT_BLIND)]))
-    assert "trm 0.06/0.09 (strict rule blind)" in v.verdicts(n)["claim2_fake_grokking"]["this_book"]
+def test_claim2_line_gives_the_control_and_the_hop2_crossings():
+    control = dict(regime="both_full", arch="trm", fitted=1200, clock=10.0, acc_peak=0.81,
+                   verdict={"lenient": CIRCUIT_WITH_ACCURACY}, curves={})
+    hop2 = dict(regime="hop2_only", arch="trm", fitted=1000, clock=10.2, acc_peak=0.3,
+                verdict={"lenient": NEITHER},
+                curves={"exact": {"x_fit_0.5": float("inf")}, "lenient": {"x_fit_0.5": 3.5}})
+    never = dict(hop2, arch="looped", fitted=None, verdict={"lenient": NOT_FITTED})
+    line = v.verdicts(_numbers(claim2_fake_grokking=dict(per_run=[control, hop2, never])))[
+        "claim2_fake_grokking"]["this_book"]
+    assert "control trm both-full OOD peak 0.81" in line
+    assert "hop-2-only trm (ran 10.2x fit): OOD 0.5 at never, lenient bridge at 3.5x -> neither" in line
+    assert "hop-2-only looped (never fitted)" in line

@@ -13,10 +13,16 @@ run's checkpoints and classifies the run:
   one of the study (b top-1 at any stage and any position), plus a *control*: the lenient
   rule applied to a wrong bridge (another query's b), i.e. how often the lenient rule
   "finds" an entity that plays no role in the query.
-- ``crossing_steps`` / ``classify`` / ``detect``: the steps where accuracy and bridge rates
-  first reach thresholds, and one of four verdicts (``CLASSES``).
+- ``query_curves``: the same curves per query, so that ``crossing_table`` gives the step
+  each curve first reaches 0.5 and 0.9 as a multiple of the run's fitted step (training
+  accuracy 0.9: the study's reference), with a
+  bootstrap interval over queries.
+- ``classify`` / ``detect``: one of four classes (``CLASSES``) from which curves arrive
+  within the run, or *not measured* (still rising, never fitted, a rule that cannot see
+  b); ``study_at_clock`` applies the same rule to the study's own crossings.
 - the study's TRM numbers are ``chapters.study.REGIME_NUMBERS``.
-- ``chapter_configs(preset)``: the 15 runs of the chapter (5 regimes x 3 architectures).
+- ``chapter_configs(preset)``: the chapter's runs (the study's four figure regimes x the
+  architectures the preset affords), each sized by its own clock (``CLOCK``).
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ import torch
 
 from ..analysis.circuit import middle_stage
 from ..analysis.definitions import BRIDGE_READABLE, GROKKED_AT, HALFWAY_AT, wilson
-from ..analysis.lens import bridge_found, bridge_rates, lenient_rate, logit_lens, strict_check
+from ..analysis.definitions import R1_POSITION
+from ..analysis.lens import bridge_found, logit_lens, site_lens, strict_check
 from ..core.config import ARCH_NAMES, preset
 from ..core.progress import plan
 from ..core.regimes import REGIMES
@@ -41,37 +48,68 @@ CIRCUIT_ONLY = "circuit without accuracy"
 NEITHER = "neither"
 STILL_RISING = "not measured (still rising)"
 STRICT_BLIND = "not measured (strict rule blind)"   # failed analysis.lens.strict_check
-CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER, STILL_RISING, STRICT_BLIND)
+LENIENT_BLIND = "not measured (lenient rule blind)"  # failed lenient_check
+NOT_FITTED = "not measured (never fitted)"   # train_inferred never reached FITTED_AT: no clock
+CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER, STILL_RISING, STRICT_BLIND,
+           LENIENT_BLIND, NOT_FITTED)
+# the per-query curves over training (``query_curves``) and their names in the charts
+CURVES = {"exact": "OOD accuracy", "target_lenient": "OOD target, lenient (the study's 'accuracy')",
+          "strict": "bridge strict", "lenient": "bridge lenient",
+          "lenient_control": "bridge lenient, wrong b"}
 RISING_BY = 0.05        # a curve below its threshold that gained this much over the last
 RISING_OVER = 0.25      # quarter of the run was cut off while rising: no class yet
 BRIDGE_RULES = ("strict", "lenient")
 ARCHS = ARCH_NAMES  # the subject (trm), Wang's looped transformer, the dense transformer
-ACC_AT = BRIDGE_AT = GROKKED_AT  # the detector's thresholds on OOD accuracy and bridge rates
+# The detector's thresholds on OOD accuracy and bridge rates: a curve "has arrived" when it
+# first reaches 0.5. Why not 0.9: at a run's 10x clock even the study's own curves cross
+# 0.9 in one order only for both-full (its hop-2-only OOD passes 0.9 at ~15x, its bridge
+# never); at 0.5 they separate the four regimes within 10x (``study_at_clock``).
+ACC_AT = BRIDGE_AT = HALFWAY_AT
+BOOTSTRAP = 1000        # resamples of the queries for crossing-step intervals
+QUERIES = 500           # OOD test queries read per checkpoint (cpu: all 390 of them)
 
 
 # ---------------------------------------------------------------- the chapter's runs
-# At cpu the runs are short (1,500 steps, d_model 64): about where they finish memorizing.
-# Their graph holds 20 % OOD facts (the preset: 10 %), so that exact match is read on 390
-# OOD test queries (a 95 % interval of +-0.05) instead of 101.
+# The study's OOD curves rise at a multiple of the step each run's training accuracy passed
+# 0.9 (its TRM: ~1x for both full, ~6.6x hop-2 only, ~8x natural, ~17x hop-1 only), so each
+# run here is sized by its own clock: it ends at the first evaluation at or past CLOCK x its
+# memorized step (train_inferred >= 0.99, ``train.stop_after_memorized``; at least CLOCK x
+# the study's 0.9 reference, the "fitted" step every crossing is read against), or at its
+# cap (max_steps). The graph holds 20 % OOD
+# facts (the preset: 10 %), so exact match is read on 390 OOD test queries (a 95 % interval
+# of +-0.05) instead of 101. The four regimes of the study's figure; both-half is in its
+# transfer table only.
+CLOCK = 10
+FIGURE_REGIMES = ("natural", "both_full", "hop1_only", "hop2_only")
 _SCHEDULE = {
-    "test": {"train.max_steps": 80, "train.eval_every": 20, "train.eval_dense_until": 80,
-             "train.checkpoint_every": 40},
-    "cpu": {"data.ood_ratio": 0.2,
-            "train.warmup_steps": 50, "train.max_steps": 1500, "train.eval_every": 50,
-            "train.eval_dense_until": 1500, "train.checkpoint_every": 150},
+    "test": {"all": {"train.max_steps": 80, "train.eval_every": 20,
+                     "train.eval_dense_until": 80, "train.checkpoint_every": 40,
+                     "train.stop_after_memorized": CLOCK}},
+    # cpu, measured: the TRM memorizes at ~1,000-2,000 steps (cap 20,000 = 10x of 2,000);
+    # Wang's looped transformer memorizes later and is capped at 12,000 (the budget: the
+    # chapter's runs <= 25 minutes on 2 cores), in the two regimes claim 2's rule reads.
+    "cpu": {"all": {"data.ood_ratio": 0.2, "train.warmup_steps": 50, "train.eval_every": 100,
+                    "train.checkpoint_every": 500, "train.stop_after_memorized": CLOCK},
+            "trm": {"train.max_steps": 20000, "train.eval_dense_until": 20000},
+            "looped": {"train.max_steps": 12000, "train.eval_dense_until": 12000}},
 }
+# which (architecture: regimes) a preset trains; absent: every architecture x FIGURE_REGIMES
+_RUNS = {"cpu": {"trm": FIGURE_REGIMES, "looped": ("both_full", "hop2_only")}}
 
 
 def chapter_configs(preset_name: str = "cpu", regimes=None, archs=ARCHS) -> dict:
-    """{(regime, arch): Config} for the fake-grokking chapter: every regime of
-    ``core.regimes`` x each architecture of ``core.config.ARCHITECTURES`` at the preset's
-    scale and graph, on the chapter's schedule (``_SCHEDULE``). The study's runs took 1.5M
-    steps."""
+    """{(regime, arch): Config} for the fake-grokking chapter: the study's figure regimes
+    (``FIGURE_REGIMES``, or ``regimes``) x each architecture of ``core.config.ARCHITECTURES``
+    that the preset trains (``_RUNS``), at the preset's scale and graph, each sized by its
+    own clock (``_SCHEDULE``). The study's runs took 1.5M steps."""
     out = {}
-    for regime in regimes or REGIMES:
+    plan_ = _RUNS.get(preset_name, {a: FIGURE_REGIMES for a in ARCHS})
+    sched = _SCHEDULE.get(preset_name, {})
+    for regime in regimes or FIGURE_REGIMES:
         for arch in archs:
-            out[(regime, arch)] = preset(preset_name, arch=arch, **{
-                "data.regime": regime, **_SCHEDULE.get(preset_name, {})})
+            if regime in plan_.get(arch, ()) or regimes is not None and arch in plan_:
+                out[(regime, arch)] = preset(preset_name, arch=arch, **{
+                    "data.regime": regime, **sched.get("all", {}), **sched.get(arch, {})})
     return out
 
 
@@ -96,46 +134,78 @@ def _strict_stage(model) -> str:
     return middle_stage(model.stage_names)
 
 
-@torch.no_grad()
-def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "both",
-                         stage: str | None = None, steps=None, max_queries: int | None = 500,
-                         control: bool = True, seed: int = 0) -> pd.DataFrame:
-    """Tidy table: step, rule, rate, n, stage (the strict rule's stage), per checkpoint.
+def _lens_hits(model, ds, q: dict, stage: str, targets=("b", "t")) -> dict:
+    """Per query, at one checkpoint: exact match, and whether each target is top-1 at the
+    strict site (b at the r1 position at ``stage``) or anywhere (any stage, any position)."""
+    stages, correct, lens = site_lens(model, ds, q, targets=targets)
+    out = {"exact": correct}
+    if "b" in targets:
+        rank = lens["b"][0]                                    # (stages, queries, positions)
+        out["strict"] = rank[stages.index(stage), :, R1_POSITION] == 1
+        out["lenient"] = (rank == 1).any(axis=(0, 2))
+    if "t" in targets:
+        out["target_lenient"] = (lens["t"][0] == 1).any(axis=(0, 2))
+    return out
 
-    ``rule``: ``strict``, ``lenient``, or ``both``. The strict rule reads one stage for the
-    whole run, fixed in advance: ``stage``, or by default the model's middle stage (never
-    picked by looking at these queries). With ``control``, a ``lenient_control`` row gives
-    the lenient rule's rate for a wrong bridge (the b of another query, drawn with
-    ``seed``): what the lenient rule "finds" by chance. ``attrs["strict_check"]``: the
-    strict rule's positive check (``analysis.lens.strict_check``) on the trained two-hop
-    facts at the last checkpoint.
-    """
-    if rule not in ("strict", "lenient", "both"):
-        raise ValueError(f"rule: {rule!r} is not allowed; allowed: strict, lenient, both")
+
+def lenient_check(model, ds, queries: dict, stage: str) -> dict:
+    """The lenient rule's positive check, as ``analysis.lens.strict_check`` is the strict
+    one's: among the two-hop ``queries`` the model answers, the share where b is top-1 at
+    some stage and position."""
+    h = _lens_hits(model, ds, queries, stage, targets=("b",))
+    n = int(h["exact"].sum())
+    rate = float(h["lenient"][h["exact"]].mean()) if n else float("nan")
+    return {"stage": stage, "rate": rate, "answered": n, "readable": bool(rate >= BRIDGE_READABLE)}
+
+
+@torch.no_grad()
+def query_curves(run, probe: str = "test_inferred_ood", stage: str | None = None, steps=None,
+                 max_queries: int | None = 500, seed: int = 0) -> dict:
+    """Per checkpoint and query, whether each curve's event holds: ``hits[curve]`` is a
+    (checkpoints, queries) boolean array for ``exact`` (the answer is t), ``target_lenient``
+    (t top-1 at any stage and position: the study's OOD curve), ``strict`` (b top-1 at the
+    r1 position at one stage fixed in advance, by default the middle one), ``lenient`` (b
+    top-1 anywhere) and ``lenient_control`` (the lenient rule asked about another query's b,
+    drawn with ``seed``: what it finds by chance). Also ``steps``, ``stage`` and the two
+    rules' positive checks on the trained two-hop facts at the last checkpoint."""
     ds = run.dataset
     q = _two_hop_probe(ds, probe, max_queries)
     steps = list(run.checkpoints if steps is None else steps)
     last = run.load_model(run.checkpoints[-1])
     stage = stage or _strict_stage(last)
-    check = strict_check(last, ds, _two_hop_probe(ds, "train_inferred", max_queries), stage)
+    trained = _two_hop_probe(ds, "train_inferred", max_queries)
     wrong = dict(q, b=np.random.default_rng(seed).permutation(q["b"]))
-    rows = []
+    hits = {k: [] for k in CURVES}
     for step in steps:
         model = run.load_model(step)
-        lens = logit_lens(model, ds, q, targets=("b", "t") if rule == "both" else ("b",))
-        r = bridge_rates(lens[lens["target"] == "b"], stage)
-        for name in BRIDGE_RULES:
-            if rule in (name, "both"):
-                rows.append(dict(step=step, rule=name, rate=r[name], n=r["n"], stage=stage))
-        if rule == "both":   # the study's OOD curve, on the same queries
-            rows.append(dict(step=step, rule="target_lenient", rate=lenient_rate(lens, "t"),
-                             n=r["n"], stage=stage))
-        if control:
-            c = bridge_rates(logit_lens(model, ds, wrong, targets=("b",)), stage)
-            rows.append(dict(step=step, rule="lenient_control", rate=c["lenient"], n=c["n"],
-                             stage=stage))
+        for k, v in _lens_hits(model, ds, q, stage).items():
+            hits[k].append(v)
+        hits["lenient_control"].append(_lens_hits(model, ds, wrong, stage, ("b",))["lenient"])
+    return {"steps": steps, "stage": stage, "n": len(q["h"]),
+            "hits": {k: np.array(v, dtype=bool).reshape(len(steps), -1) for k, v in hits.items()},
+            "strict_check": strict_check(last, ds, trained, stage),
+            "lenient_check": lenient_check(last, ds, trained, stage)}
+
+
+def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "both",
+                         stage: str | None = None, steps=None, max_queries: int | None = 500,
+                         control: bool = True, seed: int = 0, curves: dict | None = None
+                         ) -> pd.DataFrame:
+    """Tidy table: step, rule, rate, n, stage (the strict rule's stage), per checkpoint,
+    from ``query_curves`` (or its result, ``curves``). ``rule``: ``strict``, ``lenient``,
+    or ``both`` (which adds ``target_lenient``, the study's OOD curve on the same queries);
+    ``control`` adds ``lenient_control``. ``attrs``: the rules' positive checks and the
+    per-query ``curves`` (for ``crossing_table``)."""
+    if rule not in ("strict", "lenient", "both"):
+        raise ValueError(f"rule: {rule!r} is not allowed; allowed: strict, lenient, both")
+    c = curves or query_curves(run, probe, stage, steps, max_queries, seed)
+    keep = [r for r in BRIDGE_RULES if rule in (r, "both")]
+    keep += ["target_lenient"] * (rule == "both") + ["lenient_control"] * control
+    rows = [dict(step=step, rule=name, rate=float(c["hits"][name][i].mean()) if c["n"]
+                 else math.nan, n=c["n"], stage=c["stage"])
+            for i, step in enumerate(c["steps"]) for name in keep]
     out = pd.DataFrame(rows, columns=["step", "rule", "rate", "n", "stage"])
-    out.attrs["strict_check"] = check
+    out.attrs.update(strict_check=c["strict_check"], lenient_check=c["lenient_check"], curves=c)
     return out
 
 
@@ -147,9 +217,9 @@ def first_crossing(series: pd.Series, threshold: float):
     return int(hit[0]) if len(hit) else None
 
 
-def _end(series: pd.Series, tail: int) -> float:
+def _end(series: pd.Series) -> float:
     s = series.dropna().sort_index()
-    return float(s.iloc[-tail:].mean()) if len(s) else math.nan
+    return float(s.iloc[-1]) if len(s) else math.nan
 
 
 def still_rising(series: pd.Series, threshold: float) -> bool:
@@ -163,18 +233,17 @@ def still_rising(series: pd.Series, threshold: float) -> bool:
 
 
 def classify(accuracy: pd.Series, bridge: pd.Series, acc_threshold: float = ACC_AT,
-             bridge_threshold: float = BRIDGE_AT, tail: int = 1) -> str:
-    """One of ``CLASSES`` from an accuracy curve and a bridge-found curve (index: step).
-
-    A run *has accuracy* if its accuracy at the end (mean of the last ``tail`` values)
-    reaches ``acc_threshold``, and *has the circuit* if its bridge rate at the end reaches
-    ``bridge_threshold``. A curve short of its threshold that was still rising when the
-    run ended (``still_rising``) leaves the run *not measured*.
-    """
-    if still_rising(accuracy, acc_threshold) or still_rising(bridge, bridge_threshold):
+             bridge_threshold: float = BRIDGE_AT) -> str:
+    """One of ``CLASSES`` from an accuracy curve and a bridge-found curve (index: step), on
+    crossing times: a run *has accuracy* if its accuracy reaches ``acc_threshold`` at some
+    step of the run, and *has the circuit* if its bridge rate reaches ``bridge_threshold``.
+    A curve that never reached its threshold but was still rising when the run ended
+    (``still_rising``) leaves the run *not measured*: it was cut off, not settled."""
+    acc = first_crossing(accuracy, acc_threshold) is not None
+    circuit = first_crossing(bridge, bridge_threshold) is not None
+    if (not acc and still_rising(accuracy, acc_threshold)) or \
+            (not circuit and still_rising(bridge, bridge_threshold)):
         return STILL_RISING
-    acc = _end(accuracy, tail) >= acc_threshold
-    circuit = _end(bridge, tail) >= bridge_threshold
     return {(True, True): CIRCUIT_WITH_ACCURACY, (True, False): FAKE,
             (False, True): CIRCUIT_ONLY, (False, False): NEITHER}[(acc, circuit)]
 
@@ -189,93 +258,220 @@ def crossing_steps(accuracy: pd.Series, bridge: pd.Series, thresholds=(HALFWAY_A
 
 
 def detect(accuracy: pd.DataFrame, bridge: pd.DataFrame, acc_probe: str = "test_inferred_ood",
-           acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT, thresholds=(HALFWAY_AT, GROKKED_AT),
-           tail: int = 1, strict_readable: bool = True) -> pd.DataFrame:
+           acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT,
+           thresholds=(HALFWAY_AT, GROKKED_AT), strict_readable: bool = True,
+           lenient_readable: bool = True, fitted: bool = True) -> pd.DataFrame:
     """The detector: one row per bridge rule with crossings, end values and the verdict.
 
-    ``accuracy`` is ``run.accuracy()`` (index step, one column per probe); ``bridge`` is
-    ``bridge_over_training``'s table (step, rule, rate). Accuracy is taken at the
-    checkpoint steps only, so both curves are read at the same steps. With
-    ``strict_readable`` False (the strict rule failed its positive check) the strict
-    rule's verdict is ``STRICT_BLIND``: its low bridge rate says nothing.
+    ``accuracy`` is ``run.accuracy()`` (index step, one column per probe) or a table with
+    the same column; ``bridge`` is ``bridge_over_training``'s table (step, rule, rate).
+    Accuracy is read at the bridge's steps when it has them, so both curves are read at
+    the same steps. A rule that failed its positive check (``strict_readable`` /
+    ``lenient_readable`` False) gets ``STRICT_BLIND`` / ``LENIENT_BLIND``: its low rate
+    says nothing; a run that never fitted its training facts gets ``NOT_FITTED``.
     """
     acc = accuracy[acc_probe]
     rows = []
+    blind = {"strict": (strict_readable, STRICT_BLIND), "lenient": (lenient_readable, LENIENT_BLIND)}
     for rule in [r for r in BRIDGE_RULES if r in set(bridge["rule"])]:
         b = bridge[bridge["rule"] == rule].set_index("step")["rate"].sort_index()
         a = acc.reindex(b.index) if set(b.index) <= set(acc.index) else acc
         t = bridge[bridge["rule"] == "target_lenient"].set_index("step")["rate"]
+        readable, blind_class = blind[rule]
+        verdict = (NOT_FITTED if not fitted else blind_class if not readable
+                   else classify(a, b, acc_threshold, bridge_threshold))
         rows.append(dict(rule=rule, **crossing_steps(a, b, thresholds),
-                         acc_end=round(_end(a, tail), 4), bridge_end=round(_end(b, tail), 4),
-                         target_lenient_end=round(_end(t, tail), 4) if len(t) else math.nan,
-                         acc_peak=round(float(a.max()), 4),
-                         verdict=STRICT_BLIND if rule == "strict" and not strict_readable
-                         else classify(a, b, acc_threshold, bridge_threshold, tail)))
+                         acc_end=round(_end(a), 4), bridge_end=round(_end(b), 4),
+                         target_lenient_end=round(_end(t), 4) if len(t) else math.nan,
+                         acc_peak=round(float(a.max()), 4), verdict=verdict))
     return pd.DataFrame(rows)
 
 
-def study_verdicts(acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT) -> pd.DataFrame:
-    """The same rule applied to the study's end values (its lenient bridge rule)."""
-    s = REGIME_NUMBERS
-    v = [classify(pd.Series([a]), pd.Series([b]), acc_threshold, bridge_threshold)
-         for a, b in zip(s["ood_end"], s["bridge_end"])]
-    return s[["regime", "ood_end", "bridge_end"]].assign(verdict=v)
+def crossing_with_interval(hits: np.ndarray, steps, threshold: float, n_boot: int = BOOTSTRAP,
+                           seed: int = 0) -> tuple:
+    """(first step, lo, hi): the first of ``steps`` where the share of queries with a hit
+    (``hits``: checkpoints x queries) reaches ``threshold`` (None = not within the run),
+    and a 95 % bootstrap interval over the queries (``inf`` = not within the run)."""
+    steps = np.asarray(steps, dtype=float)
+    rate = hits.mean(1)
+    first = int(steps[np.argmax(rate >= threshold)]) if (rate >= threshold).any() else None
+    idx = np.random.default_rng(seed).integers(0, hits.shape[1], (n_boot, hits.shape[1]))
+    reach = hits[:, idx].mean(-1) >= threshold                    # (checkpoints, n_boot)
+    firsts = np.where(reach.any(0), steps[reach.argmax(0)], np.inf)
+    lo = np.percentile(firsts, 2.5, method="lower")      # no interpolation: inf stays inf
+    hi = np.percentile(firsts, 97.5, method="higher")
+    return first, float(lo), float(hi)
+
+
+def _times(x, mem) -> float:
+    """A step as a multiple of the fitted step (inf: not within the run; NaN: the run never
+    fitted, so it has no clock)."""
+    if not mem:
+        return math.nan
+    return math.inf if x is None or not math.isfinite(x) else round(x / mem, 2)
+
+
+def crossing_table(curves: dict, fitted: int | None, thresholds=(HALFWAY_AT, GROKKED_AT),
+                   seed: int = 0) -> pd.DataFrame:
+    """One row per curve of ``query_curves``: the step it first reaches each threshold, as
+    a multiple of the run's fitted step with a 95 % bootstrap interval over queries
+    (``inf``: not within the run), its end value with a Wilson interval, and whether it
+    was still rising at the end."""
+    rows = []
+    steps = curves["steps"]
+    for name, hits in curves["hits"].items():
+        rate = pd.Series(hits.mean(1), index=steps)
+        row = {"curve": CURVES[name], "key": name}
+        for th in thresholds:
+            first, lo, hi = crossing_with_interval(hits, steps, th, seed=seed)
+            row[f"step_{th:g}"] = first
+            row[f"x_fit_{th:g}"] = _times(first, fitted)
+            row[f"x_fit_{th:g}_lo"] = _times(lo, fitted)
+            row[f"x_fit_{th:g}_hi"] = _times(hi, fitted)
+        end = float(rate.iloc[-1])
+        lo, hi = wilson(end, hits.shape[1])
+        row.update(end=round(end, 4), end_lo=round(lo, 4), end_hi=round(hi, 4),
+                   n=hits.shape[1], rising=still_rising(rate, max(thresholds)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def study_at_clock(clock: float = CLOCK, acc_threshold: float = ACC_AT,
+                   bridge_threshold: float = BRIDGE_AT) -> pd.DataFrame:
+    """The control that the detector discriminates: its rule applied to the study's own
+    TRM crossings (``study.REGIME_NUMBERS``, lenient rules), as multiples of each run's
+    train-accuracy step, seen only up to ``clock`` times that step -- what a run sized
+    like this chapter's would have shown of the study's curves."""
+    rows = []
+    for r in REGIME_NUMBERS.itertuples():
+        seen = {}
+        for key, th in (("ood", acc_threshold), ("bridge", bridge_threshold)):
+            step = getattr(r, f"{key}_{'05' if th == 0.5 else '09'}")
+            x = float(step) / r.train_09 if not pd.isna(step) else math.inf
+            seen[key] = x
+        acc, circuit = seen["ood"] <= clock, seen["bridge"] <= clock
+        rows.append(dict(regime=r.regime, ood_x_fit=round(seen["ood"], 2),
+                         bridge_x_fit=round(seen["bridge"], 2),
+                         verdict={(True, True): CIRCUIT_WITH_ACCURACY, (True, False): FAKE,
+                                  (False, True): CIRCUIT_ONLY, (False, False): NEITHER}[
+                                      (acc, circuit)]))
+    return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------- the chapter's tables
 def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: int = 500,
                    acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT):
-    """(curves, verdicts) over ``{(regime, arch): run}``.
+    """(curves, verdicts, crossings) over ``{(regime, arch): run}``, all read from the
+    per-query curves of ``query_curves`` at the runs' checkpoints.
 
-    ``curves``: regime, arch, step, curve (``OOD accuracy``, ``bridge strict``, ``bridge
-    lenient``, ``bridge lenient, wrong b``), value. ``verdicts``: one row per run and rule.
+    ``curves``: regime, arch, step, curve (``CURVES``' names), value. ``verdicts``: one row
+    per run and bridge rule (``detect``), with the fitted step (train_inferred 0.9, the
+    study's reference) and the memorized one (0.99, which sized the run), how many fitted
+    steps the run lasted (``clock``), the rules' positive checks and Wilson intervals on the
+    end accuracy. ``crossings``: one row per run and curve (``crossing_table``).
     """
-    curves, verdicts = [], []
-    names = {"strict": "bridge strict", "lenient": "bridge lenient",
-             "lenient_control": "bridge lenient, wrong b",
-             "target_lenient": "OOD target, lenient (the study's 'accuracy')"}
+    from ..analysis.definitions import fitted_step, memorized_step
+    curves, verdicts, crossings = [], [], []
     for (regime, arch), run in runs.items():
         bridge = bridge_over_training(run, probe, max_queries=max_queries)
-        acc = run.accuracy()
-        a = acc[probe].reindex(sorted(set(bridge["step"])))
-        curves.append(pd.DataFrame(dict(regime=regime, arch=arch, step=a.index,
-                                        curve="OOD accuracy", value=a.values)))
-        curves.append(bridge.assign(regime=regime, arch=arch, curve=bridge["rule"].map(names))
+        c = bridge.attrs["curves"]
+        fit = fitted_step(run.accuracy())
+        exact = pd.Series(c["hits"]["exact"].mean(1) if c["n"] else math.nan, index=c["steps"])
+        curves.append(pd.DataFrame(dict(regime=regime, arch=arch, step=exact.index,
+                                        curve=CURVES["exact"], value=exact.values)))
+        curves.append(bridge.assign(regime=regime, arch=arch, curve=bridge["rule"].map(CURVES))
                       .rename(columns={"rate": "value"})[["regime", "arch", "step", "curve",
                                                           "value"]])
-        check = bridge.attrs.get("strict_check", {"rate": math.nan, "answered": 0,
-                                                   "readable": False})
-        d = detect(acc, bridge, probe, acc_threshold, bridge_threshold,
-                   strict_readable=check["readable"])
+        strict, lenient = c["strict_check"], c["lenient_check"]
+        d = detect(pd.DataFrame({probe: exact}), bridge, probe, acc_threshold,
+                   bridge_threshold, strict_readable=strict["readable"],
+                   lenient_readable=lenient["readable"], fitted=fit is not None)
         d.insert(0, "arch", arch)
         d.insert(0, "regime", regime)
-        d["strict_stage"] = bridge["stage"].iloc[0] if len(bridge) else None
-        d["strict_check"] = round(check["rate"], 4)
-        d["strict_check_n"] = check["answered"]
-        c = bridge[bridge["rule"] == "lenient_control"]["rate"]
-        d["control_end"] = round(float(c.iloc[-1]), 4) if len(c) else math.nan
-        n = len(run.dataset.probes[probe]["h"])      # exact match is read on the whole probe
-        d["acc_n"] = n
-        ci = [tuple(round(x, 4) for x in wilson(a, n)) for a in d.get("acc_end", [])]
-        d["acc_end_lo"], d["acc_end_hi"] = [c[0] for c in ci], [c[1] for c in ci]
+        d["fitted"], d["memorized"] = fit, memorized_step(run.accuracy())
+        d["steps"] = run.steps
+        d["clock"] = round(run.steps / fit, 1) if fit else math.nan
+        d["strict_stage"] = c["stage"]
+        d["strict_check"], d["strict_check_n"] = round(strict["rate"], 4), strict["answered"]
+        d["lenient_check"] = round(lenient["rate"], 4)
+        ctl = bridge[bridge["rule"] == "lenient_control"]["rate"]
+        d["control_end"] = round(float(ctl.iloc[-1]), 4) if len(ctl) else math.nan
+        d["acc_n"] = c["n"]
+        ci = [tuple(round(x, 4) for x in wilson(a, c["n"])) for a in d["acc_end"]]
+        d["acc_end_lo"], d["acc_end_hi"] = [x[0] for x in ci], [x[1] for x in ci]
         verdicts.append(d)
-    return pd.concat(curves, ignore_index=True), pd.concat(verdicts, ignore_index=True)
+        crossings.append(crossing_table(c, fit).assign(regime=regime, arch=arch, fitted=fit))
+    return (pd.concat(curves, ignore_index=True), pd.concat(verdicts, ignore_index=True),
+            pd.concat(crossings, ignore_index=True))
 
 
-def side_by_side(verdicts: pd.DataFrame, arch: str = "trm", rule: str = "lenient",
-                 acc_threshold: float = ACC_AT, bridge_threshold: float = BRIDGE_AT) -> pd.DataFrame:
-    """Our runs of one architecture and rule next to the study's TRM numbers. The study's
-    "OOD" curve is a lenient target rate (t top-1 at any stage and position): ours of the
-    same quantity stands beside it, and our exact match beside that."""
+def side_by_side(verdicts: pd.DataFrame, crossings: pd.DataFrame, arch: str = "trm",
+                 rule: str = "lenient", acc_threshold: float = ACC_AT,
+                 bridge_threshold: float = BRIDGE_AT) -> pd.DataFrame:
+    """Our runs of one architecture and rule next to the study's TRM. The study's "OOD"
+    curve is a lenient target rate (t top-1 at any stage and position): ours of the same
+    quantity stands beside it, and our exact match beside that. Crossings are multiples of
+    each run's fitted step (training accuracy 0.9, the study's reference); the study's verdict is ``study_at_clock``'s (its curves seen
+    up to the clock our runs get)."""
     ours = verdicts[(verdicts["arch"] == arch) & (verdicts["rule"] == rule)]
-    ours = ours[["regime", "target_lenient_end", "acc_end", "bridge_end", "verdict"]].rename(
-        columns={"target_lenient_end": "ours: OOD target, lenient", "acc_end":
-                 "ours: OOD exact match", "bridge_end": f"ours: bridge ({rule})",
-                 "verdict": "ours: verdict"})
-    study = study_verdicts(acc_threshold, bridge_threshold).rename(columns={
-        "ood_end": "study: OOD target, lenient", "bridge_end": "study: bridge (lenient)",
-        "verdict": "study: verdict"})
-    return ours.merge(study, on="regime", how="left").reset_index(drop=True)
+    ours = ours[["regime", "clock", "target_lenient_end", "acc_end", "bridge_end", "verdict"]]
+    x = crossings[crossings["arch"] == arch].pivot(index="regime", columns="key",
+                                                   values=f"x_fit_{acc_threshold:g}")
+    ours = ours.assign(**{
+        "ours: OOD target x fit": ours["regime"].map(x.get("target_lenient", {})),
+        "ours: OOD exact x fit": ours["regime"].map(x.get("exact", {})),
+        f"ours: bridge ({rule}) x fit": ours["regime"].map(x.get(rule, {}))}).rename(
+        columns={"clock": "ours: run length x fit", "target_lenient_end":
+                 "ours: OOD target, lenient (end)", "acc_end": "ours: OOD exact match (end)",
+                 "bridge_end": f"ours: bridge ({rule}) (end)", "verdict": "ours: verdict"})
+    study = study_at_clock(CLOCK, acc_threshold, bridge_threshold).rename(columns={
+        "ood_x_fit": "study: OOD target x fit", "bridge_x_fit": "study: bridge (lenient) x fit",
+        "verdict": f"study: verdict at {CLOCK}x"})
+    ends = REGIME_NUMBERS[["regime", "ood_end", "bridge_end"]].rename(columns={
+        "ood_end": "study: OOD target (end, 1.5M)", "bridge_end": "study: bridge (end, 1.5M)"})
+    return ours.merge(study, on="regime", how="left").merge(ends, on="regime", how="left"
+                                                           ).reset_index(drop=True)
+
+
+def claim2_runs(verdicts: pd.DataFrame, crossings: pd.DataFrame) -> list:
+    """Per (regime, architecture): what ``grokbook claims --json`` prints for claim 2 -- the
+    fitted step, steps trained and their multiple of it, each rule's class and positive
+    check, and per curve the crossing multiples of 0.5 and 0.9 (with bootstrap intervals;
+    ``inf``: not within the run), the end value with its interval and whether it was still
+    rising."""
+    out = []
+    for (regime, arch), v in verdicts.groupby(["regime", "arch"], sort=False):
+        by_rule = v.set_index("rule")
+        first = v.iloc[0]
+        cr = crossings[(crossings["regime"] == regime) & (crossings["arch"] == arch)]
+        keep = [c for c in cr.columns if c.startswith(("x_fit", "end", "rising"))]
+        out.append(dict(
+            regime=regime, arch=arch, fitted=first["fitted"], memorized=first["memorized"],
+            steps=int(first["steps"]),
+            clock=first["clock"], acc_peak=first["acc_peak"], n=int(first["acc_n"]),
+            verdict={r: by_rule.loc[r, "verdict"] for r in by_rule.index},
+            strict_check=first["strict_check"], lenient_check=first["lenient_check"],
+            curves={row["key"]: {c: row[c] for c in keep} for _, row in cr.iterrows()}))
+    return out
+
+
+def describe_claim2(per_run: list, acc_threshold: float = ACC_AT) -> str:
+    """One line: the positive control, then each hop-2-only run's crossings."""
+    def x(r, key):
+        v = r["curves"].get(key, {}).get(f"x_fit_{acc_threshold:g}", math.inf)
+        return "never" if not math.isfinite(v) else f"{v:g}x"
+
+    parts = []
+    for r in per_run:
+        if r["regime"] == "both_full" and r["arch"] == ARCHS[0]:
+            parts.append(f"control {r['arch']} both-full OOD peak {r['acc_peak']:.2f}")
+    for r in per_run:
+        if r["regime"] == "hop2_only":
+            ran = (f"ran {r['clock']:g}x fit" if r["fitted"] else "never fitted")
+            parts.append(f"hop-2-only {r['arch']} ({ran}): OOD "
+                         f"{acc_threshold:g} at {x(r, 'exact')}, lenient bridge at "
+                         f"{x(r, 'lenient')} -> {r['verdict'].get('lenient')}")
+    return "; ".join(parts) or "no runs"
 
 
 def lenient_gap(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -365,13 +561,19 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
                    f"of ±{(hi - lo) / 2:.2f} at 0.5 (columns acc_end_lo / acc_end_hi).")
     else:
         lines_n = ""
-    lines = [f"Thresholds: OOD accuracy ≥ {acc_threshold:g} and bridge found ≥ "
-             f"{bridge_threshold:g} at the last checkpoint; {n} runs. A run whose curve was "
-             f"still rising below its threshold at the end (a gain of ≥ {RISING_BY:g} over "
-             f"the last {RISING_OVER:.0%} of the run) is *{STILL_RISING}*: too short to say. "
-             f"The strict rule reads the middle stage, fixed in advance; where it decodes b "
-             f"for fewer than {BRIDGE_READABLE:.0%} of the trained two-hop facts the run "
-             f"answers (column strict_check), its verdict is *{STRICT_BLIND}*."
+    clocks = verdicts.drop_duplicates(["regime", "arch"])["clock"].dropna()
+    ran = (f" The runs lasted {clocks.min():g}-{clocks.max():g}x their fitted step "
+           f"(column clock: training accuracy 0.9, the study's reference; each run ends at "
+           f"{CLOCK}x its memorized step, 0.99, or at its cap)." if len(clocks) else "")
+    lines = [f"Thresholds: OOD exact match ≥ {acc_threshold:g} and bridge found ≥ "
+             f"{bridge_threshold:g} at some checkpoint of the run (the first crossing; a "
+             f"run's class depends on which curves arrive, the tables above say when); "
+             f"{n} runs.{ran} A run whose curve never arrived but was still rising at the "
+             f"end (a gain of ≥ {RISING_BY:g} over the last {RISING_OVER:.0%} of the run) is "
+             f"*{STILL_RISING}*: too short to say. The strict rule reads the middle stage, "
+             f"fixed in advance; where a rule finds b for fewer than {BRIDGE_READABLE:.0%} of "
+             f"the trained two-hop facts the run answers (columns strict_check, "
+             f"lenient_check), its verdict is *not measured (... rule blind)*."
              + lines_n]
     for rule in BRIDGE_RULES:
         fake = runs_of(rule, FAKE)
@@ -388,12 +590,11 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
                          f"to tell.")
         else:
             lines.append("  No run shows fake grokking under this rule at this scale.")
-    best = verdicts.sort_values("acc_end", ascending=False).iloc[0]
-    if best["acc_end"] < acc_threshold:
-        lines.append(f"\nNo run reaches the accuracy threshold: the best OOD accuracy at the "
-                     f"end is {best['acc_end']:.2f} ({best['regime']} / {best['arch']}). At "
-                     f"this scale and budget the comparison with the study is about the "
-                     f"early part of its curves only, and the verdicts say so.")
+    best = verdicts.sort_values("acc_peak", ascending=False).iloc[0]
+    if best["acc_peak"] < acc_threshold:
+        lines.append(f"\nNo run reaches the accuracy threshold: the best OOD accuracy at any "
+                     f"checkpoint is {best['acc_peak']:.2f} ({best['regime']} / "
+                     f"{best['arch']}).")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
 from ..analysis import circuit, wang
 from ..analysis.definitions import BRIDGE_READABLE, json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
-from ..core.config import preset
+from ..core.config import SUBJECT, preset
 from ..core.newknowledge import CONTROL_TEST
 from ..core.store import load_run, train, train_many
 from . import detect, paths, recipe, shortcuts, study, sweeps, transfer
@@ -52,18 +52,23 @@ VERDICT_RULES = {
         f"is not clearly farther (interval above {circuit.CLEAR_MARGIN:g} x that "
         f"percentile), if the interval straddles it, or if a checkpoint or the seed control "
         f"is missing."),
-    "claim2_fake_grokking": (f"replicates if any hop-2-only run ends with OOD accuracy >= "
-                             f"{FAKE_ACC} while the strict bridge rate stays < {FAKE_BRIDGE} "
-                             "(accuracy without circuit); partly if such a run exists in "
-                             "another regime; otherwise does not replicate; not measured "
-                             f"unless a both-full run (the positive control) ends with OOD "
-                             f"accuracy >= {CONTROL_OOD}, if a hop-2-only run was still "
-                             f"rising below a threshold when it ended (a gain of >= "
-                             f"{detect.RISING_BY:g} over its last {detect.RISING_OVER:.0%}), "
-                             f"or if the strict rule (b at the r1 position at the middle "
-                             f"stage, fixed in advance) decodes b for fewer than "
-                             f"{BRIDGE_READABLE:.0%} of a hop-2-only run's trained "
-                             f"two-hop facts it answers (it cannot see the bridge there)."),
+    "claim2_fake_grokking": (f"on crossing times, each run sized by its own clock (it ends "
+                             f"at {detect.CLOCK}x the step its training facts are memorized, "
+                             f"or at a cap; crossings are read as multiples of the step its "
+                             f"training accuracy reached 0.9, as the study's are): replicates if a hop-2-only run's OOD exact match "
+                             f"reaches {FAKE_ACC:g} while the bridge, under the lenient rule "
+                             f"(b top-1 at any stage and position: the study's rule, and the "
+                             f"generous one, so a bridge it misses the strict rule misses "
+                             f"too), never reaches {FAKE_BRIDGE:g} within the run (accuracy "
+                             f"without circuit); partly if such a run exists only in another "
+                             f"regime; otherwise does not replicate. Not measured unless the "
+                             f"subject's both-full run (the positive control) reaches OOD "
+                             f"accuracy {CONTROL_OOD:g}; not measured if a hop-2-only run "
+                             f"never fitted its training facts, was still rising below a threshold when it "
+                             f"ended (a gain of >= {detect.RISING_BY:g} over its last "
+                             f"{detect.RISING_OVER:.0%}), or if the lenient rule finds b for "
+                             f"fewer than {BRIDGE_READABLE:.0%} of the trained two-hop facts "
+                             f"the run answers (it cannot see the bridge there)."),
     "claim3_transfer": (f"On the study's probes (the old hop is a fact replayed in "
                         f"fine-tuning), read at the end of fine-tuning the grokked "
                         f"checkpoint: replicates if new-as-hop-1 reaches >= {HOP1_OK} while "
@@ -247,18 +252,19 @@ def verdict_paths(outcome: str) -> str:
 
 
 def verdict_fake(verdicts: pd.DataFrame) -> str:
-    """``verdicts``: the detector's table (regime, arch, rule, verdict, acc_end). Not measured
-    unless the positive control worked: some both-full run composes OOD queries."""
-    control = verdicts[(verdicts["regime"] == "both_full")]
-    if not len(control) or not (control["acc_end"] >= CONTROL_OOD).any():
+    """``verdicts``: the detector's table (regime, arch, rule, verdict, acc_peak). Not
+    measured unless the positive control worked: the subject's both-full run composes OOD
+    queries. Read under the lenient rule (a bridge it misses, the strict rule misses too)."""
+    control = verdicts[(verdicts["regime"] == "both_full") & (verdicts["arch"] == SUBJECT)]
+    if not len(control) or not (control["acc_peak"] >= CONTROL_OOD).any():
         return NOT_MEASURED
-    strict = verdicts[verdicts["rule"] == "strict"]
-    fake = strict[strict["verdict"] == FAKE]
+    lenient = verdicts[verdicts["rule"] == "lenient"]
+    fake = lenient[lenient["verdict"] == FAKE]
     if (fake["regime"] == "hop2_only").any():
         return REPLICATES
-    hop2 = strict[strict["regime"] == "hop2_only"]
-    if hop2["verdict"].isin((detect.STILL_RISING, detect.STRICT_BLIND)).any():
-        return NOT_MEASURED          # cut off before it could show, or the rule cannot see
+    hop2 = lenient[lenient["regime"] == "hop2_only"]
+    if not len(hop2) or hop2["verdict"].str.startswith("not measured").any():
+        return NOT_MEASURED          # cut off, never memorized, or the rule cannot see b
     return PARTLY if len(fake) else NOT_REPLICATED
 
 
@@ -398,11 +404,9 @@ def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> d
         table=shortcuts.with_transfer(shortcuts.shortcut_verdicts(table, c),
                                       shortcuts.transfer_rows(fts, known)) if cuts else table,
         runs=[r.id for r in [*cuts.values(), *fts.values()]])
-    _, verdicts = detect.chapter_tables(book["fake"], max_queries=max_queries)
-    hop2 = verdicts[(verdicts.regime == "hop2_only") & (verdicts.rule == "strict")]
-    out["claim2_fake_grokking"] = dict(verdicts=verdicts, hop2=hop2[["arch", "acc_end",
-                                       "bridge_end", "verdict"]].to_dict("records"),
-                                       runs=[r.id for r in book["fake"].values()])
+    _, verdicts, crossings = detect.chapter_tables(book["fake"], max_queries=detect.QUERIES)
+    out["claim2_fake_grokking"] = dict(verdicts=verdicts, runs=[r.id for r in book["fake"].values()],
+                                       per_run=detect.claim2_runs(verdicts, crossings))
     return out
 
 
@@ -442,11 +446,7 @@ def verdicts(numbers: dict) -> dict:
         put(key, v, f"{_steps_by(p['table'], col)} ({why})", p, p["runs"])
     out["claim1_same_path"] = claim1_object(n["claim1_same_path"])
     f = n["claim2_fake_grokking"]
-    put("claim2_fake_grokking", verdict_fake(f["verdicts"]),
-        "hop-2-only end values (OOD acc / strict bridge): " + "; ".join(
-            f"{r['arch']} {r['acc_end']:.2f}/{r['bridge_end']:.2f}"
-            + (" (strict rule blind)" if r["verdict"] == detect.STRICT_BLIND else "")
-            for r in f["hop2"]),
+    put("claim2_fake_grokking", verdict_fake(f["verdicts"]), detect.describe_claim2(f["per_run"]),
         {k: v for k, v in f.items() if k != "verdicts"}, f["runs"])
     t = n["claim3_transfer"]
     put("claim3_transfer", *transfer_this_book(t["starts"]), t, t["runs"])
