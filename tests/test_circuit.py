@@ -179,11 +179,16 @@ def test_claim1_evidence_tables_charts_and_json(store, monkeypatch):
     import json
 
     from grokbook.chapters import paths
-    runs = paths.claim1_runs("test", store=store)
+    alone = paths.claim1_runs("test", store=store)   # the subject never grokked: no controls
+    assert list(alone) == ["subject"]
+    none = paths.claim1_evidence(alone)
+    assert not none["measured"] and "no grokked checkpoint" in none["reason"]
     first = lambda run: (run.checkpoints[1], "test rule")     # noqa: E731
     monkeypatch.setattr(paths, "before_checkpoint", first)
     monkeypatch.setattr(paths, "after_checkpoint", lambda run: run.checkpoints[-1])
     monkeypatch.setattr(paths, "BEFORE_MAX_HELDOUT", 1.0)
+    runs = paths.claim1_runs("test", store=store)
+    assert set(runs) == {"subject", "lookup", f"seed_control_{paths.CONTROL_SEEDS[0]}"}
     from grokbook.core.store import train
     other_graph = train(small(seed=1), store=store)   # another data seed: another graph
     last = runs["subject"].checkpoints[-1]

@@ -45,7 +45,11 @@ def test_all_four_classes_and_thresholds_are_arguments():
     assert classify(a, b, bridge_threshold=0.9) == FAKE
     assert classify(a, b, acc_threshold=0.99) == CIRCUIT_ONLY
     assert classify(a, b, acc_threshold=0.99, bridge_threshold=0.9) == NEITHER
-    assert len(set(CLASSES)) == 8
+    assert len(set(CLASSES)) == 9
+    # a run capped short of its clock: a curve that did not arrive is not evidence, flat or not
+    from grokbook.chapters.detect import TOO_SHORT
+    assert classify(a, b, bridge_threshold=0.9, complete=False) == TOO_SHORT
+    assert classify(a, b, complete=False) == CIRCUIT_WITH_ACCURACY   # both arrived anyway
     assert still_rising(pd.Series([0.0, 0.1, 0.2, 0.3]), 0.9)          # +0.1 in the last quarter
     assert not still_rising(pd.Series([0.0, 0.3, 0.3, 0.31]), 0.9)     # flat
     assert not still_rising(pd.Series([0.0, 0.5, 0.8, 0.95]), 0.9)     # reached it
@@ -99,7 +103,7 @@ def test_chapter_configs_cover_regimes_and_architectures():
     assert len({c.hash() for c in cfgs.values()}) == 12
     cpu = chapter_configs("cpu")                             # the subject in all four regimes
     assert {r for r, a in cpu if a == "trm"} == {"natural", "both_full", "hop1_only", "hop2_only"}
-    assert all(c.train.stop_after_memorized == 10 for c in cpu.values())
+    assert all(c.train.stop_after_fitted == 10 for c in cpu.values())
     assert {(r, a) for r, a in cpu if a != "trm"} == {("both_full", "looped"), ("hop2_only", "looped")}
 
 

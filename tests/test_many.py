@@ -237,14 +237,14 @@ def test_on_the_cpu_runs_are_trained_as_themselves_by_default(tmp_path):
 
 
 def test_a_run_sized_by_its_own_clock_stops_at_its_multiple_alone_together_and_resumed(tmp_path):
-    # chapter 5's runs: train.stop_after_memorized ends a run at the first evaluation at or
-    # past that multiple of its own memorized step (train_inferred >= MEMORIZED_AT)
-    from grokbook.analysis.definitions import memorized_step
+    # chapter 5's runs: train.stop_after_fitted ends a run at the first evaluation at or
+    # past that multiple of its own fitted step (train_inferred >= FITTED_AT)
+    from grokbook.analysis.definitions import fitted_step
     quick = {"data.phi": 0.5, "train.lr": 3e-3, "train.max_steps": 900, "train.eval_every": 20,
              "train.eval_dense_until": 900, "train.checkpoint_every": 100}
-    clocked = small("dense", **{**quick, "train.stop_after_memorized": 1.5})
+    clocked = small("dense", **{**quick, "train.stop_after_fitted": 1.5})
     alone = train(clocked, store=tmp_path / "s", progress=False)
-    mem = memorized_step(alone.accuracy())
+    mem = fitted_step(alone.accuracy())
     assert mem is not None and alone.steps == next(s for s in range(mem, 901, 20) if s >= 1.5 * mem)
     assert alone.steps < 900 and alone.steps in alone.checkpoints
     full = train(small("dense", **quick), store=tmp_path / "s", progress=False)

@@ -5,7 +5,7 @@ import pandas as pd
 from grokbook.core.newknowledge import CONTROL_TEST
 from grokbook.chapters import verdict as v
 from grokbook.chapters.detect import (CIRCUIT_ONLY, CIRCUIT_WITH_ACCURACY, FAKE, LENIENT_BLIND,
-                                      NEITHER, NOT_FITTED, STILL_RISING)
+                                      NEITHER, NOT_FITTED, STILL_RISING, TOO_SHORT)
 
 
 def _sweep(key, steps):
@@ -104,9 +104,16 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_fake(table) == v.REPLICATES
     table["verdict"] = NEITHER
     assert v.verdict_fake(table) == v.NOT_REPLICATED
-    for unknown in (STILL_RISING, LENIENT_BLIND, NOT_FITTED):   # cut off, blind, no clock
+    for unknown in (STILL_RISING, TOO_SHORT, LENIENT_BLIND, NOT_FITTED):  # cut off, no clock
         table.loc[1, "verdict"] = unknown
         assert v.verdict_fake(table) == v.NOT_MEASURED
+    other = pd.DataFrame([dict(regime="hop2_only", arch="looped", rule="lenient",
+                               verdict=TOO_SHORT, acc_peak=0.1)])
+    table.loc[1, "verdict"] = NEITHER            # another architecture cut short: the subject decides
+    assert v.verdict_fake(pd.concat([table, other], ignore_index=True)) == v.NOT_REPLICATED
+    other["verdict"] = FAKE                      # ... but its fake grokking counts
+    assert v.verdict_fake(pd.concat([table, other], ignore_index=True)) == v.REPLICATES
+    table.loc[1, "verdict"] = STILL_RISING
     table.loc[0, "verdict"] = FAKE               # fake elsewhere does not settle hop-2-only
     assert v.verdict_fake(table) == v.NOT_MEASURED
     table.loc[1, "verdict"] = FAKE

@@ -12,11 +12,10 @@ import math
 
 import pandas as pd
 
-# the memorized threshold lives in core (the trainer's train.stop_after_memorized reads it)
-from ..core.config import MEMORIZED_AT, MEMORIZED_SPLIT  # noqa: F401
+# the training-accuracy thresholds live in core (the trainer's train.stop_after_fitted reads one)
+from ..core.config import FITTED_AT, MEMORIZED_AT, MEMORIZED_SPLIT  # noqa: F401
 
 GROKKED_AT = 0.9               # test_inferred_iid accuracy: held-out ID queries answered
-FITTED_AT = 0.9                # train_inferred accuracy: the study's reference step (chapter 5)
 HALFWAY_AT = 0.5               # a curve's midpoint, for crossing steps
 OOD_AT = 0.5                   # OOD two-hop accuracy that counts as "composes OOD"
 GROKKED_SPLIT = "test_inferred_iid"

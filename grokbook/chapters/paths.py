@@ -217,7 +217,7 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     each compared with "after" by the same rule, seed scale and controls:
     ``ev["others"][label]`` holds the distance, the outcome and why."""
     from ..analysis import circuit as C
-    subject, lookup = runs["subject"], runs["lookup"]
+    subject, lookup = runs["subject"], runs.get("lookup")
     ds = subject.dataset
     before, before_rule = before_checkpoint(subject)
     after = after_checkpoint(subject)
@@ -234,13 +234,15 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
           "before": _acc_at(subject, before) if before is not None else None,
           "after": _acc_at(subject, after) if after is not None else None,
           "seed_control": _acc_at(control, after2) if after2 is not None else None,
-          "lookup": _acc_at(lookup, lookup.checkpoints[-1])}
+          "lookup": _acc_at(lookup, lookup.checkpoints[-1]) if lookup is not None else None}
     missing = []
     if before is None or after is None:
         missing.append("the subject run has no memorized-not-grokked or no grokked checkpoint")
     elif ev["before"]["test_inferred_iid"] > BEFORE_MAX_HELDOUT:
         missing.append(f"held-out ID at 'before' is {ev['before']['test_inferred_iid']:.2f} "
                        f"> {BEFORE_MAX_HELDOUT}: it had already half generalized")
+    if lookup is None:
+        missing.append("no lookup control run")
     if after2 is None:
         missing.append(f"no seed control grokked ({len(tried)} training seeds tried), so "
                        f"there is no scale for 'same'")
@@ -336,15 +338,18 @@ def heldout_split(models: dict, ds, pool: dict, seed: int = 0, n_boot: int = 100
 
 def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
                 progress: bool = False) -> dict:
-    """The runs of ``claim1_configs``, read from the store or trained: the subject, the
-    lookup control and the first seed control together, then further seed controls one at
-    a time only while none has grokked and the subject has (without a grokked subject
-    claim 1 is not measured whatever the controls do)."""
+    """The runs of ``claim1_configs``, read from the store or trained: the subject first;
+    only if it grokked, the lookup control and the first seed control together, then
+    further seed controls one at a time while none has grokked (without a grokked subject
+    claim 1 is not measured whatever the controls do, so none is trained for it)."""
     from ..core.store import train_many
     cfgs = claim1_configs(preset_name, arch)
     seeds = [k for k in cfgs if k.startswith("seed_control_")]
-    first = ["subject", "lookup", seeds[0]]
-    runs = dict(zip(first, train_many([cfgs[k] for k in first], store=store,
+    runs = {"subject": train_many([cfgs["subject"]], store=store, progress=progress)[0]}
+    if after_checkpoint(runs["subject"]) is None:
+        return runs
+    first = ["lookup", seeds[0]]
+    runs.update(zip(first, train_many([cfgs[k] for k in first], store=store,
                                       progress=progress)))
     for k in seeds[1:]:
         if after_checkpoint(runs["subject"]) is None or any(

@@ -63,8 +63,11 @@ VERDICT_RULES = {
                              f"without circuit); partly if such a run exists only in another "
                              f"regime; otherwise does not replicate. Not measured unless the "
                              f"subject's both-full run (the positive control) reaches OOD "
-                             f"accuracy {CONTROL_OOD:g}; not measured if a hop-2-only run "
-                             f"never fitted its training facts, was still rising below a threshold when it "
+                             f"accuracy {CONTROL_OOD:g}; not measured if the subject's "
+                             f"hop-2-only run (the architecture the claim is about; another "
+                             f"architecture's run can make it replicate, not fail) never "
+                             f"fitted its training facts, ended short of its clock with a "
+                             f"curve that had not arrived, was still rising below a threshold when it "
                              f"ended (a gain of >= {detect.RISING_BY:g} over its last "
                              f"{detect.RISING_OVER:.0%}), or if the lenient rule finds b for "
                              f"fewer than {BRIDGE_READABLE:.0%} of the trained two-hop facts "
@@ -116,9 +119,7 @@ def book_configs(preset_name: str = "cpu") -> dict:
         "03": [*sweeps.grid_configs(base, **{"data.phi": grid["phis"], "seed": grid["seeds"]}),
                *sweeps.grid_configs(base, **{"data.n_entities": grid["sizes"],
                                              "seed": grid["seeds"]})],
-        "04": [c for arch in (None, "dense")
-               for k, c in paths.claim1_configs(preset_name, arch).items()
-               if k in first_controls],
+        "04": [c for k, c in paths.claim1_configs(preset_name).items() if k in first_controls],
         "05": list(detect.chapter_configs(preset_name).values()),
         "06": [preset(preset_name), transfer.floor_config(preset(preset_name)),
                preset(preset_name, "dense")],
@@ -262,9 +263,9 @@ def verdict_fake(verdicts: pd.DataFrame) -> str:
     fake = lenient[lenient["verdict"] == FAKE]
     if (fake["regime"] == "hop2_only").any():
         return REPLICATES
-    hop2 = lenient[lenient["regime"] == "hop2_only"]
+    hop2 = lenient[(lenient["regime"] == "hop2_only") & (lenient["arch"] == SUBJECT)]
     if not len(hop2) or hop2["verdict"].str.startswith("not measured").any():
-        return NOT_MEASURED          # cut off, never memorized, or the rule cannot see b
+        return NOT_MEASURED          # cut off, never fitted, or the rule cannot see b
     return PARTLY if len(fake) else NOT_REPLICATED
 
 

@@ -68,9 +68,9 @@ class TrainConfig:
     ema: float = 0.0              # >0: evaluate an exponential moving average of the weights
     stop_at: float = 0.0          # >0: the run ends at the first evaluation where
                                   # test_inferred_iid accuracy reaches this (sweeps use it)
-    stop_after_memorized: float = 0.0  # >0: the run ends at the first evaluation at or past
-                                  # this multiple of its own memorized step (train_inferred
-                                  # >= MEMORIZED_AT), or at max_steps: a run sized by its clock
+    stop_after_fitted: float = 0.0  # >0: the run ends at the first evaluation at or past
+                                  # this multiple of its own fitted step (train_inferred >=
+                                  # FITTED_AT), or at max_steps: a run sized by its own clock
     device: str = "auto"          # "auto", "cpu" or "cuda"
     grokfast_alpha: float = 0.98  # Grokfast (Lee et al. 2024): EMA of the gradient ...
     grokfast_lamb: float = 0.0    # ... added back with this gain; 0: off
@@ -93,7 +93,7 @@ class TransferConfig:
 # every earlier run keeps its id.
 _LATER_FIELDS = (("data", "shuffle_inferred"), ("train", "init_seed"),
                  ("train", "grokfast_alpha"), ("train", "grokfast_lamb"),
-                 ("transfer", "control_per_fact"), ("train", "stop_after_memorized"))
+                 ("transfer", "control_per_fact"), ("train", "stop_after_fitted"))
 
 
 @dataclass
@@ -148,8 +148,10 @@ class Config:
 # parameter-sharing model, the TRM (SUBJECT); the dense transformer ("dense") and Wang's
 # looped transformer ("looped") stand beside it for contrast.
 SUBJECT = "trm"
-MEMORIZED_AT = 0.99            # train_inferred accuracy: the training facts are fitted
-MEMORIZED_SPLIT = "train_inferred"   # (analysis.definitions re-exports both)
+MEMORIZED_AT = 0.99            # train_inferred accuracy: the training facts are memorized
+FITTED_AT = 0.9                # train_inferred accuracy: the study's reference step ("train
+                               # acc > 0.9"), the clock of train.stop_after_fitted
+MEMORIZED_SPLIT = "train_inferred"   # (analysis.definitions re-exports all three)
 ARCH_NAMES = ("trm", "looped", "dense")
 
 _WANG_OPT = {"train.ema": 0.0, "train.beta2": 0.999}     # Wang: AdamW (0.9, 0.999), no EMA
@@ -363,8 +365,8 @@ def validate(cfg: Config) -> None:
     _check(0 <= t.beta2 < 1, "train.beta2", t.beta2, "0 <= beta2 < 1")
     _check(0 <= t.ema < 1, "train.ema", t.ema, "0 (off) <= ema < 1")
     _check(0 <= t.stop_at <= 1, "train.stop_at", t.stop_at, "0 (off) to 1")
-    _check(t.stop_after_memorized == 0 or t.stop_after_memorized >= 1,
-           "train.stop_after_memorized", t.stop_after_memorized, "0 (off) or a multiple >= 1")
+    _check(t.stop_after_fitted == 0 or t.stop_after_fitted >= 1,
+           "train.stop_after_fitted", t.stop_after_fitted, "0 (off) or a multiple >= 1")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu, cuda")
     tr = cfg.transfer
     _check(0 <= tr.chain_fraction <= 1, "transfer.chain_fraction", tr.chain_fraction, "0 to 1")

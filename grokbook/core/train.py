@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .arch import build_model
-from .config import MEMORIZED_AT, MEMORIZED_SPLIT
+from .config import FITTED_AT, MEMORIZED_SPLIT
 from .ensemble import load_member, member_state, stack_models
 from .tables import n_rows
 
@@ -398,9 +398,10 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
     k, wall_seconds)`` (optional) hears that member k is complete; ``report(step,
     steps_per_s)`` (optional) hears of every evaluation. ``stop_after`` ends the call after
     that many steps (used to test interruption). ``train.stop_at`` ends a member early,
-    complete, once its held-out ID accuracy reaches it; ``train.stop_after_memorized`` at the
-    first evaluation at or past that multiple of its memorized step (read from its own
-    rows, so a resumed run stops where an uninterrupted one does). Returns (wall seconds so far,
+    complete, once its held-out ID accuracy reaches it; ``train.stop_after_fitted`` at the
+    first evaluation at or past that multiple of its fitted step (train_inferred >=
+    FITTED_AT; read from its own rows, so a resumed run stops where an uninterrupted one
+    does). Returns (wall seconds so far,
     whether every member is complete).
     """
     from tqdm.auto import tqdm
@@ -416,8 +417,8 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
         return wall_offset + time.perf_counter() - t0
 
     finished = set()
-    memorized = [next((r["step"] for r in rows if r["split"] == MEMORIZED_SPLIT
-                       and r["accuracy"] >= MEMORIZED_AT), None) for rows in trainer.rows]
+    fitted = [next((r["step"] for r in rows if r["split"] == MEMORIZED_SPLIT
+                    and r["accuracy"] >= FITTED_AT), None) for rows in trainer.rows]
 
     def finish(k):
         trainer.active[k] = False
@@ -442,11 +443,11 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
                     stop = trainer.cfgs[k].train.stop_at
                     iid = res[k].get("test_inferred_iid", (None, 0.0))[1]
                     reached[k] = trainer.active[k] and stop > 0 and iid >= stop
-                    if memorized[k] is None and res[k].get(MEMORIZED_SPLIT, (0, 0.0))[1] >= MEMORIZED_AT:
-                        memorized[k] = s
-                    clock = trainer.cfgs[k].train.stop_after_memorized
-                    if trainer.active[k] and clock > 0 and memorized[k] is not None:
-                        reached[k] = reached[k] or s >= clock * memorized[k]
+                    if fitted[k] is None and res[k].get(MEMORIZED_SPLIT, (0, 0.0))[1] >= FITTED_AT:
+                        fitted[k] = s
+                    clock = trainer.cfgs[k].train.stop_after_fitted
+                    if trainer.active[k] and clock > 0 and fitted[k] is not None:
+                        reached[k] = reached[k] or s >= clock * fitted[k]
             for k in range(trainer.k):
                 if trainer.active[k] and (s in ckpts or reached[k]):
                     on_checkpoint(trainer, k, wall())
