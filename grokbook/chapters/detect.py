@@ -453,7 +453,7 @@ def claim2_runs(verdicts: pd.DataFrame, crossings: pd.DataFrame) -> list:
         by_rule = v.set_index("rule")
         first = v.iloc[0]
         cr = crossings[(crossings["regime"] == regime) & (crossings["arch"] == arch)]
-        keep = [c for c in cr.columns if c.startswith(("x_fit", "end", "rising"))]
+        keep = [c for c in cr.columns if c.startswith(("step_", "x_fit", "end", "rising"))]
         out.append(dict(
             regime=regime, arch=arch, fitted=first["fitted"], memorized=first["memorized"],
             steps=int(first["steps"]),
@@ -587,7 +587,7 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
     for rule in BRIDGE_RULES:
         fake = runs_of(rule, FAKE)
         counts = verdicts[verdicts["rule"] == rule]["verdict"].value_counts()
-        tally = ", ".join(f"{counts.get(c, 0)} × *{c}*" for c in CLASSES)
+        tally = ", ".join(f"{counts[c]} × *{c}*" for c in CLASSES if counts.get(c, 0))
         lines.append(f"- **{rule} rule**: {tally}.")
         rising = runs_of(rule, STILL_RISING)
         if fake:
@@ -597,8 +597,10 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
             lines.append(f"  No run shows fake grokking under this rule, but {len(rising)} "
                          f"were still rising when they ended ({', '.join(rising)}): too short "
                          f"to tell.")
+        elif all(str(c).startswith("not measured") for c in counts.index):
+            lines.append("  No run could be classified under this rule.")
         else:
-            lines.append("  No run shows fake grokking under this rule at this scale.")
+            lines.append("  No classified run shows fake grokking under this rule.")
     best = verdicts.sort_values("acc_peak", ascending=False).iloc[0]
     if best["acc_peak"] < acc_threshold:
         lines.append(f"\nNo run reaches the accuracy threshold: the best OOD accuracy at any "

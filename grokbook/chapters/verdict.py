@@ -16,7 +16,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
                                     REPLICATES, first_step)
 from ..analysis import circuit, wang
-from ..analysis.definitions import BRIDGE_READABLE, json_ready, run_summary
+from ..analysis.definitions import BRIDGE_READABLE, FITTED_AT, json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import SUBJECT, preset
 from ..core.newknowledge import CONTROL_TEST
@@ -53,9 +53,9 @@ VERDICT_RULES = {
         f"percentile), if the interval straddles it, or if a checkpoint or the seed control "
         f"is missing."),
     "claim2_fake_grokking": (f"on crossing times, each run sized by its own clock (it ends "
-                             f"at {detect.CLOCK}x the step its training facts are memorized, "
-                             f"or at a cap; crossings are read as multiples of the step its "
-                             f"training accuracy reached 0.9, as the study's are): replicates if a hop-2-only run's OOD exact match "
+                             f"at {detect.CLOCK}x its fitted step, where its training accuracy "
+                             f"first reaches {FITTED_AT:g} as in the study's tables, or at a "
+                             f"cap; crossings are read as multiples of that step): replicates if a hop-2-only run's OOD exact match "
                              f"reaches {FAKE_ACC:g} while the bridge, under the lenient rule "
                              f"(b top-1 at any stage and position: the study's rule, and the "
                              f"generous one, so a bridge it misses the strict rule misses "
