@@ -199,6 +199,17 @@ def test_claims_json_gives_every_verdict_from_the_books_store(book):
     assert {"final", "best", "lo", "hi", "n", "steps", "rising"} <= set(
         starts["grokked"]["new_hop1_replayed_hop2"])
     assert "hop2_control_test" in starts["hop2_control"]
+    # claim 2 per (regime, architecture): clock, crossings per curve, ends, classes
+    per_run = out["claim2_fake_grokking"]["evidence"]["per_run"]
+    assert {(r["regime"], r["arch"]) for r in per_run} >= {("hop2_only", "trm"), ("both_full", "trm")}
+    one = per_run[0]
+    assert {"fitted", "memorized", "steps", "clock", "verdict", "lenient_check", "curves"} <= set(one)
+    assert {"exact", "target_lenient", "strict", "lenient", "lenient_control"} == set(one["curves"])
+    assert {"step_0.5", "x_fit_0.5", "x_fit_0.5_lo", "x_fit_0.5_hi", "end", "end_lo", "end_hi",
+            "rising"} <= set(one["curves"]["exact"])
+    assert set(one["verdict"]) == {"strict", "lenient"}
+    # a curve that did not arrive is censored at the run's length, never a bare null
+    assert all(c["step_0.5"] is not None for c in one["curves"].values())
 
 
 def test_cost_ledger_has_a_row_per_shortcut(book):

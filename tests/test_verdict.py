@@ -233,10 +233,10 @@ def test_claim2_line_gives_the_control_and_the_hop2_crossings():
                    verdict={"lenient": CIRCUIT_WITH_ACCURACY}, curves={})
     hop2 = dict(regime="hop2_only", arch="trm", fitted=1000, clock=10.2, acc_peak=0.3,
                 verdict={"lenient": NEITHER},
-                curves={"exact": {"x_fit_0.5": float("inf")}, "lenient": {"x_fit_0.5": 3.5}})
+                curves={"exact": {"x_fit_0.5": "> 10.2"}, "lenient": {"x_fit_0.5": 3.5}})
     never = dict(hop2, arch="looped", fitted=None, verdict={"lenient": NOT_FITTED})
     line = v.verdicts(_numbers(claim2_fake_grokking=dict(per_run=[control, hop2, never])))[
         "claim2_fake_grokking"]["this_book"]
     assert "control trm both-full OOD peak 0.81" in line
-    assert "hop-2-only trm (ran 10.2x fit): OOD 0.5 at never, lenient bridge at 3.5x -> neither" in line
+    assert "hop-2-only trm (ran 10.2x fit): OOD 0.5 at > 10.2x, lenient bridge at 3.5x -> neither" in line
     assert "hop-2-only looped (never fitted)" in line

@@ -445,9 +445,16 @@ def side_by_side(verdicts: pd.DataFrame, crossings: pd.DataFrame, arch: str = "t
 def claim2_runs(verdicts: pd.DataFrame, crossings: pd.DataFrame) -> list:
     """Per (regime, architecture): what ``grokbook claims --json`` prints for claim 2 -- the
     fitted step, steps trained and their multiple of it, each rule's class and positive
-    check, and per curve the crossing multiples of 0.5 and 0.9 (with bootstrap intervals;
-    ``inf``: not within the run), the end value with its interval and whether it was still
-    rising."""
+    check, and per curve the crossing steps and multiples of 0.5 and 0.9 (with bootstrap
+    intervals; a curve that did not arrive reads "> <run length>"), the end value with its
+    interval and whether it was still rising."""
+    def censored(col, value, steps, clock):
+        if col.startswith("step_") and value is None:
+            return f"> {steps}"
+        if col.startswith("x_fit") and value == math.inf:
+            return f"> {clock:g}" if clock == clock else None
+        return value
+
     out = []
     for (regime, arch), v in verdicts.groupby(["regime", "arch"], sort=False):
         by_rule = v.set_index("rule")
@@ -460,7 +467,8 @@ def claim2_runs(verdicts: pd.DataFrame, crossings: pd.DataFrame) -> list:
             clock=first["clock"], acc_peak=first["acc_peak"], n=int(first["acc_n"]),
             verdict={r: by_rule.loc[r, "verdict"] for r in by_rule.index},
             strict_check=first["strict_check"], lenient_check=first["lenient_check"],
-            curves={row["key"]: {c: row[c] for c in keep} for _, row in cr.iterrows()}))
+            curves={row["key"]: {c: censored(c, row[c], int(first["steps"]), first["clock"])
+                                 for c in keep} for _, row in cr.iterrows()}))
     return out
 
 
@@ -468,7 +476,9 @@ def describe_claim2(per_run: list, acc_threshold: float = ACC_AT) -> str:
     """One line: the positive control, then each hop-2-only run's crossings."""
     def x(r, key):
         v = r["curves"].get(key, {}).get(f"x_fit_{acc_threshold:g}", math.inf)
-        return "never" if not math.isfinite(v) else f"{v:g}x"
+        if isinstance(v, str):
+            return f"{v}x"                       # did not arrive within the run: "> 15.4x"
+        return "never" if v is None or not math.isfinite(v) else f"{v:g}x"
 
     parts = []
     for r in per_run:
