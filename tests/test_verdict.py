@@ -238,5 +238,5 @@ def test_claim2_line_gives_the_control_and_the_hop2_crossings():
     line = v.verdicts(_numbers(claim2_fake_grokking=dict(per_run=[control, hop2, never])))[
         "claim2_fake_grokking"]["this_book"]
     assert "control trm both-full OOD peak 0.81" in line
-    assert "hop-2-only trm (ran 10.2x fit): OOD 0.5 at > 10.2x, lenient bridge at 3.5x -> neither" in line
+    assert "hop-2-only trm (ran 10.2x fit): OOD 0.5 at > 10.2x, lenient bridge 0.5 at 3.5x -> neither" in line
     assert "hop-2-only looped (never fitted)" in line

@@ -53,6 +53,9 @@ NOT_FITTED = "not measured (never fitted)"   # train_inferred never reached FITT
 TOO_SHORT = "not measured (short of its clock)"  # capped before CLOCK x fitted, a curve missing
 CLASSES = (CIRCUIT_WITH_ACCURACY, FAKE, CIRCUIT_ONLY, NEITHER, STILL_RISING, TOO_SHORT,
            STRICT_BLIND, LENIENT_BLIND, NOT_FITTED)
+# one colour per class: the four measured ones, then greys for every kind of "not measured"
+CLASS_COLORS = ["#2ca02c", "#d62728", "#1f77b4", "#dddddd", "#fdd49e", "#fee8c8", "#bdbdbd",
+                "#969696", "#737373"]
 # the per-query curves over training (``query_curves``) and their names in the charts
 CURVES = {"exact": "OOD accuracy", "target_lenient": "OOD target, lenient (the study's 'accuracy')",
           "strict": "bridge strict", "lenient": "bridge lenient",
@@ -64,7 +67,7 @@ ARCHS = ARCH_NAMES  # the subject (trm), Wang's looped transformer, the dense tr
 # The detector's thresholds on OOD accuracy and bridge rates: a curve "has arrived" when it
 # first reaches 0.5. Why not 0.9: at a run's 10x clock even the study's own curves cross
 # 0.9 in one order only for both-full (its hop-2-only OOD passes 0.9 at ~15x, its bridge
-# never); at 0.5 they separate the four regimes within 10x (``study_at_clock``).
+# never); at 0.5 they fall into three classes within 10x (``study_at_clock``).
 ACC_AT = BRIDGE_AT = HALFWAY_AT
 BOOTSTRAP = 1000        # resamples of the queries for crossing-step intervals
 QUERIES = 500           # OOD test queries read per checkpoint (cpu: all 390 of them)
@@ -299,8 +302,12 @@ def crossing_with_interval(hits: np.ndarray, steps, threshold: float, n_boot: in
                            seed: int = 0) -> tuple:
     """(first step, lo, hi): the first of ``steps`` where the share of queries with a hit
     (``hits``: checkpoints x queries) reaches ``threshold`` (None = not within the run),
-    and a 95 % bootstrap interval over the queries (``inf`` = not within the run)."""
+    and a 95 % bootstrap interval over the queries (``inf`` = not within the run). The
+    interval covers the sampling of queries only; the checkpoint grid adds its own
+    uncertainty (``crossing_table``'s ``_before`` column)."""
     steps = np.asarray(steps, dtype=float)
+    if hits.shape[1] == 0:
+        return None, math.nan, math.nan
     rate = hits.mean(1)
     first = int(steps[np.argmax(rate >= threshold)]) if (rate >= threshold).any() else None
     idx = np.random.default_rng(seed).integers(0, hits.shape[1], (n_boot, hits.shape[1]))
@@ -320,28 +327,37 @@ def _times(x, mem) -> float:
 
 
 def crossing_table(curves: dict, fitted: int | None, thresholds=(HALFWAY_AT, GROKKED_AT),
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0, rising_at: float = HALFWAY_AT) -> pd.DataFrame:
     """One row per curve of ``query_curves``: the step it first reaches each threshold, as
     a multiple of the run's fitted step with a 95 % bootstrap interval over queries
-    (``inf``: not within the run), its end value with a Wilson interval, and whether it
-    was still rising at the end."""
+    (``inf``: not within the run) and the checkpoint before it (``_before``: the curve was
+    still below there, so the crossing lies in between), its end value with a Wilson
+    interval, and whether it had not reached ``rising_at`` but was still rising at the end
+    (the detector's "still rising")."""
     rows = []
-    steps = curves["steps"]
+    steps = list(curves["steps"])
     for name, hits in curves["hits"].items():
-        rate = pd.Series(hits.mean(1), index=steps)
+        rate = pd.Series(hits.mean(1) if hits.shape[1] else np.nan, index=steps)
         row = {"curve": CURVES[name], "key": name}
         for th in thresholds:
             first, lo, hi = crossing_with_interval(hits, steps, th, seed=seed)
+            before = steps[steps.index(first) - 1] if first is not None and first != steps[0] \
+                else None
             row[f"step_{th:g}"] = first
             row[f"x_fit_{th:g}"] = _times(first, fitted)
+            row[f"x_fit_{th:g}_before"] = _times(before, fitted) if before is not None \
+                else math.nan
             row[f"x_fit_{th:g}_lo"] = _times(lo, fitted)
             row[f"x_fit_{th:g}_hi"] = _times(hi, fitted)
         end = float(rate.iloc[-1])
         lo, hi = wilson(end, hits.shape[1])
         row.update(end=round(end, 4), end_lo=round(lo, 4), end_hi=round(hi, 4),
-                   n=hits.shape[1], rising=still_rising(rate, max(thresholds)))
+                   n=hits.shape[1], rising=still_rising(rate, rising_at))
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    for th in thresholds:            # steps stay ints, None where the curve never arrived
+        out[f"step_{th:g}"] = pd.Series([r[f"step_{th:g}"] for r in rows], dtype=object)
+    return out
 
 
 def study_at_clock(clock: float = CLOCK, acc_threshold: float = ACC_AT,
@@ -350,11 +366,16 @@ def study_at_clock(clock: float = CLOCK, acc_threshold: float = ACC_AT,
     TRM crossings (``study.REGIME_NUMBERS``, lenient rules), as multiples of each run's
     train-accuracy step, seen only up to ``clock`` times that step -- what a run sized
     like this chapter's would have shown of the study's curves."""
+    cols = {HALFWAY_AT: "05", GROKKED_AT: "09"}        # the thresholds the study reports
+    for th in (acc_threshold, bridge_threshold):
+        if th not in cols:
+            raise ValueError(f"threshold: {th!r} is not allowed; allowed: the study reports "
+                             f"crossings of {HALFWAY_AT:g} and {GROKKED_AT:g} only")
     rows = []
     for r in REGIME_NUMBERS.itertuples():
         seen = {}
         for key, th in (("ood", acc_threshold), ("bridge", bridge_threshold)):
-            step = getattr(r, f"{key}_{'05' if th == 0.5 else '09'}")
+            step = getattr(r, f"{key}_{cols[th]}")
             x = float(step) / r.train_09 if not pd.isna(step) else math.inf
             seen[key] = x
         acc, circuit = seen["ood"] <= clock, seen["bridge"] <= clock
@@ -374,7 +395,7 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
 
     ``curves``: regime, arch, step, curve (``CURVES``' names), value. ``verdicts``: one row
     per run and bridge rule (``detect``), with the fitted step (train_inferred 0.9, the
-    study's reference) and the memorized one (0.99, which sized the run), how many fitted
+    study's reference, which sized the run) and the memorized one (0.99), how many fitted
     steps the run lasted (``clock``), the rules' positive checks and Wilson intervals on the
     end accuracy. ``crossings``: one row per run and curve (``crossing_table``).
     """
@@ -391,9 +412,13 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
                       .rename(columns={"rate": "value"})[["regime", "arch", "step", "curve",
                                                           "value"]])
         strict, lenient = c["strict_check"], c["lenient_check"]
+        ctl = bridge[bridge["rule"] == "lenient_control"]["rate"]
+        # the lenient rule's negative control: a wrong b must never reach the threshold
+        chance = float(ctl.max()) if len(ctl) else math.nan
         d = detect(pd.DataFrame({probe: exact}), bridge, probe, acc_threshold,
                    bridge_threshold, strict_readable=strict["readable"],
-                   lenient_readable=lenient["readable"], fitted=fit is not None,
+                   lenient_readable=lenient["readable"] and not chance >= bridge_threshold,
+                   fitted=fit is not None,
                    complete=bool(fit) and run.steps >= CLOCK * fit)
         d.insert(0, "arch", arch)
         d.insert(0, "regime", regime)
@@ -403,13 +428,16 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
         d["strict_stage"] = c["stage"]
         d["strict_check"], d["strict_check_n"] = round(strict["rate"], 4), strict["answered"]
         d["lenient_check"] = round(lenient["rate"], 4)
-        ctl = bridge[bridge["rule"] == "lenient_control"]["rate"]
         d["control_end"] = round(float(ctl.iloc[-1]), 4) if len(ctl) else math.nan
+        d["control_peak"] = round(chance, 4)
         d["acc_n"] = c["n"]
         ci = [tuple(round(x, 4) for x in wilson(a, c["n"])) for a in d["acc_end"]]
         d["acc_end_lo"], d["acc_end_hi"] = [x[0] for x in ci], [x[1] for x in ci]
         verdicts.append(d)
-        crossings.append(crossing_table(c, fit).assign(regime=regime, arch=arch, fitted=fit))
+        ths = sorted({acc_threshold, bridge_threshold, HALFWAY_AT, GROKKED_AT})
+        crossings.append(crossing_table(c, fit, ths, rising_at=min(acc_threshold,
+                                                                   bridge_threshold))
+                         .assign(regime=regime, arch=arch, fitted=fit))
     return (pd.concat(curves, ignore_index=True), pd.concat(verdicts, ignore_index=True),
             pd.concat(crossings, ignore_index=True))
 
@@ -424,12 +452,13 @@ def side_by_side(verdicts: pd.DataFrame, crossings: pd.DataFrame, arch: str = "t
     up to the clock our runs get)."""
     ours = verdicts[(verdicts["arch"] == arch) & (verdicts["rule"] == rule)]
     ours = ours[["regime", "clock", "target_lenient_end", "acc_end", "bridge_end", "verdict"]]
-    x = crossings[crossings["arch"] == arch].pivot(index="regime", columns="key",
-                                                   values=f"x_fit_{acc_threshold:g}")
+    mine = crossings[crossings["arch"] == arch]
+    x = mine.pivot(index="regime", columns="key", values=f"x_fit_{acc_threshold:g}")
+    xb = mine.pivot(index="regime", columns="key", values=f"x_fit_{bridge_threshold:g}")
     ours = ours.assign(**{
         "ours: OOD target x fit": ours["regime"].map(x.get("target_lenient", {})),
         "ours: OOD exact x fit": ours["regime"].map(x.get("exact", {})),
-        f"ours: bridge ({rule}) x fit": ours["regime"].map(x.get(rule, {}))}).rename(
+        f"ours: bridge ({rule}) x fit": ours["regime"].map(xb.get(rule, {}))}).rename(
         columns={"clock": "ours: run length x fit", "target_lenient_end":
                  "ours: OOD target, lenient (end)", "acc_end": "ours: OOD exact match (end)",
                  "bridge_end": f"ours: bridge ({rule}) (end)", "verdict": "ours: verdict"})
@@ -449,7 +478,7 @@ def claim2_runs(verdicts: pd.DataFrame, crossings: pd.DataFrame) -> list:
     intervals; a curve that did not arrive reads "> <run length>"), the end value with its
     interval and whether it was still rising."""
     def censored(col, value, steps, clock):
-        if col.startswith("step_") and value is None:
+        if col.startswith("step_") and (value is None or value != value):
             return f"> {steps}"
         if col.startswith("x_fit") and value == math.inf:
             return f"> {clock:g}" if clock == clock else None
@@ -472,10 +501,12 @@ def claim2_runs(verdicts: pd.DataFrame, crossings: pd.DataFrame) -> list:
     return out
 
 
-def describe_claim2(per_run: list, acc_threshold: float = ACC_AT) -> str:
+def describe_claim2(per_run: list, acc_threshold: float = ACC_AT,
+                    bridge_threshold: float = BRIDGE_AT) -> str:
     """One line: the positive control, then each hop-2-only run's crossings."""
     def x(r, key):
-        v = r["curves"].get(key, {}).get(f"x_fit_{acc_threshold:g}", math.inf)
+        th = bridge_threshold if key in BRIDGE_RULES else acc_threshold
+        v = r["curves"].get(key, {}).get(f"x_fit_{th:g}", math.inf)
         if isinstance(v, str):
             return f"{v}x"                       # did not arrive within the run: "> 15.4x"
         return "never" if v is None or not math.isfinite(v) else f"{v:g}x"
@@ -488,7 +519,8 @@ def describe_claim2(per_run: list, acc_threshold: float = ACC_AT) -> str:
         if r["regime"] == "hop2_only":
             ran = (f"ran {r['clock']:g}x fit" if r["fitted"] else "never fitted")
             parts.append(f"hop-2-only {r['arch']} ({ran}): OOD "
-                         f"{acc_threshold:g} at {x(r, 'exact')}, lenient bridge at "
+                         f"{acc_threshold:g} at {x(r, 'exact')}, lenient bridge "
+                         f"{bridge_threshold:g} at "
                          f"{x(r, 'lenient')} -> {r['verdict'].get('lenient')}")
     return "; ".join(parts) or "no runs"
 
@@ -554,9 +586,7 @@ def verdict_grid_chart(verdicts: pd.DataFrame, rule: str = "strict"):
         x=alt.X("regime:N", sort=list(REGIMES), title=None),
         y=alt.Y("arch:N", sort=list(ARCHS), title=None))
     cells = base.mark_rect().encode(
-        color=alt.Color("verdict:N", scale=alt.Scale(
-            domain=list(CLASSES), range=["#2ca02c", "#d62728", "#1f77b4", "#dddddd",
-                                         "#fdd49e", "#c7c7c7"])),
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(CLASSES), range=CLASS_COLORS)),
         tooltip=["regime", "arch", "verdict", "acc_end", "bridge_end"])
     text = base.mark_text(fontSize=10).encode(
         text=alt.Text("label:N")).transform_calculate(
@@ -583,7 +613,7 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
     clocks = verdicts.drop_duplicates(["regime", "arch"])["clock"].dropna()
     ran = (f" The runs lasted {clocks.min():g}-{clocks.max():g}x their fitted step "
            f"(column clock: training accuracy 0.9, the study's reference; each run ends at "
-           f"{CLOCK}x its memorized step, 0.99, or at its cap)." if len(clocks) else "")
+           f"{CLOCK}x it or at its cap)." if len(clocks) else "")
     lines = [f"Thresholds: OOD exact match ≥ {acc_threshold:g} and bridge found ≥ "
              f"{bridge_threshold:g} at some checkpoint of the run (the first crossing; a "
              f"run's class depends on which curves arrive, the tables above say when); "
@@ -592,7 +622,10 @@ def describe_verdicts(verdicts: pd.DataFrame, acc_threshold: float = ACC_AT,
              f"*{STILL_RISING}*: too short to say. The strict rule reads the middle stage, "
              f"fixed in advance; where a rule finds b for fewer than {BRIDGE_READABLE:.0%} of "
              f"the trained two-hop facts the run answers (columns strict_check, "
-             f"lenient_check), its verdict is *not measured (... rule blind)*."
+             f"lenient_check), or where the lenient rule finds a wrong b as often as the "
+             f"threshold (column control_peak), its verdict is *not measured (... rule "
+             f"blind)*. A run capped short of {CLOCK}x its fitted step whose curve never "
+             f"arrived is *{TOO_SHORT}*."
              + lines_n]
     for rule in BRIDGE_RULES:
         fake = runs_of(rule, FAKE)

@@ -243,7 +243,9 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
                        f"> {BEFORE_MAX_HELDOUT}: it had already half generalized")
     if lookup is None:
         missing.append("no lookup control run")
-    if after2 is None:
+    if not tried:
+        missing.append("no seed control was trained (none is, unless the subject grokked)")
+    elif after2 is None:
         missing.append(f"no seed control grokked ({len(tried)} training seeds tried), so "
                        f"there is no scale for 'same'")
     if missing:
@@ -341,7 +343,9 @@ def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
     """The runs of ``claim1_configs``, read from the store or trained: the subject first;
     only if it grokked, the lookup control and the first seed control together, then
     further seed controls one at a time while none has grokked (without a grokked subject
-    claim 1 is not measured whatever the controls do, so none is trained for it)."""
+    claim 1 is not measured whatever the controls do, so none is trained for it here;
+    ``grokbook book`` trains the subject architecture's first controls ahead anyway, in
+    parallel with everything else, since at its presets the subject groks)."""
     from ..core.store import train_many
     cfgs = claim1_configs(preset_name, arch)
     seeds = [k for k in cfgs if k.startswith("seed_control_")]
@@ -352,9 +356,8 @@ def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
     runs.update(zip(first, train_many([cfgs[k] for k in first], store=store,
                                       progress=progress)))
     for k in seeds[1:]:
-        if after_checkpoint(runs["subject"]) is None or any(
-                after_checkpoint(r) is not None for n, r in runs.items()
-                if n.startswith("seed_control_")):
+        if any(after_checkpoint(r) is not None for n, r in runs.items()
+               if n.startswith("seed_control_")):
             break
         runs[k] = train_many([cfgs[k]], store=store, progress=progress)[0]
     return runs

@@ -55,23 +55,26 @@ VERDICT_RULES = {
     "claim2_fake_grokking": (f"on crossing times, each run sized by its own clock (it ends "
                              f"at {detect.CLOCK}x its fitted step, where its training accuracy "
                              f"first reaches {FITTED_AT:g} as in the study's tables, or at a "
-                             f"cap; crossings are read as multiples of that step): replicates if a hop-2-only run's OOD exact match "
-                             f"reaches {FAKE_ACC:g} while the bridge, under the lenient rule "
-                             f"(b top-1 at any stage and position: the study's rule, and the "
-                             f"generous one, so a bridge it misses the strict rule misses "
-                             f"too), never reaches {FAKE_BRIDGE:g} within the run (accuracy "
-                             f"without circuit); partly if such a run exists only in another "
-                             f"regime; otherwise does not replicate. Not measured unless the "
-                             f"subject's both-full run (the positive control) reaches OOD "
-                             f"accuracy {CONTROL_OOD:g}; not measured if the subject's "
-                             f"hop-2-only run (the architecture the claim is about; another "
-                             f"architecture's run can make it replicate, not fail) never "
-                             f"fitted its training facts, ended short of its clock with a "
-                             f"curve that had not arrived, was still rising below a threshold when it "
-                             f"ended (a gain of >= {detect.RISING_BY:g} over its last "
-                             f"{detect.RISING_OVER:.0%}), or if the lenient rule finds b for "
-                             f"fewer than {BRIDGE_READABLE:.0%} of the trained two-hop facts "
-                             f"the run answers (it cannot see the bridge there)."),
+                             f"cap; crossings are read as multiples of that step): replicates "
+                             f"if a hop-2-only run's OOD exact match reaches {FAKE_ACC:g} while "
+                             f"the bridge, under the lenient rule (b top-1 at any stage and "
+                             f"position: the study's rule, and the generous one, so a bridge "
+                             f"it misses the strict rule misses too), never reaches "
+                             f"{FAKE_BRIDGE:g} within the run (accuracy without circuit); "
+                             f"partly if such a run exists only in another regime; otherwise "
+                             f"does not replicate. Not measured unless the subject's both-full "
+                             f"run (the positive control) reaches OOD accuracy "
+                             f"{CONTROL_OOD:g}; not measured if the subject's hop-2-only run "
+                             f"(the architecture the claim is about; another architecture's "
+                             f"run can make it replicate, not fail) never fitted its training "
+                             f"facts, ended short of its clock with a curve that had not "
+                             f"arrived, was still rising below a threshold when it ended (a "
+                             f"gain of >= {detect.RISING_BY:g} over its last "
+                             f"{detect.RISING_OVER:.0%}), or if the lenient rule cannot tell: "
+                             f"it finds b for fewer than {BRIDGE_READABLE:.0%} of the trained "
+                             f"two-hop facts the run answers, or it finds another query's b "
+                             f"in {FAKE_BRIDGE:g} of the queries at some checkpoint (by "
+                             f"chance)."),
     "claim3_transfer": (f"On the study's probes (the old hop is a fact replayed in "
                         f"fine-tuning), read at the end of fine-tuning the grokked "
                         f"checkpoint: replicates if new-as-hop-1 reaches >= {HOP1_OK} while "
@@ -108,8 +111,10 @@ def book_configs(preset_name: str = "cpu") -> dict:
     """{chapter number: [Config]}: the runs each chapter trains that are known before any
     is trained (``grokbook book`` trains them all in one pool first, longest first, so no
     core waits between chapters). Not here: chapter 6's fine-tunes (they start from a
-    checkpoint of the subject run) and chapter 4's further seed controls (trained only
-    while none of the first has grokked)."""
+    checkpoint of the subject run), chapter 4's controls of the dense transformer and its
+    further seed controls (trained only once that architecture's subject has grokked, and
+    only while none of the first has). The subject's first controls are listed: at the
+    book's presets the subject groks, and trained here they run beside everything else."""
     grid = sweeps.default_grid(preset_name)
     base = sweeps.chapter_base(preset_name)
     first_controls = ("subject", "lookup", f"seed_control_{paths.CONTROL_SEEDS[0]}")
@@ -371,7 +376,7 @@ def _steps_by(table: pd.DataFrame, key: str) -> str:
     return "mean steps to held-out ID 0.9 by " + key.split(".")[-1] + ": " + ", ".join(parts)
 
 
-def claim_numbers(book: dict, n_queries: int = 300, max_queries: int = 300) -> dict:
+def claim_numbers(book: dict) -> dict:
     """The measured quantity behind each claim, with the runs it came from."""
     out = {}
     d = book["default"]

@@ -417,7 +417,7 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
         return wall_offset + time.perf_counter() - t0
 
     finished = set()
-    fitted = [next((r["step"] for r in rows if r["split"] == MEMORIZED_SPLIT
+    fitted = [next((r["step"] for r in rows if r["split"] == MEMORIZED_SPLIT and r["step"] > 0
                     and r["accuracy"] >= FITTED_AT), None) for rows in trainer.rows]
 
     def finish(k):
@@ -425,6 +425,20 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
         finished.add(k)
         if on_done is not None:
             on_done(trainer, k, wall())
+
+    if not fresh:       # resumed at a step where a member had already reached its stop (the
+        for k in range(trainer.k):      # process died after saving it, before completing)
+            t_k = trainer.cfgs[k].train
+            iid = [r["accuracy"] for r in trainer.rows[k]
+                   if r["step"] == start and r["split"] == "test_inferred_iid"]
+            if trainer.active[k] and (
+                    (t_k.stop_after_fitted > 0 and fitted[k] is not None
+                     and start >= t_k.stop_after_fitted * fitted[k])
+                    or (t_k.stop_at > 0 and iid and iid[-1] >= t_k.stop_at)):
+                finish(k)
+        if not any(trainer.active):
+            bar.close()
+            return wall(), True
 
     while True:
         s = trainer.step
@@ -443,7 +457,8 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
                     stop = trainer.cfgs[k].train.stop_at
                     iid = res[k].get("test_inferred_iid", (None, 0.0))[1]
                     reached[k] = trainer.active[k] and stop > 0 and iid >= stop
-                    if fitted[k] is None and res[k].get(MEMORIZED_SPLIT, (0, 0.0))[1] >= FITTED_AT:
+                    if fitted[k] is None and s > 0 and \
+                            res[k].get(MEMORIZED_SPLIT, (0, 0.0))[1] >= FITTED_AT:
                         fitted[k] = s
                     clock = trainer.cfgs[k].train.stop_after_fitted
                     if trainer.active[k] and clock > 0 and fitted[k] is not None:
