@@ -83,6 +83,14 @@ def test_crossing_steps_have_bootstrap_intervals_and_multiples_of_the_fitted_ste
     assert t.loc["lenient", "x_fit_0.5"] == float("inf") and t.loc["exact", "end"] == 0.9
     assert t.loc["exact", "end_lo"] < 0.9 < t.loc["exact", "end_hi"]
     assert np.isnan(crossing_table(curves, fitted=None).loc[0, "x_fit_0.5"])  # no clock
+    assert t.loc["exact", "x_fit_0.5_before"] == 2.0      # the crossing lies in (1000, 1500]
+    assert t.loc["exact", "step_0.5"] == 1500 and t.loc["lenient", "step_0.5"] is None
+    climbing = {"steps": steps, "hits": {"exact": np.array(
+        [np.arange(n) < round(s * n) for s in (0.0, 0.1, 0.2, 0.3, 0.4)])}}
+    assert crossing_table(climbing, fitted=500).loc[0, "rising"]          # below 0.5, climbing
+    assert not crossing_table(curves, fitted=500).set_index("key").loc["exact", "rising"]
+    empty = crossing_table({"steps": steps, "hits": {"exact": hits[:, :0]}}, fitted=500)
+    assert empty.loc[0, "step_0.5"] is None and empty.loc[0, "n"] == 0
 
 
 def test_the_rule_discriminates_on_the_studys_own_crossings():
@@ -91,6 +99,10 @@ def test_the_rule_discriminates_on_the_studys_own_crossings():
     assert v["hop2_only"] == FAKE and v["both_full"] == CIRCUIT_WITH_ACCURACY
     assert v["hop1_only"] == CIRCUIT_ONLY and v["natural"] == CIRCUIT_WITH_ACCURACY
     assert study_at_clock(clock=5).set_index("regime").loc["natural", "verdict"] == CIRCUIT_ONLY
+    assert study_at_clock(acc_threshold=0.9, bridge_threshold=0.9).set_index(
+        "regime").loc["hop2_only", "verdict"] == NEITHER          # 0.9 is beyond 10x for it
+    with pytest.raises(ValueError, match="0.5 and 0.9"):
+        study_at_clock(acc_threshold=0.7)
     assert pd.isna(REGIME_NUMBERS.set_index("regime").loc["hop2_only", "bridge_09"])
 
 
@@ -148,6 +160,10 @@ def test_a_blind_strict_rule_gives_no_verdict():
     blind = detect(acc, bridge, strict_readable=False).set_index("rule")["verdict"]
     assert seen["strict"] == FAKE and blind["strict"] == STRICT_BLIND
     assert blind["lenient"] == seen["lenient"] == FAKE
+    from grokbook.chapters.detect import LENIENT_BLIND, NOT_FITTED
+    lenient_blind = detect(acc, bridge, lenient_readable=False).set_index("rule")["verdict"]
+    assert lenient_blind["lenient"] == LENIENT_BLIND and lenient_blind["strict"] == FAKE
+    assert set(detect(acc, bridge, fitted=False)["verdict"]) == {NOT_FITTED}
 
 
 def test_lenient_target_rate_counts_a_query_once_at_any_site():
