@@ -15,11 +15,10 @@ run's checkpoints and classifies the run:
   "finds" an entity that plays no role in the query.
 - ``query_curves``: the same curves per query, so that ``crossing_table`` gives the step
   each curve first reaches 0.5 and 0.9 as a multiple of the run's fitted step (training
-  accuracy 0.9: the study's reference), with a
-  bootstrap interval over queries.
+  accuracy 0.9: the study's reference), with a bootstrap interval over queries.
 - ``classify`` / ``detect``: one of four classes (``CLASSES``) from which curves arrive
-  within the run, or *not measured* (still rising, never fitted, a rule that cannot see
-  b); ``study_at_clock`` applies the same rule to the study's own crossings.
+  within the run, or *not measured* (still rising, capped short of its clock, never
+  fitted, a rule that cannot tell); ``study_at_clock`` applies the same rule to the study's own crossings.
 - the study's TRM numbers are ``chapters.study.REGIME_NUMBERS``.
 - ``chapter_configs(preset)``: the chapter's runs (the study's four figure regimes x the
   architectures the preset affords), each sized by its own clock (``CLOCK``).
@@ -33,8 +32,7 @@ import pandas as pd
 import torch
 
 from ..analysis.circuit import middle_stage
-from ..analysis.definitions import BRIDGE_READABLE, GROKKED_AT, HALFWAY_AT, wilson
-from ..analysis.definitions import R1_POSITION
+from ..analysis.definitions import BRIDGE_READABLE, GROKKED_AT, HALFWAY_AT, R1_POSITION, wilson
 from ..analysis.lens import bridge_found, logit_lens, site_lens, strict_check
 from ..core.config import ARCH_NAMES, preset
 from ..core.progress import plan
