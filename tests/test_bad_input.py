@@ -47,6 +47,7 @@ BAD = {
     "train.checkpoint_every": [INF, -1, 0, "x", 10**9],
     "train.ema": [INF, NAN, -0.1, 1, "x"],
     "train.stop_at": [INF, NAN, -0.1, 1.5, "x"],
+    "train.stop_after_fitted": [INF, NAN, -1, 0.5, "x"],
     "train.device": ["tpu", 0],
     "train.grokfast_alpha": [INF, NAN, -0.1, 1, "x"],
     "train.grokfast_lamb": [INF, NAN, -1, "x"],
