@@ -94,16 +94,27 @@ def site_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048):
 
 
 @torch.no_grad()
-def strict_check(model, ds, queries: dict, stage: str) -> dict:
-    """The strict bridge rule's positive check: among the two-hop ``queries`` the model
-    answers, the share where b is top-1 at the r1 position at ``stage``. A rule that
-    cannot see the bridge where the model composes cannot say a model lacks it.
-    Returns {"stage", "rate", "answered", "readable" (rate >= ``BRIDGE_READABLE``)}."""
+def bridge_checks(model, ds, queries: dict, stage: str) -> dict:
+    """Both bridge rules' positive checks from one lens pass: among the two-hop ``queries``
+    the model answers, the share where b is top-1 at the r1 position at ``stage``
+    (``strict``) or at any stage and position (``lenient``). A rule that cannot see the
+    bridge where the model composes cannot say a model lacks it. Per rule: {"stage",
+    "rate", "answered", "readable" (rate >= ``BRIDGE_READABLE``)}."""
     stages, correct, lens = site_lens(model, ds, queries, targets=("b",))
-    seen = lens["b"][0][stages.index(stage), :, R1_POSITION] == 1
+    top = lens["b"][0] == 1                                     # (stages, queries, positions)
     n = int(correct.sum())
-    rate = float(seen[correct].mean()) if n else float("nan")
-    return {"stage": stage, "rate": rate, "answered": n, "readable": bool(rate >= BRIDGE_READABLE)}
+    out = {}
+    for rule, seen in (("strict", top[stages.index(stage), :, R1_POSITION]),
+                       ("lenient", top.any(axis=(0, 2)))):
+        rate = float(seen[correct].mean()) if n else float("nan")
+        out[rule] = {"stage": stage, "rate": rate, "answered": n,
+                     "readable": bool(rate >= BRIDGE_READABLE)}
+    return out
+
+
+def strict_check(model, ds, queries: dict, stage: str) -> dict:
+    """The strict rule's positive check alone (``bridge_checks``)."""
+    return bridge_checks(model, ds, queries, stage)["strict"]
 
 
 @torch.no_grad()

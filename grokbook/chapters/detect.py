@@ -33,7 +33,7 @@ import torch
 
 from ..analysis.circuit import middle_stage
 from ..analysis.definitions import BRIDGE_READABLE, GROKKED_AT, HALFWAY_AT, R1_POSITION, wilson
-from ..analysis.lens import bridge_found, logit_lens, site_lens, strict_check
+from ..analysis.lens import bridge_checks, bridge_found, logit_lens, site_lens
 from ..core.config import ARCH_NAMES, preset
 from ..core.progress import plan
 from ..core.regimes import REGIMES
@@ -151,26 +151,18 @@ def _lens_hits(model, ds, q: dict, stage: str, targets=("b", "t")) -> dict:
     return out
 
 
-def lenient_check(model, ds, queries: dict, stage: str) -> dict:
-    """The lenient rule's positive check, as ``analysis.lens.strict_check`` is the strict
-    one's: among the two-hop ``queries`` the model answers, the share where b is top-1 at
-    some stage and position."""
-    h = _lens_hits(model, ds, queries, stage, targets=("b",))
-    n = int(h["exact"].sum())
-    rate = float(h["lenient"][h["exact"]].mean()) if n else float("nan")
-    return {"stage": stage, "rate": rate, "answered": n, "readable": bool(rate >= BRIDGE_READABLE)}
-
-
 @torch.no_grad()
 def query_curves(run, probe: str = "test_inferred_ood", stage: str | None = None, steps=None,
-                 max_queries: int | None = 500, seed: int = 0) -> dict:
+                 max_queries: int | None = 500, seed: int = 0, control: bool = True,
+                 target: bool = True) -> dict:
     """Per checkpoint and query, whether each curve's event holds: ``hits[curve]`` is a
     (checkpoints, queries) boolean array for ``exact`` (the answer is t), ``target_lenient``
     (t top-1 at any stage and position: the study's OOD curve), ``strict`` (b top-1 at the
     r1 position at one stage fixed in advance, by default the middle one), ``lenient`` (b
     top-1 anywhere) and ``lenient_control`` (the lenient rule asked about another query's b,
-    drawn with ``seed``: what it finds by chance). Also ``steps``, ``stage`` and the two
-    rules' positive checks on the trained two-hop facts at the last checkpoint."""
+    drawn with ``seed``: what it finds by chance; only with ``control``; ``target_lenient``
+    only with ``target``). Also ``steps``, ``stage`` and the two rules' positive checks on
+    the trained two-hop facts at the last checkpoint (``analysis.lens.bridge_checks``)."""
     ds = run.dataset
     q = _two_hop_probe(ds, probe, max_queries)
     steps = list(run.checkpoints if steps is None else steps)
@@ -178,30 +170,32 @@ def query_curves(run, probe: str = "test_inferred_ood", stage: str | None = None
     stage = stage or _strict_stage(last)
     trained = _two_hop_probe(ds, "train_inferred", max_queries)
     wrong = dict(q, b=np.random.default_rng(seed).permutation(q["b"]))
-    hits = {k: [] for k in CURVES}
+    hits = {}
     for step in steps:
         model = run.load_model(step)
-        for k, v in _lens_hits(model, ds, q, stage).items():
-            hits[k].append(v)
-        hits["lenient_control"].append(_lens_hits(model, ds, wrong, stage, ("b",))["lenient"])
+        for k, v in _lens_hits(model, ds, q, stage, ("b", "t") if target else ("b",)).items():
+            hits.setdefault(k, []).append(v)
+        if control:
+            hits.setdefault("lenient_control", []).append(
+                _lens_hits(model, ds, wrong, stage, ("b",))["lenient"])
+    checks = bridge_checks(last, ds, trained, stage)
     return {"steps": steps, "stage": stage, "n": len(q["h"]),
-            "hits": {k: np.array(v, dtype=bool).reshape(len(steps), -1) for k, v in hits.items()},
-            "strict_check": strict_check(last, ds, trained, stage),
-            "lenient_check": lenient_check(last, ds, trained, stage)}
+            "hits": {k: np.array(hits[k], dtype=bool).reshape(len(steps), -1)
+                     for k in CURVES if k in hits},
+            "strict_check": checks["strict"], "lenient_check": checks["lenient"]}
 
 
 def bridge_over_training(run, probe: str = "test_inferred_ood", rule: str = "both",
                          stage: str | None = None, steps=None, max_queries: int | None = 500,
-                         control: bool = True, seed: int = 0, curves: dict | None = None
-                         ) -> pd.DataFrame:
+                         control: bool = True, seed: int = 0) -> pd.DataFrame:
     """Tidy table: step, rule, rate, n, stage (the strict rule's stage), per checkpoint,
-    from ``query_curves`` (or its result, ``curves``). ``rule``: ``strict``, ``lenient``,
+    from ``query_curves``. ``rule``: ``strict``, ``lenient``,
     or ``both`` (which adds ``target_lenient``, the study's OOD curve on the same queries);
     ``control`` adds ``lenient_control``. ``attrs``: the rules' positive checks and the
     per-query ``curves`` (for ``crossing_table``)."""
     if rule not in ("strict", "lenient", "both"):
         raise ValueError(f"rule: {rule!r} is not allowed; allowed: strict, lenient, both")
-    c = curves or query_curves(run, probe, stage, steps, max_queries, seed)
+    c = query_curves(run, probe, stage, steps, max_queries, seed, control, rule == "both")
     keep = [r for r in BRIDGE_RULES if rule in (r, "both")]
     keep += ["target_lenient"] * (rule == "both") + ["lenient_control"] * control
     rows = [dict(step=step, rule=name, rate=float(c["hits"][name][i].mean()) if c["n"]
@@ -402,7 +396,8 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
     for (regime, arch), run in runs.items():
         bridge = bridge_over_training(run, probe, max_queries=max_queries)
         c = bridge.attrs["curves"]
-        fit = fitted_step(run.accuracy())
+        acc = run.accuracy()
+        fit = fitted_step(acc)
         exact = pd.Series(c["hits"]["exact"].mean(1) if c["n"] else math.nan, index=c["steps"])
         curves.append(pd.DataFrame(dict(regime=regime, arch=arch, step=exact.index,
                                         curve=CURVES["exact"], value=exact.values)))
@@ -420,7 +415,7 @@ def chapter_tables(runs: dict, probe: str = "test_inferred_ood", max_queries: in
                    complete=bool(fit) and run.steps >= CLOCK * fit)
         d.insert(0, "arch", arch)
         d.insert(0, "regime", regime)
-        d["fitted"], d["memorized"] = fit, memorized_step(run.accuracy())
+        d["fitted"], d["memorized"] = fit, memorized_step(acc)
         d["steps"] = run.steps
         d["clock"] = round(run.steps / fit, 1) if fit else math.nan
         d["strict_stage"] = c["stage"]
