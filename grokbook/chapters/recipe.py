@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..analysis.definitions import GROKKED_AT, heldout_at, run_summary
+from ..analysis import wang
+from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, OOD_SPLIT, heldout_at, run_summary
 from ..analysis.wang import BEFORE_AT
 from ..core.config import preset
-from ..core.store import train_many
+from ..core.store import load_run, train_many
 
 MIN_DELAY = 3.0
 MAX_MINUTES = 10.0
@@ -161,4 +162,56 @@ def describe_seeds(table: pd.DataFrame) -> str:
                  + ": at this preset grokking depends on the seed, so every comparison that"
                    " needs two grokked runs (chapter 3's seeds, chapter 4's seed control) can"
                    " come out *not measured*.")
+    return text
+
+
+# ---------------------------------------------------------------- where the seeds differ
+SEED_LABEL = "run of the subject recipe"
+
+
+def exposure_table(seeds: pd.DataFrame, store=None) -> pd.DataFrame:
+    """``wang.accuracy_by_exposure`` of each run of ``seed_table`` at its last checkpoint,
+    one long table (column ``run`` = the seed table's label, ``grokked`` whether it did)."""
+    parts = []
+    for _, row in seeds.iterrows():
+        run = load_run(row["run"], store)
+        t = wang.accuracy_by_exposure(run.load_model(), run.dataset)
+        parts.append(t.assign(run=row[SEED_LABEL],
+                              grokked=not isinstance(row["grokked_step"], str)))
+    return pd.concat(parts, ignore_index=True)
+
+
+def exposure_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """``exposure_table`` for reading: one row per (split, exposure) with its query count,
+    one column per run with accuracy [95 % interval]."""
+    t = table.assign(cell=[f"{a:.2f} [{lo:.2f}, {hi:.2f}]"
+                           for a, lo, hi in zip(table.accuracy, table.lo, table.hi)])
+    order = list(dict.fromkeys(t["exposure"]))
+    wide = t.pivot_table(index=["split", "exposure", "queries"], columns="run", values="cell",
+                         aggfunc="first", sort=False)
+    wide = wide[list(dict.fromkeys(t["run"]))].reset_index()
+    wide["_o"] = wide["exposure"].map(order.index)
+    return wide.sort_values(["split", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def describe_exposure(table: pd.DataFrame) -> str:
+    """The exposure table in words, computed from it."""
+    iid = table[table["split"] == GROKKED_SPLIT]
+    runs = list(dict.fromkeys(iid["run"]))
+    rises = [wang.exposure_rises(table[table["run"] == r]) for r in runs]
+
+    def at(r, e, split=GROKKED_SPLIT):
+        x = table[(table["run"] == r) & (table["split"] == split) & (table["exposure"] == e)]
+        return f"{x['accuracy'].iloc[0]:.2f}" if len(x) else "-"
+
+    per_run = "; ".join(f"{r}: {at(r, wang.RISES_TO)} / {at(r, wang.RISES_FROM)}"
+                        for r in runs)
+    text = (f"Held-out ID accuracy is higher on queries whose second-hop fact was seen "
+            f"{wang.RISES_TO} times as a second hop than on those seen {wang.RISES_FROM} time, "
+            f"beyond both 95 % intervals, in {sum(x is True for x in rises)} of {len(runs)} "
+            f"runs (accuracy at {wang.RISES_TO} / at {wang.RISES_FROM}: {per_run}).")
+    ood = table[table["split"] == OOD_SPLIT]
+    if len(ood):
+        text += (f" OOD queries, whose second hop was never seen as one, are answered "
+                 f"{ood['accuracy'].min():.2f}-{ood['accuracy'].max():.2f} of the time.")
     return text
