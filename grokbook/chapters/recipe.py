@@ -191,7 +191,9 @@ def exposure_wide(table: pd.DataFrame) -> pd.DataFrame:
                          aggfunc="first", sort=False)
     wide = wide[list(dict.fromkeys(t["run"]))].reset_index()
     wide["_o"] = wide["exposure"].map(order.index)
-    return wide.sort_values(["split", "_o"]).drop(columns="_o").reset_index(drop=True)
+    wide = wide.sort_values(["split", "_o"]).drop(columns="_o").reset_index(drop=True)
+    wide.columns.name = None
+    return wide
 
 
 def describe_exposure(table: pd.DataFrame) -> str:
