@@ -26,7 +26,8 @@ def _cuts(steps=(9000, 2500, None), paths=("-", "same", "-")):
 def _numbers(**changes):
     n = {
         "wang_grokking": dict(memorized=1000, grokked=3000, heldout_at_memorized=0.1,
-                              runs=["a"]),
+                              seeds=[dict(init_seed=1, memorized_step=900, grokked_step=4000,
+                                          heldout_at_memorized=0.15)], runs=["a"]),
         "wang_ood": dict(max_final_ood=0.05, runs=["a"]),
         "wang_phi": dict(table=_sweep("data.phi", {3.6: [9000, 8800], 5.4: [7000, 6800],
                                                    7.2: [5000, 5200], 9.0: [3000, 3100]}),

@@ -17,6 +17,20 @@ def test_grokking_rule_reaches_every_class():
     assert w.grokking_verdict(1000, None, 0.1)[0] == w.NOT_MEASURED  # too short, not refuted
 
 
+def test_seeded_grokking_rule_reads_the_other_seeds():
+    ok, short, early = (1000, 5000, 0.1), (1000, None, 0.1), (1000, 5000, 0.5)
+    seeded = w.seeded_grokking_verdict
+    assert seeded(ok, [ok, ok, short])[0] == w.REPLICATES           # 2 of 3 others
+    assert seeded(ok, [ok, short])[0] == w.REPLICATES               # half of them
+    v, why = seeded(ok, [short, short, early])
+    assert v == w.PARTLY and "0 of 3" in why                         # the subject's luck
+    assert seeded(ok, [])[0] == w.NOT_MEASURED                       # nothing to test it on
+    assert seeded(short, [ok, ok])[0] == w.NOT_MEASURED              # the subject's own class
+    assert seeded(early, [ok])[0] == w.PARTLY
+    assert seeded((1000, 1000, 0.95), [ok])[0] == w.NOT_REPLICATED
+    assert f"{w.SEED_SHARE:.0%}" in w.RULE_TEXT["wang_grokking"]
+
+
 def _phi(steps_by_phi):
     return _table("data.phi", [(phi, s, g) for phi, gs in steps_by_phi.items()
                                for s, g in enumerate(gs)])

@@ -27,14 +27,19 @@ BEFORE_AT = 0.2       # held-out ID accuracy at the memorized step that counts a
 MIN_VALUES = 4        # phi values a trend needs
 MIN_SIZES = 3         # graph sizes a comparison needs
 MIN_SEEDS = 2         # seeds per value, for a spread
+SEED_SHARE = 0.5      # share of the other training seeds that must grok as the subject did
 
 RULE_TEXT = {
     "wang_grokking": (
-        f"replicates if held-out ID accuracy is <= {BEFORE_AT} when train_inferred first "
-        f"reaches {MEMORIZED_AT} and reaches {GROKKED_AT} later; partly if it is already above "
-        f"{BEFORE_AT} (but below {GROKKED_AT}) at that step; does not replicate if it is "
-        f">= {GROKKED_AT} there (no wait at all); not measured if the run never memorized or "
-        f"never reached {GROKKED_AT} within its budget."),
+        f"for one run: held-out ID accuracy <= {BEFORE_AT} when train_inferred first reaches "
+        f"{MEMORIZED_AT}, and {GROKKED_AT} later; already above {BEFORE_AT} (but below "
+        f"{GROKKED_AT}) at that step is partly; >= {GROKKED_AT} there (no wait at all) does "
+        f"not replicate; never memorized or never {GROKKED_AT} within the budget is not "
+        f"measured. The subject's recipe was chosen on its own training seed, so the rule "
+        f"also reads the same config under other training seeds: replicates if the subject "
+        f"and at least {SEED_SHARE:.0%} of the other seeds do; partly if the subject does "
+        f"and fewer of the others; not measured if no other seed was trained; otherwise the "
+        f"subject's own class."),
     "wang_phi": (
         f"replicates if, over >= {MIN_VALUES} phi values with >= {MIN_SEEDS} seeds each, the "
         f"mean step to held-out {GROKKED_AT} falls strictly as phi rises and the lowest phi's "
@@ -63,6 +68,24 @@ def grokking_verdict(memorized, grokked, heldout_at_memorized) -> tuple:
                             f">= {GROKKED_AT} at step {grokked}")
     return PARTLY, (f"held-out already {heldout_at_memorized:.2f} at the memorized step "
                     f"{memorized}")
+
+
+def seeded_grokking_verdict(subject: tuple, others: list) -> tuple:
+    """``grokking_verdict`` of the subject run, tested on the same config under other
+    training seeds (each a (memorized, grokked, heldout_at_memorized) tuple): the recipe
+    was chosen on the subject's seed, so only the others can show its grokking is not
+    that seed's luck."""
+    v, why = grokking_verdict(*subject)
+    if v != REPLICATES:
+        return v, why
+    if not others:
+        return NOT_MEASURED, (f"{why}; no other training seed was trained, and the recipe "
+                              f"was chosen on this one")
+    k = sum(grokking_verdict(*o)[0] == REPLICATES for o in others)
+    if k >= SEED_SHARE * len(others):
+        return REPLICATES, f"{why}; so do {k} of {len(others)} other training seeds"
+    return PARTLY, (f"{why}, but only {k} of {len(others)} other training seeds wait and "
+                    f"grok within the budget (the recipe was chosen on this seed)")
 
 
 def censored_steps(table: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -148,6 +148,8 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     cut_configs = shortcuts.transfer_configs(cuts, preset_name)
     cut_finetunes = dict(zip(cut_configs, train_many(list(cut_configs.values()), store=store,
                                                      progress=progress)))
+    seed_runs = train_many(list(recipe.seed_configs(preset_name).values())[1:], store=store,
+                           progress=progress)          # chapter 2's other training seeds
     picks = transfer.pick_checkpoints(default)
     floor = train(transfer.floor_config(base), store=store, progress=progress)
     dense = train(preset(preset_name, "dense"), store=store, progress=progress)
@@ -163,6 +165,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
             "size_table": size_table, "phi_runs": ok_runs(phi_table),
             "size_runs": ok_runs(size_table), "fake": fake, "picks": picks,
             "finetunes": finetunes, "claim1_runs": claim1_runs, "shortcuts": cuts,
+            "seed_runs": seed_runs,
             "shortcut_finetunes": cut_finetunes}
 
 
@@ -381,8 +384,12 @@ def claim_numbers(book: dict) -> dict:
     out = {}
     d = book["default"]
     s = run_summary(d)
+    seeds = [{"init_seed": r.config.train.init_seed, **{k: t[k] for k in (
+                  "memorized_step", "grokked_step", "heldout_at_memorized")}}
+             for r in book.get("seed_runs", []) for t in [run_summary(r)]]
     out["wang_grokking"] = dict(memorized=s["memorized_step"], grokked=s["grokked_step"],
-                                heldout_at_memorized=s["heldout_at_memorized"], runs=[d.id])
+                                heldout_at_memorized=s["heldout_at_memorized"], seeds=seeds,
+                                runs=[d.id, *(r.id for r in book.get("seed_runs", []))])
     full = [r for r in [d, *book["phi_runs"].values(), *book["size_runs"].values()]
             if r.steps == r.config.train.max_steps]     # runs stopped early say nothing of OOD
     oods = [float(r.accuracy()[OOD_SPLIT].iloc[-1]) for r in full]
@@ -439,7 +446,10 @@ def verdicts(numbers: dict) -> dict:
         out[key] = verdict_object(key, verdict_, this_book, evidence, runs)
 
     g = n["wang_grokking"]
-    gv, gwhy = wang.grokking_verdict(g["memorized"], g["grokked"], g["heldout_at_memorized"])
+    gv, gwhy = wang.seeded_grokking_verdict(
+        (g["memorized"], g["grokked"], g["heldout_at_memorized"]),
+        [(o["memorized_step"], o["grokked_step"], o["heldout_at_memorized"])
+         for o in g.get("seeds", [])])
     put("wang_grokking", gv, gwhy, g, g["runs"])
     o = n["wang_ood"]
     put("wang_ood", verdict_ood([o["max_final_ood"]]),
