@@ -196,6 +196,11 @@ def test_claims_json_gives_every_verdict_from_the_books_store(book):
         assert isinstance(v["evidence"], dict) and v["this_book"], key
     assert out["wang_grokking"]["evidence"]["memorized"] is None or \
         isinstance(out["wang_grokking"]["evidence"]["memorized"], int)
+    # Wang's grokking reads chapter 2's other training seeds (the runs the book trained)
+    from grokbook.chapters.recipe import ROBUSTNESS_SEEDS
+    seeds = out["wang_grokking"]["evidence"]["seeds"]
+    assert [s["init_seed"] for s in seeds] == list(ROBUSTNESS_SEEDS)
+    assert len(out["wang_grokking"]["runs"]) == 1 + len(ROBUSTNESS_SEEDS)
     # claim 3 per starting point and probe kind: final, best, interval, steps, rising
     starts = out["claim3_transfer"]["evidence"]["starts"]
     assert {"grokked", "floor", "hop2_control"} <= set(starts)

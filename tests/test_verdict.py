@@ -215,6 +215,13 @@ def test_scorecard_follows_the_numbers():
     short = v.scorecard(_numbers(wang_grokking=dict(grokked=None)))
     assert short.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_MEASURED
     assert "never" in short.set_index("claim").loc["wang_grokking", "this book"]
+    # the other training seeds move Wang's grokking verdict: the recipe was chosen on seed 0
+    stalled = dict(init_seed=1, memorized_step=900, grokked_step=None, heldout_at_memorized=0.1)
+    lucky = v.scorecard(_numbers(wang_grokking=dict(seeds=[stalled, stalled])))
+    row = lucky.set_index("claim").loc["wang_grokking"]
+    assert row["verdict"] == v.PARTLY and "0 of 2 other training seeds" in row["this book"]
+    alone = v.scorecard(_numbers(wang_grokking=dict(seeds=[])))
+    assert alone.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_MEASURED
 
 
 def test_what_the_wait_bought_for_new_facts_is_read_from_the_starts():

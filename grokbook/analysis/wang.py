@@ -16,12 +16,10 @@ a lower bound, never a missing value and never a refutation.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import torch
 
-from .definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, NOT_MEASURED,
-                          NOT_REPLICATED, OOD_SPLIT, PARTLY, REPLICATES, wilson)
+from .definitions import (GROKKED_AT, MEMORIZED_AT, NOT_MEASURED, NOT_REPLICATED, PARTLY,
+                          REPLICATES)
 
 BEFORE_AT = 0.2       # held-out ID accuracy at the memorized step that counts as "not yet"
 MIN_VALUES = 4        # phi values a trend needs
@@ -31,15 +29,17 @@ SEED_SHARE = 0.5      # share of the other training seeds that must grok as the 
 
 RULE_TEXT = {
     "wang_grokking": (
-        f"for one run: held-out ID accuracy <= {BEFORE_AT} when train_inferred first reaches "
-        f"{MEMORIZED_AT}, and {GROKKED_AT} later; already above {BEFORE_AT} (but below "
-        f"{GROKKED_AT}) at that step is partly; >= {GROKKED_AT} there (no wait at all) does "
-        f"not replicate; never memorized or never {GROKKED_AT} within the budget is not "
-        f"measured. The subject's recipe was chosen on its own training seed, so the rule "
-        f"also reads the same config under other training seeds: replicates if the subject "
-        f"and at least {SEED_SHARE:.0%} of the other seeds do; partly if the subject does "
-        f"and fewer of the others; not measured if no other seed was trained; otherwise the "
-        f"subject's own class."),
+        f"for one run: replicates if held-out ID accuracy is <= {BEFORE_AT} when "
+        f"train_inferred first reaches {MEMORIZED_AT} and reaches {GROKKED_AT} later; partly "
+        f"if it is already above {BEFORE_AT} (but below {GROKKED_AT}) at that step; does not "
+        f"replicate if it is >= {GROKKED_AT} there (no wait at all); not measured if the run "
+        f"never memorized or never reached {GROKKED_AT} within its budget. The subject's "
+        f"recipe was chosen on its own training seed, so when the subject replicates the rule "
+        f"also reads the same config under other training seeds: replicates if at least "
+        f"{SEED_SHARE:.0%} of them replicate too; partly if fewer do (a seed that did not "
+        f"grok within the budget is censored: it lowers the verdict to partly, never to does "
+        f"not replicate); not measured if no other seed was trained. A subject that does not "
+        f"replicate keeps its own class."),
     "wang_phi": (
         f"replicates if, over >= {MIN_VALUES} phi values with >= {MIN_SEEDS} seeds each, the "
         f"mean step to held-out {GROKKED_AT} falls strictly as phi rises and the lowest phi's "
@@ -154,68 +154,3 @@ def size_verdict(table: pd.DataFrame, key: str = "data.n_entities") -> tuple:
         return NOT_REPLICATED, (f"means change with size by {gap:,.0f} steps, beyond the seed "
                                 f"spread {spread:,.0f}")
     return PARTLY, f"means differ by {gap:,.0f} steps (spread {spread:,.0f}) without a trend"
-
-
-# ---------------------------------------------------------------- the second hop, fact by fact
-# Wang et al. explain the OOD failure by where the second hop is stored: in the upper layers,
-# learned only from two-hop training facts, so a fact never seen *as a second hop* cannot be
-# used as one. That predicts more: a held-out ID query should be answered more often the more
-# two-hop training facts share its second hop (b, r2). A model that reused the atomic fact
-# itself for the second hop would not care (and would answer OOD queries too).
-EXPOSURE_BINS = ((0, 0), (1, 1), (2, 2), (3, 4), (5, None))
-RISES_FROM, RISES_TO = "1", ">= 5"   # the exposure buckets ``exposure_rises`` compares
-
-
-def _bin_label(lo, hi) -> str:
-    return f">= {lo}" if hi is None else (str(lo) if lo == hi else f"{lo}-{hi}")
-
-
-def hop2_exposure(ds, queries: dict) -> np.ndarray:
-    """For each two-hop query, how many two-hop training facts have its second hop (b, r2)
-    as theirs. Its mean over the ID atomic facts is phi (each of the phi x ID-atomic
-    training two-hop facts has one second hop); an OOD query's is 0 by construction."""
-    tr = ds.train
-    two = tr["r2"] >= 0
-    seen = pd.Series(1, index=pd.MultiIndex.from_arrays([tr["b"][two], tr["r2"][two]]))
-    seen = seen.groupby(level=[0, 1]).sum()
-    wanted = pd.MultiIndex.from_arrays([queries["b"], queries["r2"]])
-    return seen.reindex(wanted, fill_value=0).to_numpy()
-
-
-@torch.no_grad()
-def answers_correct(model, ds, queries: dict, chunk: int = 4096) -> np.ndarray:
-    """Whether ``model`` answers each query of ``queries`` with its tail t."""
-    model.eval()
-    x, pos, y = ds.tensors(queries)
-    out = [model(x[i:i + chunk], pos[i:i + chunk]).argmax(-1) == y[i:i + chunk]
-           for i in range(0, len(y), chunk)]
-    return torch.cat(out).numpy() if out else np.zeros(0, bool)
-
-
-def accuracy_by_exposure(model, ds, splits=(GROKKED_SPLIT, OOD_SPLIT)) -> pd.DataFrame:
-    """Accuracy on two-hop probe sets by ``hop2_exposure`` bucket: split, exposure,
-    queries, accuracy and its 95 % Wilson interval (lo, hi). Empty buckets are left out."""
-    rows = []
-    for split in splits:
-        q = ds.probes.get(split)
-        if q is None or not len(q["h"]):
-            continue
-        n = hop2_exposure(ds, q)
-        ok = answers_correct(model, ds, q)
-        for lo, hi in EXPOSURE_BINS:
-            sel = (n >= lo) & (n <= (n.max() if hi is None else hi))
-            k = int(sel.sum())
-            if k:
-                acc = float(ok[sel].mean())
-                rows.append({"split": split, "exposure": _bin_label(lo, hi), "queries": k,
-                             "accuracy": acc, **dict(zip(("lo", "hi"), wilson(acc, k)))})
-    return pd.DataFrame(rows)
-
-
-def exposure_rises(table: pd.DataFrame) -> bool | None:
-    """Whether held-out ID accuracy at exposure ``RISES_TO`` is above that at
-    ``RISES_FROM`` beyond both 95 % intervals (None when either bucket has no queries)."""
-    t = table[table["split"] == GROKKED_SPLIT].set_index("exposure")
-    if RISES_FROM not in t.index or RISES_TO not in t.index:
-        return None
-    return bool(t.loc[RISES_TO, "lo"] > t.loc[RISES_FROM, "hi"])

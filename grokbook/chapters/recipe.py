@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..analysis import wang
+from ..analysis import exposure
 from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, OOD_SPLIT, heldout_at, run_summary
 from ..analysis.wang import BEFORE_AT
 from ..core.config import preset
@@ -119,6 +119,7 @@ def describe_delay(subject: dict, contrast: dict) -> str:
 
 
 # ---------------------------------------------------------------- does it grok in every seed?
+SEED_LABEL = "run of the subject recipe"
 ROBUSTNESS_SEEDS = (1, 2, 3)   # training seeds (train.init_seed) beside the subject's own,
                                # the same graph; chapter 4's seed controls are these runs
 
@@ -140,7 +141,7 @@ def seed_table(preset_name: str, store=None, progress: bool = False) -> pd.DataF
     rows = []
     for label, run in runs.items():
         s = run_summary(run)
-        rows.append({"run of the subject recipe": label,
+        rows.append({SEED_LABEL: label,
                      "memorized_step": s["memorized_step"],
                      "heldout_at_memorized": s["heldout_at_memorized"],
                      "grokked_step": s["grokked_step"] if s["grokked_step"] is not None
@@ -166,19 +167,18 @@ def describe_seeds(table: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------- where the seeds differ
-SEED_LABEL = "run of the subject recipe"
 
 
 def exposure_table(seeds: pd.DataFrame, store=None) -> pd.DataFrame:
-    """``wang.accuracy_by_exposure`` of each run of ``seed_table`` at its last checkpoint,
-    one long table (column ``run`` = the seed table's label, ``grokked`` whether it did)."""
+    """``analysis.exposure.accuracy_by_exposure`` of each run of ``seed_table`` at its last
+    checkpoint, one long table (column ``run``: the seed table's label)."""
     parts = []
     for _, row in seeds.iterrows():
         run = load_run(row["run"], store)
-        t = wang.accuracy_by_exposure(run.load_model(), run.dataset)
-        parts.append(t.assign(run=row[SEED_LABEL],
-                              grokked=not isinstance(row["grokked_step"], str)))
-    return pd.concat(parts, ignore_index=True)
+        t = exposure.accuracy_by_exposure(run.load_model(), run.dataset)
+        parts.append(t.assign(run=row[SEED_LABEL]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["split", "exposure", "queries", "accuracy", "lo", "hi", "run"])
 
 
 def exposure_wide(table: pd.DataFrame) -> pd.DataFrame:
@@ -200,20 +200,28 @@ def describe_exposure(table: pd.DataFrame) -> str:
     """The exposure table in words, computed from it."""
     iid = table[table["split"] == GROKKED_SPLIT]
     runs = list(dict.fromkeys(iid["run"]))
-    rises = [wang.exposure_rises(table[table["run"] == r]) for r in runs]
+    if not runs:
+        return "No run of the seed table has held-out ID queries to read."
+    rises = {r: exposure.exposure_rises(table[table["run"] == r]) for r in runs}
+    measured = [r for r in runs if rises[r] is not None]
+    lo_, hi_ = exposure.RISES_FROM, exposure.RISES_TO
 
     def at(r, e, split=GROKKED_SPLIT):
         x = table[(table["run"] == r) & (table["split"] == split) & (table["exposure"] == e)]
         return f"{x['accuracy'].iloc[0]:.2f}" if len(x) else "-"
 
-    per_run = "; ".join(f"{r}: {at(r, wang.RISES_TO)} / {at(r, wang.RISES_FROM)}"
-                        for r in runs)
     text = (f"Held-out ID accuracy is higher on queries whose second-hop fact was seen "
-            f"{wang.RISES_TO} times as a second hop than on those seen {wang.RISES_FROM} time, "
-            f"beyond both 95 % intervals, in {sum(x is True for x in rises)} of {len(runs)} "
-            f"runs (accuracy at {wang.RISES_TO} / at {wang.RISES_FROM}: {per_run}).")
+            f"{hi_} times as a second hop than on those seen {lo_} time, beyond both 95 % "
+            f"intervals, in {sum(rises[r] for r in measured)} of {len(measured)} runs")
+    if measured:
+        text += (f" (accuracy at {hi_} / at {lo_}: "
+                 + "; ".join(f"{r}: {at(r, hi_)} / {at(r, lo_)}" for r in measured) + ")")
+    text += "."
+    if len(measured) < len(runs):
+        text += (f" Not measured in {len(runs) - len(measured)} run(s), whose held-out "
+                 f"queries fill only one of the two buckets.")
     ood = table[table["split"] == OOD_SPLIT]
     if len(ood):
-        text += (f" OOD queries, whose second hop was never seen as one, are answered "
-                 f"{ood['accuracy'].min():.2f}-{ood['accuracy'].max():.2f} of the time.")
+        text += (f" OOD queries, exposure {', '.join(sorted(set(ood['exposure'])))}, are "
+                 f"answered {ood['accuracy'].min():.2f}-{ood['accuracy'].max():.2f} of the time.")
     return text

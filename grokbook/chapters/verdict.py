@@ -386,10 +386,10 @@ def claim_numbers(book: dict) -> dict:
     s = run_summary(d)
     seeds = [{"init_seed": r.config.train.init_seed, **{k: t[k] for k in (
                   "memorized_step", "grokked_step", "heldout_at_memorized")}}
-             for r in book.get("seed_runs", []) for t in [run_summary(r)]]
+             for r in book["seed_runs"] for t in [run_summary(r)]]
     out["wang_grokking"] = dict(memorized=s["memorized_step"], grokked=s["grokked_step"],
                                 heldout_at_memorized=s["heldout_at_memorized"], seeds=seeds,
-                                runs=[d.id, *(r.id for r in book.get("seed_runs", []))])
+                                runs=[d.id, *(r.id for r in book["seed_runs"])])
     full = [r for r in [d, *book["phi_runs"].values(), *book["size_runs"].values()]
             if r.steps == r.config.train.max_steps]     # runs stopped early say nothing of OOD
     oods = [float(r.accuracy()[OOD_SPLIT].iloc[-1]) for r in full]
@@ -449,7 +449,7 @@ def verdicts(numbers: dict) -> dict:
     gv, gwhy = wang.seeded_grokking_verdict(
         (g["memorized"], g["grokked"], g["heldout_at_memorized"]),
         [(o["memorized_step"], o["grokked_step"], o["heldout_at_memorized"])
-         for o in g.get("seeds", [])])
+         for o in g["seeds"]])
     put("wang_grokking", gv, gwhy, g, g["runs"])
     o = n["wang_ood"]
     put("wang_ood", verdict_ood([o["max_final_ood"]]),
