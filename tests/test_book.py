@@ -226,3 +226,6 @@ def test_cost_ledger_has_a_row_per_shortcut(book):
     rows = costs[costs.chapter == "7 shortcut"]
     assert set(rows["shortcut"]) == set(shortcuts.shortcut_configs("test")) - {shortcuts.NATURAL}
     assert (rows["steps_run"] > 0).all()
+    from grokbook.chapters.recipe import ROBUSTNESS_SEEDS
+    seeds = costs[costs.chapter == "2 training seed"]
+    assert sorted(seeds["init_seed"]) == sorted(ROBUSTNESS_SEEDS)

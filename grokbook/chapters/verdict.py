@@ -206,6 +206,8 @@ def run_costs(run, chapter: str, circuit_probe: str = "test_inferred_iid", **lab
 def ledger(book: dict) -> pd.DataFrame:
     """One row per run of the book with the compute each milestone took (None: never)."""
     rows = [run_costs(book["default"], "2 training")]
+    rows += [run_costs(run, "2 training seed", init_seed=run.config.train.init_seed)
+             for run in book["seed_runs"]]
     for rid, run in book["phi_runs"].items():
         if rid != book["default"].id:
             rows.append(run_costs(run, "3 phi sweep"))
