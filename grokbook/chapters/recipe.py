@@ -133,21 +133,26 @@ def seed_configs(preset_name: str) -> dict:
     return out
 
 
+def seed_runs(preset_name: str, store=None, progress: bool = False) -> dict:
+    """{label: Run} of ``seed_configs``, read from the store or trained (chapter 2's table,
+    and the other seeds chapter 7's grokking verdict reads)."""
+    cfgs = seed_configs(preset_name)
+    return dict(zip(cfgs, train_many(list(cfgs.values()), store=store, progress=progress)))
+
+
 def seed_table(preset_name: str, store=None, progress: bool = False) -> pd.DataFrame:
     """The subject recipe under each training seed: memorized step, held-out ID accuracy
     there, grokked step ("> budget" when not) and held-out ID at the end."""
-    cfgs = seed_configs(preset_name)
-    runs = dict(zip(cfgs, train_many(list(cfgs.values()), store=store, progress=progress)))
     rows = []
-    for label, run in runs.items():
+    for label, run in seed_runs(preset_name, store, progress).items():
         s = run_summary(run)
+        acc = run.accuracy()
         rows.append({SEED_LABEL: label,
                      "memorized_step": s["memorized_step"],
                      "heldout_at_memorized": s["heldout_at_memorized"],
                      "grokked_step": s["grokked_step"] if s["grokked_step"] is not None
                      else f"> {run.config.train.max_steps}",
-                     "heldout_at_end": heldout_at(run.accuracy(),
-                                                  int(run.accuracy().index[-1])),
+                     "heldout_at_end": heldout_at(acc, int(acc.index[-1])),
                      "run": run.id})
     return pd.DataFrame(rows)
 

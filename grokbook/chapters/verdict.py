@@ -148,8 +148,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     cut_configs = shortcuts.transfer_configs(cuts, preset_name)
     cut_finetunes = dict(zip(cut_configs, train_many(list(cut_configs.values()), store=store,
                                                      progress=progress)))
-    seed_runs = train_many(list(recipe.seed_configs(preset_name).values())[1:], store=store,
-                           progress=progress)          # chapter 2's other training seeds
+    seed_runs = list(recipe.seed_runs(preset_name, store, progress).values())[1:]  # not seed 0
     picks = transfer.pick_checkpoints(default)
     floor = train(transfer.floor_config(base), store=store, progress=progress)
     dense = train(preset(preset_name, "dense"), store=store, progress=progress)
