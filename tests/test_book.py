@@ -201,6 +201,11 @@ def test_claims_json_gives_every_verdict_from_the_books_store(book):
     seeds = out["wang_grokking"]["evidence"]["seeds"]
     assert [s["init_seed"] for s in seeds] == list(ROBUSTNESS_SEEDS)
     assert len(out["wang_grokking"]["runs"]) == 1 + len(ROBUSTNESS_SEEDS)
+    # claim 1 carries the neighbour's evidence (chapter 4) beside the subject's
+    c1 = out["claim1_same_path"]
+    assert c1["evidence"]["neighbour"]["label"].startswith("TRM neighbour")
+    assert set(c1["evidence"]["neighbour_runs"]) <= set(c1["runs"])
+    assert "measured" in c1["evidence"]["neighbour"]
     # claim 3 per starting point and probe kind: final, best, interval, steps, rising
     starts = out["claim3_transfer"]["evidence"]["starts"]
     assert {"grokked", "floor", "hop2_control"} <= set(starts)
@@ -229,3 +234,7 @@ def test_cost_ledger_has_a_row_per_shortcut(book):
     from grokbook.chapters.recipe import ROBUSTNESS_SEEDS
     seeds = costs[costs.chapter == "2 training seed"]
     assert sorted(seeds["init_seed"]) == sorted(ROBUSTNESS_SEEDS)
+    from grokbook.chapters.paths import NEIGHBOURS
+    nb = costs[costs.chapter == "4 claim-1 neighbour"]
+    assert "subject" in set(nb["role"])
+    assert nb.set_index("role").loc["subject", "init_seed"] == NEIGHBOURS["test"]["subject_seed"]

@@ -208,3 +208,36 @@ def test_claim1_evidence_tables_charts_and_json(store, monkeypatch):
         chart(ev).to_dict()
     assert paths.describe_claim1(ev).startswith("trm:")
     json.dumps(paths.claim1_summary(ev))
+
+
+def test_neighbour_configs_and_the_lookup_only_after_a_grokked_seed_control(store,
+                                                                            monkeypatch):
+    """The claim-1 neighbour is the subject's config with the listed overrides under its own
+    training seed, its controls under the others; a preset without one is a ConfigError
+    naming the preset. The lookup control is trained only once a seed control grokked:
+    without one claim 1 is not measured whatever the lookup does, and the reason names the
+    seed controls, not the missing lookup."""
+    from grokbook.chapters import paths
+    from grokbook.core.config import ConfigError, preset
+    nb = paths.NEIGHBOURS["test"]
+    cfgs = paths.claim1_configs("test", neighbour=True)
+    subject = cfgs["subject"]
+    assert subject.train.init_seed == nb["subject_seed"]
+    assert subject == preset("test").replace(**nb["overrides"],
+                                             **{"train.init_seed": nb["subject_seed"]})
+    assert [k for k in cfgs if k.startswith("seed_")] == [
+        f"seed_control_{s}" for s in nb["control_seeds"]]
+    assert cfgs["lookup"].data.shuffle_inferred and cfgs["lookup"].train.stop_after_fitted == 2
+    assert "neighbour" in paths.neighbour_label("test") and paths.neighbour_label("gpu") is None
+    with pytest.raises(ConfigError, match="preset: 'gpu'.*allowed: cpu, test"):
+        paths.claim1_configs("gpu", neighbour=True)
+    # the subject "groks", no seed control does: no lookup trained, reason says why
+    subject_id = paths.claim1_runs("test", store=store)["subject"].id
+    monkeypatch.setattr(paths, "after_checkpoint",
+                        lambda run: run.checkpoints[-1] if run.id == subject_id else None)
+    runs = paths.claim1_runs("test", store=store)
+    assert "lookup" not in runs and set(runs) == {"subject", *(
+        f"seed_control_{s}" for s in paths.CONTROL_SEEDS)}
+    ev = paths.claim1_evidence(runs)
+    assert not ev["measured"] and "no seed control grokked" in ev["reason"]
+    assert "lookup" not in ev["reason"]

@@ -58,7 +58,7 @@ def _numbers(**changes):
         "wait_cut": dict(table=_cuts(), runs=["a", "f"]),
     }
     for key, upd in changes.items():
-        n[key] = {**n[key], **upd}
+        n[key] = {**n[key], **upd} if key in n and upd is not None else upd
     return n
 
 
@@ -248,3 +248,29 @@ def test_claim2_line_gives_the_control_and_the_hop2_crossings():
     assert "control trm both-full OOD peak 0.81" in line
     assert "hop-2-only trm (ran 10.2x fit): OOD 0.5 at > 10.2x, lenient bridge 0.5 at 3.5x -> neither" in line
     assert "hop-2-only looped (never fitted)" in line
+
+
+def test_claim1_takes_the_neighbours_verdict_only_when_the_subject_has_none():
+    """Claim 1's row: the subject's verdict when it is measured; the neighbour's, named as
+    such, when the subject is not measured and the neighbour is; not measured when neither
+    is. The neighbour's evidence is in the JSON either way."""
+    unmeasured = dict(measured=False, outcome="undetermined", reason="no seed control grokked")
+    nb = {**_numbers()["claim1_same_path"], "outcome": "different", "runs": ["n1", "n2"],
+          "label": "TRM neighbour (d_model 128, phi 4.5, training seed 1)"}
+
+    def row(subject, neighbour):
+        objs = v.verdicts(_numbers(claim1_same_path=subject, claim1_neighbour=neighbour))
+        return objs["claim1_same_path"]
+
+    took = row(unmeasured, nb)
+    assert took["verdict"] == v.NOT_REPLICATED
+    assert took["this_book"].startswith("on the TRM neighbour") and "no seed control" in \
+        took["this_book"]
+    assert took["evidence"]["neighbour"]["outcome"] == "different"
+    assert set(took["runs"]) >= {"a", "n1", "n2"}
+    kept = row({}, nb)                                  # the subject measured "same"
+    assert kept["verdict"] == v.REPLICATES and "neighbour" in kept["this_book"]
+    neither = row(unmeasured, {**nb, **unmeasured})
+    assert neither["verdict"] == v.NOT_MEASURED
+    alone = v.verdicts(_numbers(claim1_same_path=unmeasured))["claim1_same_path"]
+    assert alone["verdict"] == v.NOT_MEASURED and "neighbour" not in alone["evidence"]

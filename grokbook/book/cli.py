@@ -164,8 +164,12 @@ def cmd_claims(args):
     for a in archs:
         if a == SUBJECT and key in out:
             continue
+        nb = (dict(paths.claim1(args.preset, neighbour=True, store=args.store,
+                                progress=not args.json),
+                   label=paths.neighbour_label(args.preset))
+              if a == SUBJECT and args.preset in paths.NEIGHBOURS else None)
         out[key if a == SUBJECT else f"{key}_{a}"] = verdict.claim1_object(
-            paths.claim1(args.preset, a, store=args.store, progress=not args.json))
+            paths.claim1(args.preset, a, store=args.store, progress=not args.json), nb)
     if args.json:
         print(json.dumps(out))
     else:

@@ -51,7 +51,9 @@ VERDICT_RULES = {
         f"not measured if a negative control (random model, lookup model, permuted sites) "
         f"is not clearly farther (interval above {circuit.CLEAR_MARGIN:g} x that "
         f"percentile), if the interval straddles it, or if a checkpoint or the seed control "
-        f"is missing."),
+        f"is missing. When the subject has no grokked seed control, the verdict is the same "
+        f"rule's on the preset's claim-1 neighbour (chapter 4; paths.NEIGHBOURS), and says "
+        f"so."),
     "claim2_fake_grokking": (f"on crossing times, each run sized by its own clock (it ends "
                              f"at {detect.CLOCK}x its fitted step, where its training accuracy "
                              f"first reaches {FITTED_AT:g} as in the study's tables, or at a "
@@ -113,18 +115,25 @@ def book_configs(preset_name: str = "cpu") -> dict:
     core waits between chapters). Not here: chapter 6's fine-tunes (they start from a
     checkpoint of the subject run), chapter 4's controls of the dense transformer and its
     further seed controls (trained only once that architecture's subject has grokked, and
-    only while none of the first has). The subject's first controls are listed: at the
-    book's presets the subject groks, and trained here they run beside everything else."""
+    only while none of the first has; the subject's lookup control, trained only once one
+    of its seed controls grokked). The subject's first seed control is listed, and the
+    claim-1 neighbour's subject, first seed control and lookup (at the book's presets they
+    are needed, and trained here they run beside everything else)."""
     grid = sweeps.default_grid(preset_name)
     base = sweeps.chapter_base(preset_name)
-    first_controls = ("subject", "lookup", f"seed_control_{paths.CONTROL_SEEDS[0]}")
+    first_controls = ("subject", f"seed_control_{paths.CONTROL_SEEDS[0]}")
+    neighbour = (paths.claim1_configs(preset_name, neighbour=True)
+                 if preset_name in paths.NEIGHBOURS else {})
+    nb_first = ("subject", "lookup", next((k for k in neighbour if k.startswith("seed_")), None))
     return {
         "02": [*recipe.candidate_configs(preset_name).values(),
                *recipe.seed_configs(preset_name).values()],
         "03": [*sweeps.grid_configs(base, **{"data.phi": grid["phis"], "seed": grid["seeds"]}),
                *sweeps.grid_configs(base, **{"data.n_entities": grid["sizes"],
                                              "seed": grid["seeds"]})],
-        "04": [c for k, c in paths.claim1_configs(preset_name).items() if k in first_controls],
+        "04": [*(c for k, c in paths.claim1_configs(preset_name).items()
+                 if k in first_controls),
+               *(c for k, c in neighbour.items() if k in nb_first)],
         "05": list(detect.chapter_configs(preset_name).values()),
         "06": [preset(preset_name), transfer.floor_config(preset(preset_name)),
                preset(preset_name, "dense")],
@@ -144,6 +153,9 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
                               **{"data.n_entities": grid["sizes"], "seed": grid["seeds"]})
     fake = detect.train_chapter(preset_name, store=store, progress=progress)
     claim1_runs = paths.claim1_runs(preset_name, store=store, progress=progress)
+    neighbour_runs = (paths.claim1_runs(preset_name, store=store, progress=progress,
+                                        neighbour=True)
+                      if preset_name in paths.NEIGHBOURS else None)
     cuts = shortcuts.shortcut_runs(preset_name, store=store, progress=progress)
     cut_configs = shortcuts.transfer_configs(cuts, preset_name)
     cut_finetunes = dict(zip(cut_configs, train_many(list(cut_configs.values()), store=store,
@@ -164,6 +176,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
             "size_table": size_table, "phi_runs": ok_runs(phi_table),
             "size_runs": ok_runs(size_table), "fake": fake, "picks": picks,
             "finetunes": finetunes, "claim1_runs": claim1_runs, "shortcuts": cuts,
+            "claim1_neighbour_runs": neighbour_runs,
             "seed_runs": seed_runs,
             "shortcut_finetunes": cut_finetunes}
 
@@ -213,6 +226,9 @@ def ledger(book: dict) -> pd.DataFrame:
     for rid, run in book["size_runs"].items():
         if rid != book["default"].id and rid not in book["phi_runs"]:
             rows.append(run_costs(run, "3 graph size"))
+    for role, run in (book.get("claim1_neighbour_runs") or {}).items():
+        rows.append(run_costs(run, "4 claim-1 neighbour", role=role,
+                              init_seed=run.config.train.init_seed))
     for (regime, arch), run in book["fake"].items():
         rows.append(run_costs(run, "5 regimes", circuit_probe="test_inferred_ood"))
     for label, run in book.get("shortcuts", {}).items():
@@ -412,6 +428,10 @@ def claim_numbers(book: dict) -> dict:
     cuts = book.get("shortcuts", {})
     out["claim1_same_path"] = c = paths.claim1_evidence(book["claim1_runs"],
                                                          others=shortcuts.others(cuts))
+    nb = book.get("claim1_neighbour_runs")
+    out["claim1_neighbour"] = (dict(paths.claim1_evidence(nb),
+                                    label=paths.neighbour_label(book["preset"]))
+                               if nb else None)
     table = shortcuts.shortcut_table(cuts) if cuts else pd.DataFrame()
     fts = book.get("shortcut_finetunes", {})
     out["wait_cut"] = dict(
@@ -431,10 +451,25 @@ def verdict_object(key, verdict_, this_book, evidence, runs) -> dict:
             "runs": list(runs)}
 
 
-def claim1_object(c: dict) -> dict:
-    """Claim 1's verdict object from ``paths.claim1_evidence`` (any architecture)."""
-    return verdict_object("claim1_same_path", verdict_paths(c["outcome"]),
-                          paths.describe_claim1(c), c, c["runs"])
+def claim1_object(c: dict, neighbour: dict | None = None) -> dict:
+    """Claim 1's verdict object from ``paths.claim1_evidence`` (any architecture). With
+    ``neighbour`` (the evidence of the preset's claim-1 neighbour, with its ``label``):
+    when the subject is not measured and the neighbour is, the verdict is the neighbour's
+    and says so; the neighbour's evidence is under ``evidence["neighbour"]`` either way."""
+    if neighbour is None:
+        return verdict_object("claim1_same_path", verdict_paths(c["outcome"]),
+                              paths.describe_claim1(c), c, c["runs"])
+    runs = [*c["runs"], *neighbour["runs"]]
+    evidence = {**c, "neighbour": {k: v for k, v in neighbour.items() if k != "runs"},
+                "neighbour_runs": neighbour["runs"]}
+    if c["measured"] or not neighbour["measured"]:
+        return verdict_object("claim1_same_path", verdict_paths(c["outcome"]),
+                              f"{paths.describe_claim1(c)} (the {neighbour['label']}: "
+                              f"{neighbour['outcome']})", evidence, runs)
+    return verdict_object("claim1_same_path", verdict_paths(neighbour["outcome"]),
+                          f"on the {neighbour['label']}, because the subject is "
+                          f"{paths.describe_claim1(c)}. The neighbour: "
+                          f"{paths.describe_claim1(neighbour)}", evidence, runs)
 
 
 def verdicts(numbers: dict) -> dict:
@@ -461,7 +496,7 @@ def verdicts(numbers: dict) -> dict:
         verdict_of = wang.phi_verdict if key == "wang_phi" else wang.size_verdict
         v, why = verdict_of(p["table"], col) if len(p["table"]) else (NOT_MEASURED, "no runs")
         put(key, v, f"{_steps_by(p['table'], col)} ({why})", p, p["runs"])
-    out["claim1_same_path"] = claim1_object(n["claim1_same_path"])
+    out["claim1_same_path"] = claim1_object(n["claim1_same_path"], n.get("claim1_neighbour"))
     f = n["claim2_fake_grokking"]
     put("claim2_fake_grokking", verdict_fake(f["verdicts"]), detect.describe_claim2(f["per_run"]),
         {k: v for k, v in f.items() if k != "verdicts"}, f["runs"])
