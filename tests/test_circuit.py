@@ -231,6 +231,10 @@ def test_neighbour_configs_and_the_lookup_only_after_a_grokked_seed_control(stor
     assert "neighbour" in paths.neighbour_label("test") and paths.neighbour_label("gpu") is None
     with pytest.raises(ConfigError, match="preset: 'gpu'.*allowed: cpu, test"):
         paths.claim1_configs("gpu", neighbour=True)
+    with pytest.raises(ConfigError, match="arch: .*allowed: trm"):
+        paths.claim1_configs("test", "dense", neighbour=True)
+    for name, entry in paths.NEIGHBOURS.items():   # what the build trains ahead exists
+        assert set(entry["ahead"]) <= set(paths.claim1_configs(name, neighbour=True)), name
     # the subject "groks", no seed control does: no lookup trained, reason says why
     subject_id = paths.claim1_runs("test", store=store)["subject"].id
     monkeypatch.setattr(paths, "after_checkpoint",

@@ -267,10 +267,35 @@ def test_claim1_takes_the_neighbours_verdict_only_when_the_subject_has_none():
     assert took["this_book"].startswith("on the TRM neighbour") and "no seed control" in \
         took["this_book"]
     assert took["evidence"]["neighbour"]["outcome"] == "different"
+    assert took["evidence"]["measured"] is False              # the top level stays the subject's
+    assert took["evidence"]["verdict_from"] == "neighbour"
     assert set(took["runs"]) >= {"a", "n1", "n2"}
+    # any reason the subject is not measured hands the verdict over, not only a missing control
+    late = row(dict(unmeasured, reason="held-out ID 0.53 at before, above 0.2"), nb)
+    assert late["verdict"] == v.NOT_REPLICATED and "0.53" in late["this_book"]
     kept = row({}, nb)                                  # the subject measured "same"
     assert kept["verdict"] == v.REPLICATES and "neighbour" in kept["this_book"]
-    neither = row(unmeasured, {**nb, **unmeasured})
+    assert not kept["this_book"].startswith("on the")
+    assert kept["evidence"]["neighbour"]["outcome"] == "different"
+    assert kept["evidence"]["verdict_from"] == "subject"
+    neither = row(unmeasured, {**nb, **unmeasured, "reason": "its subject never grokked"})
     assert neither["verdict"] == v.NOT_MEASURED
+    assert not neither["this_book"].startswith("on the")
+    assert "its subject never grokked" in neither["this_book"]
+    assert neither["evidence"]["verdict_from"] == "subject"
     alone = v.verdicts(_numbers(claim1_same_path=unmeasured))["claim1_same_path"]
     assert alone["verdict"] == v.NOT_MEASURED and "neighbour" not in alone["evidence"]
+
+
+def test_the_answer_names_the_neighbour_when_claim_1_is_its_verdict():
+    """``describe`` (chapter 7's plain-words answer) says claim 1's verdict came from the
+    neighbour exactly when the scorecard took it from there."""
+    unmeasured = dict(measured=False, outcome="undetermined", reason="no seed control grokked")
+    nb = {**_numbers()["claim1_same_path"], "outcome": "different", "runs": ["n1"],
+          "label": "TRM neighbour (d_model 128, phi 4.5, training seed 1)"}
+    costs = pd.DataFrame([dict(chapter="2 training", memorize_step=1000,
+                               generalize_id_step=3000, memorize_flops=1e12)])
+    for subject, named in ((unmeasured, True), (_numbers()["claim1_same_path"], False)):
+        n = _numbers(claim1_same_path=subject, claim1_neighbour=nb)
+        words = v.describe(v.scorecard(n), costs, n)
+        assert ("on the TRM neighbour" in words) is named, words

@@ -146,7 +146,9 @@ def cmd_paths(args):
 def cmd_claims(args):
     """Every verdict of the scorecard computed from the store (training what is missing), as
     JSON objects ``{"verdict", "rule", "this_book", "evidence", "runs"}``; claim 1 also for
-    the architectures beside the subject. ``--only claim1`` computes claim 1 alone."""
+    the architectures beside the subject (the subject's with its claim-1 neighbour, whose
+    verdict it takes when the subject's is not measured: ``verdict.claim1_object``).
+    ``--only claim1`` computes claim 1 alone."""
     from ..chapters import paths, verdict
     from ..core.config import ARCH_NAMES, PRESETS, SUBJECT
     if args.preset not in PRESETS:

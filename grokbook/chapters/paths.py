@@ -154,16 +154,21 @@ RANDOM_SEED = 12345           # the random-initialisation control's torch seed
 # (the control only sets the scale of "same" between two grokked runs, so how it was found
 # does not move the rule). Runs end at held-out ID 0.9 (``train.stop_at``) and keep a
 # checkpoint every 100 steps, so "before" sits at the fitted step; the lookup control ends
-# at twice its own fitted step (it only has to memorize). gpu and paper have none: their
+# at twice its own fitted step (it only has to memorize). Its verdict stands in for the
+# subject's when the subject's claim 1 is not measured, whatever the reason
+# (``verdict.neighbour_decides``). gpu and paper have none: their
 # subject is expected to grok across seeds (not measured yet).
 NEIGHBOURS = {
     "cpu": {"overrides": {"model.d_model": 128, "data.phi": 4.5, "train.max_steps": 8000,
                           "train.stop_at": 0.9, "train.checkpoint_every": 100},
             "subject_seed": 1, "control_seeds": (4, 2, 3, 5),
-            "lookup": {"train.stop_at": 0.0, "train.stop_after_fitted": 2.0}},
-    # test: the same code path in seconds (the test preset groks in no seed)
+            "lookup": {"train.stop_at": 0.0, "train.stop_after_fitted": 2.0},
+            "ahead": ("subject", "seed_control_4", "lookup")},  # what `book` trains first
+    # test: the same code path in seconds (the test preset groks in no seed, so only the
+    # neighbour's subject is trained)
     "test": {"overrides": {"model.d_model": 48, "model.n_head": 2}, "subject_seed": 1,
-             "control_seeds": (2,), "lookup": {"train.stop_after_fitted": 2.0}},
+             "control_seeds": (2,), "lookup": {"train.stop_after_fitted": 2.0},
+             "ahead": ("subject",)},
 }
 
 
@@ -187,6 +192,9 @@ def claim1_configs(preset_name: str = "cpu", arch: str | None = None,
     ``neighbour``: the same for the preset's claim-1 neighbour (``NEIGHBOURS``; a
     ConfigError naming the preset if it has none)."""
     from ..core.config import SUBJECT, ConfigError, preset
+    if neighbour and arch not in (None, SUBJECT):
+        raise ConfigError(f"arch: the claim-1 neighbour is a neighbour of the subject; "
+                          f"allowed: {SUBJECT} (got {arch!r})")
     cfg = preset(preset_name, arch or SUBJECT)
     seeds, lookup = CONTROL_SEEDS, {}
     if neighbour:
@@ -387,7 +395,7 @@ def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
     only if it grokked, the seed controls one at a time until one has grokked; only then
     the lookup control (without a grokked subject and a grokked seed control claim 1 is
     not measured whatever the other controls do, so none is trained for it here;
-    ``grokbook book`` trains the neighbour's first controls ahead, in parallel with
+    ``grokbook book`` trains the neighbour's runs named under ``ahead`` first, in parallel with
     everything else)."""
     from ..core.store import train_many
     cfgs = claim1_configs(preset_name, arch, neighbour)

@@ -51,9 +51,9 @@ VERDICT_RULES = {
         f"not measured if a negative control (random model, lookup model, permuted sites) "
         f"is not clearly farther (interval above {circuit.CLEAR_MARGIN:g} x that "
         f"percentile), if the interval straddles it, or if a checkpoint or the seed control "
-        f"is missing. When the subject has no grokked seed control, the verdict is the same "
-        f"rule's on the preset's claim-1 neighbour (chapter 4; paths.NEIGHBOURS), and says "
-        f"so."),
+        f"is missing. When the subject's claim 1 is not measured (for instance, no seed "
+        f"control grokked) and the preset's claim-1 neighbour's is (chapter 4; "
+        f"paths.NEIGHBOURS), the verdict is the same rule's on the neighbour, and says so."),
     "claim2_fake_grokking": (f"on crossing times, each run sized by its own clock (it ends "
                              f"at {detect.CLOCK}x its fitted step, where its training accuracy "
                              f"first reaches {FITTED_AT:g} as in the study's tables, or at a "
@@ -116,15 +116,17 @@ def book_configs(preset_name: str = "cpu") -> dict:
     checkpoint of the subject run), chapter 4's controls of the dense transformer and its
     further seed controls (trained only once that architecture's subject has grokked, and
     only while none of the first has; the subject's lookup control, trained only once one
-    of its seed controls grokked). The subject's first seed control is listed, and the
-    claim-1 neighbour's subject, first seed control and lookup (at the book's presets they
-    are needed, and trained here they run beside everything else)."""
+    of its seed controls grokked; the claim-1 neighbour's further seed controls). The
+    subject's first seed control is listed (chapter 2's seed table uses it too), and the
+    neighbour's runs its ``NEIGHBOURS`` entry names under ``ahead`` (at cpu its subject,
+    first seed control and lookup, all needed there; at test only its subject, which does
+    not grok)."""
     grid = sweeps.default_grid(preset_name)
     base = sweeps.chapter_base(preset_name)
     first_controls = ("subject", f"seed_control_{paths.CONTROL_SEEDS[0]}")
     neighbour = (paths.claim1_configs(preset_name, neighbour=True)
                  if preset_name in paths.NEIGHBOURS else {})
-    nb_first = ("subject", "lookup", next((k for k in neighbour if k.startswith("seed_")), None))
+    nb_first = paths.NEIGHBOURS.get(preset_name, {}).get("ahead", ())
     return {
         "02": [*recipe.candidate_configs(preset_name).values(),
                *recipe.seed_configs(preset_name).values()],
@@ -451,6 +453,12 @@ def verdict_object(key, verdict_, this_book, evidence, runs) -> dict:
             "runs": list(runs)}
 
 
+def neighbour_decides(c: dict, neighbour: dict | None) -> bool:
+    """Whether claim 1's verdict is the neighbour's: the subject's evidence ``c`` is not
+    measured (whatever the reason) and the neighbour's is."""
+    return neighbour is not None and not c["measured"] and bool(neighbour["measured"])
+
+
 def claim1_object(c: dict, neighbour: dict | None = None) -> dict:
     """Claim 1's verdict object from ``paths.claim1_evidence`` (any architecture). With
     ``neighbour`` (the evidence of the preset's claim-1 neighbour, with its ``label``):
@@ -460,12 +468,16 @@ def claim1_object(c: dict, neighbour: dict | None = None) -> dict:
         return verdict_object("claim1_same_path", verdict_paths(c["outcome"]),
                               paths.describe_claim1(c), c, c["runs"])
     runs = [*c["runs"], *neighbour["runs"]]
+    decides = neighbour_decides(c, neighbour)
     evidence = {**c, "neighbour": {k: v for k, v in neighbour.items() if k != "runs"},
-                "neighbour_runs": neighbour["runs"]}
-    if c["measured"] or not neighbour["measured"]:
+                "neighbour_runs": neighbour["runs"],
+                "verdict_from": "neighbour" if decides else "subject"}
+    if not decides:
+        nb_words = (neighbour["outcome"] if neighbour["measured"]
+                    else paths.describe_claim1(neighbour))
         return verdict_object("claim1_same_path", verdict_paths(c["outcome"]),
                               f"{paths.describe_claim1(c)} (the {neighbour['label']}: "
-                              f"{neighbour['outcome']})", evidence, runs)
+                              f"{nb_words})", evidence, runs)
     return verdict_object("claim1_same_path", verdict_paths(neighbour["outcome"]),
                           f"on the {neighbour['label']}, because the subject is "
                           f"{paths.describe_claim1(c)}. The neighbour: "
@@ -563,7 +575,11 @@ def describe(card: pd.DataFrame, costs: pd.DataFrame, numbers: dict | None = Non
     else:
         parts.append("The book's default run did not reach 0.9 on held-out ID queries within "
                      "its budget, so the price of waiting is at least its whole run.")
-    parts.append(f"Whether the wait buys a new circuit (claim 1): {v['claim1_same_path']}. "
+    n = numbers or {}
+    on = (f" (on the {n['claim1_neighbour']['label']}: the subject's own claim 1 is not "
+          f"measured)" if "claim1_same_path" in n
+          and neighbour_decides(n["claim1_same_path"], n.get("claim1_neighbour")) else "")
+    parts.append(f"Whether the wait buys a new circuit (claim 1): {v['claim1_same_path']}{on}. "
                  f"Whether accuracy and the circuit come apart (claim 2): "
                  f"{v['claim2_fake_grokking']}. Whether the circuit transfers only as hop 1 "
                  f"(claim 3): {v['claim3_transfer']}. Whether a common acceleration cuts the "
