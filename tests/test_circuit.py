@@ -206,6 +206,13 @@ def test_claim1_evidence_tables_charts_and_json(store, monkeypatch):
     assert len(t) >= 6 and (t["low"] <= t["d"]).all() and (t["d"] <= t["high"]).all()
     for chart in (paths.distance_chart, paths.rates_chart, paths.interchange_chart):
         chart(ev).to_dict()
+    cps = paths.checkpoint_table(ev)
+    assert list(cps.columns) == ["before", "after", "seed_control", "lookup"]
+    assert cps.loc["step", "before"] == runs["subject"].checkpoints[1]
+    per_stage, middle = paths.bridge_tables(ev)
+    assert list(per_stage.index) == list(dict.fromkeys(ev["tables"]["lens"]["stage"]))
+    assert {"before", "after"} <= set(per_stage.columns) and per_stage.max().max() <= 1
+    assert middle.iloc[:, 0].to_dict() == ev["interchange_at_middle"]
     assert paths.describe_claim1(ev).startswith("trm:")
     json.dumps(paths.claim1_summary(ev))
 

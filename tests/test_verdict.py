@@ -285,6 +285,10 @@ def test_claim1_takes_the_neighbours_verdict_only_when_the_subject_has_none():
     assert neither["evidence"]["verdict_from"] == "subject"
     alone = v.verdicts(_numbers(claim1_same_path=unmeasured))["claim1_same_path"]
     assert alone["verdict"] == v.NOT_MEASURED and "neighbour" not in alone["evidence"]
+    assert alone["evidence"]["verdict_from"] == "subject"
+    # the neighbour's own classes all come through: "same" replicates, on the neighbour
+    same = row(unmeasured, {**nb, "outcome": "same"})
+    assert same["verdict"] == v.REPLICATES and same["this_book"].startswith("on the TRM")
 
 
 def test_the_answer_names_the_neighbour_when_claim_1_is_its_verdict():

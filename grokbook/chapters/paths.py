@@ -439,6 +439,27 @@ def describe_claim1(c: dict) -> str:
             f"{c['reason']}.")
 
 
+CHECKPOINT_ROLES = ("before", "after", "seed_control", "lookup")
+
+
+def checkpoint_table(c: dict) -> pd.DataFrame:
+    """The evidence's checkpoints (before, after, and the controls it has), one column each:
+    step, train_inferred and held-out ID accuracy (and the seed control's training seed)."""
+    return pd.DataFrame({k: c[k] for k in CHECKPOINT_ROLES if c.get(k)})
+
+
+def bridge_tables(c: dict) -> tuple:
+    """(the logit lens's bridge top-1 rate per stage (rows, in the model's order) and model
+    (columns); the atomic-donor interchange rate per model at the middle stage, fixed in
+    advance) of measured evidence."""
+    lens = c["tables"]["lens"]
+    per_stage = lens.pivot(index="stage", columns="model", values="bridge_top1")
+    per_stage = per_stage.reindex(list(dict.fromkeys(lens["stage"]))).round(3)
+    middle = pd.DataFrame({f"interchange rate at {c['middle_stage']}":
+                           c["interchange_at_middle"]})
+    return per_stage, middle
+
+
 def distance_table(c: dict) -> pd.DataFrame:
     """Every distance of the evidence with its interval, one row each."""
     rows = [("before vs after", c["d_before_after"]),

@@ -466,7 +466,8 @@ def claim1_object(c: dict, neighbour: dict | None = None) -> dict:
     and says so; the neighbour's evidence is under ``evidence["neighbour"]`` either way."""
     if neighbour is None:
         return verdict_object("claim1_same_path", verdict_paths(c["outcome"]),
-                              paths.describe_claim1(c), c, c["runs"])
+                              paths.describe_claim1(c), {**c, "verdict_from": "subject"},
+                              c["runs"])
     runs = [*c["runs"], *neighbour["runs"]]
     decides = neighbour_decides(c, neighbour)
     evidence = {**c, "neighbour": {k: v for k, v in neighbour.items() if k != "runs"},
