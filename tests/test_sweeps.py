@@ -56,3 +56,17 @@ def test_default_grid_depends_on_the_preset():
     # enough for Wang's rules to come out either way (grokbook.analysis.wang)
     assert len(cpu["phis"]) >= 4 and len(cpu["seeds"]) >= 2 and len(cpu["sizes"]) >= 3
     assert default_grid("cpu", seeds=[0])["seeds"] == [0]
+
+
+def test_chapter_3_sweeps_a_model_that_groks_in_every_seed_at_cpu():
+    from grokbook import preset
+    from grokbook.chapters.sweeps import SWEEP_MODEL, chapter_base, phi_points, size_points
+    cpu, subject = chapter_base("cpu"), preset("cpu")
+    assert cpu.model.d_model == SWEEP_MODEL["cpu"]["model.d_model"] != subject.model.d_model
+    assert cpu.train.stop_at == 0.9 and cpu.train.max_steps == 6000
+    assert cpu.data == subject.data                     # same graph: only the model differs
+    test = chapter_base("test")
+    assert test.model == preset("test").model and test.train.stop_at == 0.0
+    g = default_grid("cpu")
+    assert size_points(g)["data.phi"] == [7.2] and phi_points(g)["data.phi"] == g["phis"]
+    assert "data.phi" not in size_points(default_grid("test"))   # the preset's phi

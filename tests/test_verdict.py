@@ -303,3 +303,14 @@ def test_the_answer_names_the_neighbour_when_claim_1_is_its_verdict():
         n = _numbers(claim1_same_path=subject, claim1_neighbour=nb)
         words = v.describe(v.scorecard(n), costs, n)
         assert ("on the TRM neighbour" in words) is named, words
+
+
+def test_phi_and_size_rows_say_when_the_sweep_model_is_not_the_subject():
+    same = v.verdicts(_numbers(wang_phi=dict(d_model=[64], subject_d_model=64)))
+    assert "width" not in same["wang_phi"]["this_book"]
+    wide = v.verdicts(_numbers(wang_phi=dict(d_model=[128], subject_d_model=64),
+                               wang_size=dict(d_model=[128], subject_d_model=64)))
+    for key in ("wang_phi", "wang_size"):
+        text = wide[key]["this_book"]
+        assert text.startswith("on the TRM at width 128 (the subject's is 64")
+        assert wide[key]["verdict"] == same[key]["verdict"]   # the note never moves a verdict

@@ -130,9 +130,8 @@ def book_configs(preset_name: str = "cpu") -> dict:
     return {
         "02": [*recipe.candidate_configs(preset_name).values(),
                *recipe.seed_configs(preset_name).values()],
-        "03": [*sweeps.grid_configs(base, **{"data.phi": grid["phis"], "seed": grid["seeds"]}),
-               *sweeps.grid_configs(base, **{"data.n_entities": grid["sizes"],
-                                             "seed": grid["seeds"]})],
+        "03": [*sweeps.grid_configs(base, **sweeps.phi_points(grid)),
+               *sweeps.grid_configs(base, **sweeps.size_points(grid))],
         "04": [*(c for k, c in paths.claim1_configs(preset_name).items()
                  if k in first_controls),
                *(c for k, c in neighbour.items() if k in nb_first)],
@@ -150,9 +149,9 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dic
     grid = sweeps.default_grid(preset_name)
     sweep_base = sweeps.chapter_base(preset_name)
     phi_table = sweeps.sweep(sweep_base, store=store, progress=progress,
-                             **{"data.phi": grid["phis"], "seed": grid["seeds"]})
+                             **sweeps.phi_points(grid))
     size_table = sweeps.sweep(sweep_base, store=store, progress=progress,
-                              **{"data.n_entities": grid["sizes"], "seed": grid["seeds"]})
+                              **sweeps.size_points(grid))
     fake = detect.train_chapter(preset_name, store=store, progress=progress)
     claim1_runs = paths.claim1_runs(preset_name, store=store, progress=progress)
     neighbour_runs = (paths.claim1_runs(preset_name, store=store, progress=progress,
@@ -398,6 +397,15 @@ def _steps_by(table: pd.DataFrame, key: str) -> str:
     return "mean steps to held-out ID 0.9 by " + key.split(".")[-1] + ": " + ", ".join(parts)
 
 
+def _sweep_model_note(p: dict) -> str:
+    """Says which width chapter 3's runs had when it is not the subject's."""
+    widths, subject = p.get("d_model", []), p.get("subject_d_model")
+    if not widths or widths == [subject]:
+        return ""
+    return (f"on the TRM at width {', '.join(map(str, widths))} (the subject's is {subject}; "
+            f"sweeps.SWEEP_MODEL): ")
+
+
 def claim_numbers(book: dict) -> dict:
     """The measured quantity behind each claim, with the runs it came from."""
     out = {}
@@ -414,8 +422,11 @@ def claim_numbers(book: dict) -> dict:
     oods = [float(r.accuracy()[OOD_SPLIT].iloc[-1]) for r in full]
     out["wang_ood"] = dict(max_final_ood=max(oods) if oods else math.nan,
                            runs=[r.id for r in full])
-    out["wang_phi"] = dict(table=_ok(book["phi_table"]), runs=list(book["phi_runs"]))
-    out["wang_size"] = dict(table=_ok(book["size_table"]), runs=list(book["size_runs"]))
+    for key in ("phi", "size"):       # chapter 3's sweep model may be wider than the subject
+        runs = book[f"{key}_runs"]
+        out[f"wang_{key}"] = dict(table=_ok(book[f"{key}_table"]), runs=list(runs),
+                                  d_model=sorted({r.config.model.d_model for r in runs.values()}),
+                                  subject_d_model=d.config.model.d_model)
     tables = {role: transfer.transfer_table(run) for role, run in book["finetunes"].items()}
     starts = {role: transfer_summary(t) for role, t in tables.items()}
     known = {book["finetunes"][role].id: summary for role, summary in starts.items()}
@@ -508,7 +519,7 @@ def verdicts(numbers: dict) -> dict:
         p = n[key]
         verdict_of = wang.phi_verdict if key == "wang_phi" else wang.size_verdict
         v, why = verdict_of(p["table"], col) if len(p["table"]) else (NOT_MEASURED, "no runs")
-        put(key, v, f"{_steps_by(p['table'], col)} ({why})", p, p["runs"])
+        put(key, v, _sweep_model_note(p) + f"{_steps_by(p['table'], col)} ({why})", p, p["runs"])
     out["claim1_same_path"] = claim1_object(n["claim1_same_path"], n.get("claim1_neighbour"))
     f = n["claim2_fake_grokking"]
     put("claim2_fake_grokking", verdict_fake(f["verdicts"]), detect.describe_claim2(f["per_run"]),
