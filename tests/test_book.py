@@ -238,3 +238,6 @@ def test_cost_ledger_has_a_row_per_shortcut(book):
     nb = costs[costs.chapter == "4 claim-1 neighbour"]
     assert "subject" in set(nb["role"])
     assert nb.set_index("role").loc["subject", "init_seed"] == NEIGHBOURS["test"]["subject_seed"]
+    from grokbook import preset   # the ledger says each run's width (chapters differ in it)
+    assert (nb["d_model"] == NEIGHBOURS["test"]["overrides"]["model.d_model"]).all()
+    assert (seeds["d_model"] == preset("test").model.d_model).all()

@@ -58,11 +58,13 @@ def test_default_grid_depends_on_the_preset():
     assert default_grid("cpu", seeds=[0])["seeds"] == [0]
 
 
-def test_chapter_3_sweeps_a_model_that_groks_in_every_seed_at_cpu():
+def test_chapter_3_sweeps_the_wider_trm_at_cpu():
     from grokbook import preset
+    from grokbook.chapters import verdict as v
     from grokbook.chapters.sweeps import SWEEP_MODEL, chapter_base, phi_points, size_points
     cpu, subject = chapter_base("cpu"), preset("cpu")
     assert cpu.model.d_model == SWEEP_MODEL["cpu"]["model.d_model"] != subject.model.d_model
+    assert "SWEEP_MODEL" in v.VERDICT_RULES["wang_ood"]
     assert cpu.train.stop_at == 0.9 and cpu.train.max_steps == 6000
     assert cpu.data == subject.data                     # same graph: only the model differs
     test = chapter_base("test")
@@ -70,3 +72,14 @@ def test_chapter_3_sweeps_a_model_that_groks_in_every_seed_at_cpu():
     g = default_grid("cpu")
     assert size_points(g)["data.phi"] == [7.2] and phi_points(g)["data.phi"] == g["phis"]
     assert "data.phi" not in size_points(default_grid("test"))   # the preset's phi
+
+
+def test_describe_sweep_says_how_clean_the_delay_was():
+    from grokbook.chapters.sweeps import describe_sweep
+    t = pd.DataFrame({"data.phi": [5.4, 5.4, 7.2, 7.2], "seed": [0, 1, 0, 1],
+                      "status": "ok", "grokked_step": [4000, None, 1500, 1400],
+                      "budget": 6000, "heldout_at_memorized": [0.1, 0.27, 0.54, None]})
+    text = describe_sweep(t, "data.phi")
+    assert "0.10-0.54; in 2 of 3 runs above 0.2" in text
+    clean = describe_sweep(t.assign(heldout_at_memorized=0.1), "data.phi")
+    assert "in 0 of 4 runs above 0.2" in clean

@@ -165,9 +165,10 @@ def describe_seeds(table: pd.DataFrame) -> str:
     if k < n:
         text += (" The others end with held-out ID accuracy "
                  + ", ".join(f"{v:.2f}" for v in table.loc[~grokked, "heldout_at_end"])
-                 + ": at this preset grokking depends on the seed, so every comparison that"
-                   " needs two grokked runs (chapter 3's seeds, chapter 4's seed control) can"
-                   " come out *not measured*.")
+                 + ": at this preset grokking depends on the seed, so a comparison that"
+                   " needs two grokked runs of this recipe (chapter 4's seed control) can"
+                   " come out *not measured*, and chapter 3 sweeps a model whose seeds grok"
+                   " where the preset names one (`sweeps.SWEEP_MODEL`).")
     return text
 
 

@@ -37,7 +37,8 @@ STUDY_PROBES = ("new_hop1_replayed_hop2", "replayed_hop1_new_hop2", "new_new")
 VERDICT_RULES = {
     "wang_grokking": wang.RULE_TEXT["wang_grokking"],
     "wang_ood": (f"replicates if the final OOD two-hop accuracy of every run of chapters 2-3 "
-                 f"trained to its budget is at most {OOD_LOW}; partly if at most {OOD_SOME}; "
+                 f"trained to its budget (chapter 3's at the width of sweeps.SWEEP_MODEL) "
+                 f"is at most {OOD_LOW}; partly if at most {OOD_SOME}; "
                  f"otherwise does not replicate; not measured without such a run."),
     "wang_phi": wang.RULE_TEXT["wang_phi"],
     "wang_size": wang.RULE_TEXT["wang_size"],
@@ -204,7 +205,7 @@ def run_costs(run, chapter: str, circuit_probe: str = "test_inferred_iid", **lab
               "circuit": _bridge_step(run, circuit_probe)}
     row = {"chapter": chapter, "run": run.id, "regime": cfg.data.regime, "phi": cfg.data.phi,
            "arch": cfg.model.arch + (f" x{cfg.model.n_loops}" if cfg.model.n_loops > 1 else ""),
-           "n_entities": cfg.data.n_entities, "seed": cfg.seed,
+           "d_model": cfg.model.d_model, "n_entities": cfg.data.n_entities, "seed": cfg.seed,
            "train_examples": run.info.get("dataset", {}).get("train"),
            "steps_run": run.steps, **labels}
     for name, step in events.items():
