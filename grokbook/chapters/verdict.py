@@ -418,7 +418,9 @@ def claim_numbers(book: dict) -> dict:
     out["wang_grokking"] = dict(memorized=s["memorized_step"], grokked=s["grokked_step"],
                                 heldout_at_memorized=s["heldout_at_memorized"], seeds=seeds,
                                 runs=[d.id, *(r.id for r in book["seed_runs"])])
-    full = [r for r in [d, *book["phi_runs"].values(), *book["size_runs"].values()]
+    pool = {r.id: r for r in [d, *book["seed_runs"], *book["phi_runs"].values(),
+                              *book["size_runs"].values()]}   # chapters 2-3, each run once
+    full = [r for r in pool.values()
             if r.steps == r.config.train.max_steps]     # runs stopped early say nothing of OOD
     oods = [float(r.accuracy()[OOD_SPLIT].iloc[-1]) for r in full]
     out["wang_ood"] = dict(max_final_ood=max(oods) if oods else math.nan,
