@@ -227,7 +227,12 @@ def test_claims_json_gives_every_verdict_from_the_books_store(book):
 
 def test_cost_ledger_has_a_row_per_shortcut(book):
     from grokbook.chapters import shortcuts, verdict
-    costs = verdict.ledger(verdict.collect("test", store=book["store"]))
+    collected = verdict.collect("test", store=book["store"])
+    costs = verdict.ledger(collected)
+    ood = verdict.claim_numbers(collected)["wang_ood"]["runs"]   # chapters 2-3, each run once
+    assert len(ood) == len(set(ood)) and set(ood) >= {collected["default"].id}
+    assert {r.id for r in collected["seed_runs"]
+            if r.steps == r.config.train.max_steps} <= set(ood)
     rows = costs[costs.chapter == "7 shortcut"]
     assert set(rows["shortcut"]) == set(shortcuts.shortcut_configs("test")) - {shortcuts.NATURAL}
     assert (rows["steps_run"] > 0).all()

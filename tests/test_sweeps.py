@@ -71,7 +71,9 @@ def test_chapter_3_sweeps_the_wider_trm_at_cpu():
     assert test.model == preset("test").model and test.train.stop_at == 0.0
     g = default_grid("cpu")
     assert size_points(g)["data.phi"] == [7.2] and phi_points(g)["data.phi"] == g["phis"]
-    assert "data.phi" not in size_points(default_grid("test"))   # the preset's phi
+    assert size_points(default_grid("test"))["data.phi"] == [preset("test").data.phi]
+    shown = grokbook.chapters.sweeps.grid_table(default_grid("cpu"), cpu)["grid"]
+    assert shown["model"] == "trm, width 128, at most 6,000 steps" and shown["size_phi"] == 7.2
 
 
 def test_describe_sweep_says_how_clean_the_delay_was():

@@ -32,7 +32,7 @@ from ..core.progress import plan
 from ..core.store import load_run, run_id, store_path, train, train_many
 
 __all__ = ["sweep", "LocalExecutor", "run_point", "default_grid", "expand_grid",
-           "phi_points", "size_points", "sweep_curves", "by_value", "milestones", "wait_share", "describe_sweep", "compute_table", "sweep_curves_chart",
+           "phi_points", "size_points", "grid_table", "sweep_curves", "by_value", "milestones", "wait_share", "describe_sweep", "compute_table", "sweep_curves_chart",
            "steps_vs_value_chart", "compute_chart"]
 
 
@@ -226,9 +226,10 @@ def chapter_base(preset_name: str):
 
 def default_grid(preset_name: str, phis=None, seeds=None, sizes=None) -> dict:
     """The chapter-3 grid of a preset: phis and seeds for the phi sweep, and graph sizes
-    (``data.n_entities``) at ``size_phi`` (None: the preset's phi). Arguments override."""
+    (``data.n_entities``) at ``size_phi`` (where the grid names none: the preset's phi).
+    Arguments override."""
     g = dict(GRIDS.get(preset_name, GRIDS["cpu"]))
-    g.setdefault("size_phi", None)
+    g.setdefault("size_phi", preset(preset_name).data.phi)
     for k, v in (("phis", phis), ("seeds", seeds), ("sizes", sizes)):
         if v is not None:
             g[k] = list(v)
@@ -241,9 +242,16 @@ def phi_points(grid: dict) -> dict:
 
 
 def size_points(grid: dict) -> dict:
-    """The graph-size sweep's grid, at the grid's ``size_phi`` when it names one."""
-    fixed = {"data.phi": [grid["size_phi"]]} if grid.get("size_phi") is not None else {}
-    return {"data.n_entities": grid["sizes"], "seed": grid["seeds"], **fixed}
+    """The graph-size sweep's grid, at the grid's ``size_phi``."""
+    return {"data.n_entities": grid["sizes"], "seed": grid["seeds"],
+            "data.phi": [grid["size_phi"]]}
+
+
+def grid_table(grid: dict, base) -> pd.DataFrame:
+    """The grid a page trains, with the model and budget of ``base`` (chapter 3 shows it)."""
+    model = (f"{base.model.arch}, width {base.model.d_model}, "
+             f"at most {base.train.max_steps:,} steps")
+    return pd.Series({**grid, "model": model}, name="grid").to_frame()
 
 
 # ---------------------------------------------------------------- tables for charts
