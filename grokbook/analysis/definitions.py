@@ -12,13 +12,12 @@ import math
 
 import pandas as pd
 
-# the training-accuracy thresholds live in core (the trainer's train.stop_after_fitted reads one)
-from ..core.config import FITTED_AT, MEMORIZED_AT, MEMORIZED_SPLIT  # noqa: F401
+# the accuracy thresholds the trainer's stop rules read live in core
+from ..core.config import (FITTED_AT, GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT,  # noqa: F401
+                           MEMORIZED_SPLIT)
 
-GROKKED_AT = 0.9               # test_inferred_iid accuracy: held-out ID queries answered
 HALFWAY_AT = 0.5               # a curve's midpoint, for crossing steps
 OOD_AT = 0.5                   # OOD two-hop accuracy that counts as "composes OOD"
-GROKKED_SPLIT = "test_inferred_iid"
 OOD_SPLIT = "test_inferred_ood"
 
 R1_POSITION = 1                # where Wang et al. read the bridge entity: the r1 token

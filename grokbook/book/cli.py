@@ -15,7 +15,6 @@ from ..core.store import (RunStoreError, list_runs, load_run, remove_run, store_
                           train)
 from ..core.train import THREADS_ENV, thread_count
 from .bench import bench, bench_arch, bench_many, format_report
-from .pipeline import build_book, find_root
 
 
 def _config(args):
@@ -94,6 +93,7 @@ def cmd_runs(args):
 
 
 def cmd_book(args):
+    from .pipeline import build_book, find_root   # the book's tools: only when building it
     chapters = None
     if args.chapters is not None:
         chapters = [c.strip() for c in args.chapters.split(",") if c.strip()]
@@ -178,6 +178,27 @@ def cmd_claims(args):
         for k, v in out.items():
             if k != "preset":
                 print(f"{k} ({args.preset}): {v['verdict']}\n  {v['this_book']}")
+    return 0
+
+
+def cmd_subject(args):
+    """The subject's declared search (``--search``), or its confirmation on fresh seeds."""
+    from ..chapters import subject
+    if args.search:
+        out = subject.search(args.preset, device=args.device, precision=args.precision,
+                             store=args.store, out=args.out, workers=args.workers,
+                             group_size=args.group_size, progress=False,
+                             log=lambda m: print(f"grokbook subject: {m}", file=sys.stderr,
+                                                 flush=True))
+        chosen = out["chosen"]
+        return _emit({"preset": args.preset, "summary": args.out or
+                      f"results/subject_search_{args.preset}.json", "chosen": chosen},
+                     args.json)
+    out = subject.confirmation(args.preset, store=args.store, progress=not args.json)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(subject.describe_confirmation(out))
     return 0
 
 
@@ -270,6 +291,23 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
     p.set_defaults(func=cmd_claims)
+
+    p = sub.add_parser("subject", help="the book's subject: its confirmation on fresh seeds, "
+                       "or (--search) the declared recipe search that chose it")
+    p.add_argument("--preset", default="cpu", help="test or cpu (default cpu)")
+    p.add_argument("--search", action="store_true", help="run the declared search (hours on "
+                   "a CPU, minutes on a GPU) and write its summary")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="where the search trains (default cpu)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "tf32", "bf16"],
+                   help="the search's train.precision (default auto)")
+    p.add_argument("--workers", type=int, help="training processes at once")
+    p.add_argument("--group-size", type=int, help="runs stacked into one network (GPU)")
+    p.add_argument("--out", help="the search summary's path (default "
+                   "results/subject_search_<preset>.json)")
+    p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_subject)
 
     p = sub.add_parser("bench", help="time training steps (grokbook vs a Wang-style loop)")
     _add_config_args(p)

@@ -49,6 +49,9 @@ class ModelConfig:
     trm_inner_steps: int = 6
     trm_cycles: int = 2
     trm_expansion: int = 4
+    init_scale: float = 1.0       # every 2-D initial weight (matrices, embeddings) multiplied by
+                                  # this (Liu, Michaud, Tegmark, Omnigrok, arXiv 2210.01117: a
+                                  # large initial norm with weight decay gives a long wait)
 
 
 @dataclass
@@ -71,7 +74,12 @@ class TrainConfig:
     stop_after_fitted: float = 0.0  # >0: the run ends at the first evaluation at or past
                                   # this multiple of its own fitted step (train_inferred >=
                                   # FITTED_AT), or at max_steps: a run sized by its own clock
+    stop_after_grokked: float = 0.0  # >0: ... this multiple of its grokked step
+                                  # (test_inferred_iid >= GROKKED_AT): e.g. 2 keeps a grokked
+                                  # run going as long again, for a later checkpoint
     device: str = "auto"          # "auto", "cpu" or "cuda"
+    precision: str = "auto"       # "auto": bf16 autocast on CUDA, fp32 on the CPU; "fp32";
+                                  # "tf32" (fp32, TF32 matrix products on CUDA); "bf16"
     grokfast_alpha: float = 0.98  # Grokfast (Lee et al. 2024): EMA of the gradient ...
     grokfast_lamb: float = 0.0    # ... added back with this gain; 0: off
     init_seed: int = -1           # >=0: the model's initialisation and batch order draw from
@@ -93,7 +101,9 @@ class TransferConfig:
 # every earlier run keeps its id.
 _LATER_FIELDS = (("data", "shuffle_inferred"), ("train", "init_seed"),
                  ("train", "grokfast_alpha"), ("train", "grokfast_lamb"),
-                 ("transfer", "control_per_fact"), ("train", "stop_after_fitted"))
+                 ("transfer", "control_per_fact"), ("train", "stop_after_fitted"),
+                 ("model", "init_scale"), ("train", "precision"),
+                 ("train", "stop_after_grokked"))
 
 
 @dataclass
@@ -151,6 +161,9 @@ SUBJECT = "trm"
 MEMORIZED_AT = 0.99            # train_inferred accuracy: the training facts are memorized
 FITTED_AT = 0.9                # train_inferred accuracy: the study's reference step ("train
                                # acc > 0.9"), the clock of train.stop_after_fitted
+GROKKED_AT = 0.9               # test_inferred_iid accuracy: held-out ID queries answered (the
+                               # clock of train.stop_after_grokked)
+GROKKED_SPLIT = "test_inferred_iid"
 MEMORIZED_SPLIT = "train_inferred"   # (analysis.definitions re-exports all three)
 ARCH_NAMES = ("trm", "looped", "dense")
 
@@ -301,6 +314,8 @@ def _check(ok: bool, name: str, value, allowed: str):
         raise ConfigError(f"{name}: {value!r} is not allowed; allowed: {allowed}")
 
 
+PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+
 # Generous ceilings: beyond them a graph would not fit in memory or a run would never end.
 MAX_ENTITIES, MAX_RELATIONS, MAX_TWO_HOP = 1_000_000, 100_000, 50_000_000
 MAX_STEPS, MAX_SEED = 100_000_000, 2**32 - 1
@@ -365,9 +380,13 @@ def validate(cfg: Config) -> None:
     _check(0 <= t.beta2 < 1, "train.beta2", t.beta2, "0 <= beta2 < 1")
     _check(0 <= t.ema < 1, "train.ema", t.ema, "0 (off) <= ema < 1")
     _check(0 <= t.stop_at <= 1, "train.stop_at", t.stop_at, "0 (off) to 1")
-    _check(t.stop_after_fitted == 0 or t.stop_after_fitted >= 1,
-           "train.stop_after_fitted", t.stop_after_fitted, "0 (off) or a multiple >= 1")
+    for name in ("stop_after_fitted", "stop_after_grokked"):
+        v = getattr(t, name)
+        _check(v == 0 or v >= 1, f"train.{name}", v, "0 (off) or a multiple >= 1")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu, cuda")
+    _check(t.precision in PRECISIONS, "train.precision", t.precision, ", ".join(PRECISIONS))
+    _check(0 < m.init_scale <= 100, "model.init_scale", m.init_scale,
+           "a number above 0 and at most 100 (1: the architecture's own initialisation)")
     tr = cfg.transfer
     _check(0 <= tr.chain_fraction <= 1, "transfer.chain_fraction", tr.chain_fraction, "0 to 1")
     for name in ("new_facts", "replay", "probe_cap"):

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .arch import build_model
-from .config import FITTED_AT, MEMORIZED_SPLIT
+from .config import FITTED_AT, GROKKED_AT, GROKKED_SPLIT, MEMORIZED_SPLIT
 from .ensemble import load_member, member_state, stack_models
 from .tables import n_rows
 
@@ -89,13 +89,27 @@ def lr_at(step: int, t) -> float:
     return t.lr * min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps else t.lr
 
 
+FULL = "fp32"  # an autocast setting that means: no autocast, full precision
+
+
 def autocast_for(device_type: str, dtype=None):
-    """bf16 on CUDA; on CPU full precision unless ``dtype`` asks otherwise (the bench)."""
+    """bf16 on CUDA; on CPU full precision unless ``dtype`` asks otherwise (the bench);
+    ``dtype`` ``FULL``: full precision on either."""
+    if dtype == FULL:
+        return torch.autocast(device_type, enabled=False)
     if dtype is not None:
         return torch.autocast(device_type, dtype=dtype)
     if device_type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)
+
+
+def precision_autocast(precision: str, device: str):
+    """The trainer's ``autocast`` for ``train.precision`` (None: the device's default),
+    and TF32 matrix products switched on for "tf32" on CUDA (a process-wide setting)."""
+    if precision == "tf32" and device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    return {"auto": None, "fp32": FULL, "tf32": FULL, "bf16": torch.bfloat16}[precision]
 
 
 def training_seed(cfg) -> int:
@@ -111,7 +125,8 @@ def group_key(cfg) -> tuple:
     d, t = cfg.data, cfg.train
     return (tuple(sorted(vars(cfg.model).items())), t.batch_size, t.max_steps, t.eval_every,
             t.eval_dense_until, t.eval_per_decade, t.checkpoint_every, t.device,
-            t.ema > 0, d.n_entities, d.n_relations, d.from_json)  # a JSON folder: its own vocab
+            t.ema > 0, d.n_entities, d.n_relations, d.from_json,  # a JSON folder: its own vocab
+            t.precision)
 
 
 class ProbeSets:
@@ -146,6 +161,8 @@ class ProbeSets:
         was_training = model.training
         model.eval()
         K, N = self.y.shape
+        if self.y.device.type == "cuda":    # a GPU takes far larger passes
+            chunk *= 32
         chunk = max(1, chunk // K)
         correct, losses = [], []
         for s in range(0, N, chunk):
@@ -178,8 +195,9 @@ class StackedAdamW:
         self.decays = {n: model.solo_dims[n] >= 2 for n in self.params}
         self.eps, self.t = eps, 0
         self.k = len(cfgs)
+        device = next(iter(self.params.values())).device   # kept there: no copy per step
         col = lambda name: torch.tensor([getattr(c.train, name) for c in cfgs],  # noqa: E731
-                                        dtype=torch.float32)
+                                        dtype=torch.float32, device=device)
         self.wd, self.beta1, self.beta2 = col("weight_decay"), col("beta1"), col("beta2")
         self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
@@ -190,7 +208,7 @@ class StackedAdamW:
                          if bool((self.gf_lamb > 0).any()) else None)
 
     def _view(self, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        return v.to(p.device).view(-1, *([1] * (p.dim() - 1)))
+        return v.view(-1, *([1] * (p.dim() - 1)))
 
     @torch.no_grad()
     def step(self, lrs: torch.Tensor):
@@ -287,7 +305,9 @@ class Trainer:
         self.rows: list[list] = [[] for _ in range(self.k)]
         self.active = [True] * self.k
         self.diverged = [""] * self.k  # why a member stopped short (then it is not stored)
-        self.autocast = None      # a dtype forces autocast on CPU too (grokbook bench --bf16)
+        # train.precision; a dtype forces autocast on CPU too (grokbook bench --bf16)
+        self.autocast = precision_autocast(self.cfg.train.precision, device)
+        self._lrs = (None, None)   # the learning rates of the last step, and on the device
 
     # -- the step, in the parts the bench times
     def next_batch(self):
@@ -321,7 +341,10 @@ class Trainer:
             for p in params:
                 if p.grad is not None:
                     p.grad.mul_(coef.view(-1, *([1] * (p.dim() - 1))))
-        self.opt.step(torch.tensor([lr_at(self.step, c.train) for c in self.cfgs]))
+        lrs = [lr_at(self.step, c.train) for c in self.cfgs]
+        if lrs != self._lrs[0]:       # after warmup it never changes: no copy per step
+            self._lrs = (lrs, torch.tensor(lrs, device=self.device))
+        self.opt.step(self._lrs[1])
         if self.ema is not None:
             for pe, p in zip(self.ema.parameters(), self.model.parameters()):
                 pe.lerp_(p, (1.0 - self.ema_keep).view(-1, *([1] * (p.dim() - 1))))
@@ -390,6 +413,11 @@ class Trainer:
         self.rows[k] = list(s["rows"])
 
 
+# the stop rules that read a run's own clock: (train field, probe, threshold)
+CLOCKS = (("stop_after_fitted", MEMORIZED_SPLIT, FITTED_AT),
+          ("stop_after_grokked", GROKKED_SPLIT, GROKKED_AT))
+
+
 def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after: int | None = None,
              wall_offset: float = 0.0, timeline: list | None = None, report=None, on_done=None):
     """Train to ``max_steps``, evaluating and checkpointing on schedule.
@@ -400,9 +428,9 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
     that many steps (used to test interruption). ``train.stop_at`` ends a member early,
     complete, once its held-out ID accuracy reaches it; ``train.stop_after_fitted`` at the
     first evaluation at or past that multiple of its fitted step (train_inferred >=
-    FITTED_AT; read from its own rows, so a resumed run stops where an uninterrupted one
-    does). Returns (wall seconds so far,
-    whether every member is complete).
+    FITTED_AT), ``train.stop_after_grokked`` of its grokked step (test_inferred_iid >=
+    GROKKED_AT); both read from its own rows, so a resumed run stops where an
+    uninterrupted one does. Returns (wall seconds so far, whether every member is complete).
     """
     from tqdm.auto import tqdm
     t = trainer.cfg.train
@@ -417,8 +445,15 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
         return wall_offset + time.perf_counter() - t0
 
     finished = set()
-    fitted = [next((r["step"] for r in rows if r["split"] == MEMORIZED_SPLIT and r["step"] > 0
-                    and r["accuracy"] >= FITTED_AT), None) for rows in trainer.rows]
+    # each clock's first crossing per member: (field, split, threshold) -> [step or None]
+    first = {c: [next((r["step"] for r in rows if r["split"] == c[1] and r["step"] > 0
+                       and r["accuracy"] >= c[2]), None) for rows in trainer.rows]
+             for c in CLOCKS}
+
+    def past_clock(k, s) -> bool:
+        t_k = trainer.cfgs[k].train
+        return any(getattr(t_k, c[0]) > 0 and first[c][k] is not None
+                   and s >= getattr(t_k, c[0]) * first[c][k] for c in CLOCKS)
 
     def finish(k):
         trainer.active[k] = False
@@ -431,10 +466,8 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
             t_k = trainer.cfgs[k].train
             iid = [r["accuracy"] for r in trainer.rows[k]
                    if r["step"] == start and r["split"] == "test_inferred_iid"]
-            if trainer.active[k] and (
-                    (t_k.stop_after_fitted > 0 and fitted[k] is not None
-                     and start >= t_k.stop_after_fitted * fitted[k])
-                    or (t_k.stop_at > 0 and iid and iid[-1] >= t_k.stop_at)):
+            if trainer.active[k] and (past_clock(k, start)
+                                      or (t_k.stop_at > 0 and iid and iid[-1] >= t_k.stop_at)):
                 finish(k)
         if not any(trainer.active):
             bar.close()
@@ -457,12 +490,11 @@ def run_loop(trainer: Trainer, on_checkpoint, progress: bool = True, stop_after:
                     stop = trainer.cfgs[k].train.stop_at
                     iid = res[k].get("test_inferred_iid", (None, 0.0))[1]
                     reached[k] = trainer.active[k] and stop > 0 and iid >= stop
-                    if fitted[k] is None and s > 0 and \
-                            res[k].get(MEMORIZED_SPLIT, (0, 0.0))[1] >= FITTED_AT:
-                        fitted[k] = s
-                    clock = trainer.cfgs[k].train.stop_after_fitted
-                    if trainer.active[k] and clock > 0 and fitted[k] is not None:
-                        reached[k] = reached[k] or s >= clock * fitted[k]
+                    for c in CLOCKS:
+                        if first[c][k] is None and s > 0 and \
+                                res[k].get(c[1], (0, 0.0))[1] >= c[2]:
+                            first[c][k] = s
+                    reached[k] = reached[k] or (trainer.active[k] and past_clock(k, s))
             for k in range(trainer.k):
                 if trainer.active[k] and (s in ckpts or reached[k]):
                     on_checkpoint(trainer, k, wall())

@@ -1,0 +1,432 @@
+"""The book's subject: a recipe chosen by a declared search, confirmed on fresh seeds.
+
+Everything that decides the choice is fixed here, before any run it judges:
+
+- **the pass rule** for one run (``outcome``): it memorizes (``train_inferred`` >=
+  ``MEMORIZED_AT``) at step m with held-out ID accuracy <= ``BEFORE_AT`` there (a clean
+  wait), and reaches held-out ID >= ``GROKKED_AT`` at a step >= ``MIN_DELAY`` x m (it
+  groks), within the budget;
+- **the search** (``SEARCHES``): a grid over the architecture (the TRM and Wang's looped
+  transformer), the width, phi, weight decay and the initial weight scale (Omnigrok), on
+  a base fixed here (not on the preset, which the search's winner becomes); successive
+  halving: every point on the first stage's seeds within the goal's budget
+  (``GOAL_SECONDS``), the best ``keep`` on more seeds within the full budget
+  (``BUDGET_SECONDS``); seconds are those of one thread of the book's 2-core machine,
+  turned into steps by the measured speed of each shape (``RATES``);
+- **the ranking**: most seeds passed over every stage the point ran in (a seed that did
+  not grok within a stage's shorter budget counts as not passed), then the shortest
+  median predicted time to grok (a seed that did not grok counts as the full budget);
+- **the confirmation** (``CONFIRMATION``): the winner on seeds never used in the search,
+  each a new graph and a new initialisation; it is confirmed when at least
+  ``CONFIRM_SHARE`` of them pass. If it is not, the runner-up is tried on a second set of
+  fresh seeds (declared here too); after that the book takes the best with its pass rate.
+
+``search(preset)`` runs the search (hours on a CPU; minutes on a GPU, where each shape's
+points train as one stacked network) and writes its summary, every config, seed and
+milestone with the commit and date, to ``results/subject_search_<preset>.json``, which the
+appendix renders. ``confirmation(preset)`` reads (or trains) the confirmation runs.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
+                                    grokked_step, heldout_at, memorized_step)
+from ..analysis.wang import BEFORE_AT
+from ..core.config import Config, ConfigError, preset
+from ..core.store import RunStoreError, load_run, run_id, store_path, train_many
+from ..core.train import TrainingDiverged
+
+MIN_DELAY = 3.0          # grokked step >= this x memorized step
+BUDGET_SECONDS = 600.0   # a run's budget: this many seconds of one thread (the must: 10 min)
+GOAL_SECONDS = 300.0     # the goal a subject's run should meet (5 min), reported beside it
+CONFIRM_SHARE = 0.75     # >= 6 of 8 confirmation seeds must pass
+
+# outcomes of one run under the pass rule
+PASSED = "passed"
+NEVER_MEMORIZED = "never memorized"
+NO_WAIT = "no clean wait"                  # held-out already > BEFORE_AT when memorized
+TOO_SOON = "grokked too soon"              # grokked before MIN_DELAY x memorized
+NOT_GROKKED = "not grokked within budget"  # censored: still below GROKKED_AT at its budget
+DIVERGED = "diverged"
+OUTCOMES = (PASSED, NO_WAIT, TOO_SOON, NOT_GROKKED, NEVER_MEMORIZED, DIVERGED)
+
+RULE_TEXT = (f"a run passes when train_inferred reaches {MEMORIZED_AT} at step m with held-out "
+             f"ID accuracy <= {BEFORE_AT} there, and held-out ID reaches {GROKKED_AT} at a "
+             f"step >= {MIN_DELAY:g} x m, within its budget ({BUDGET_SECONDS / 60:g} minutes "
+             f"of one thread on the book's 2-core machine)")
+
+
+def outcome(acc, budget: int) -> dict:
+    """The pass rule on one run's accuracy table (index step, a column per probe)."""
+    mem = memorized_step(acc)
+    grok = grokked_step(acc)
+    held = heldout_at(acc, mem)
+    if mem is None:
+        why = NEVER_MEMORIZED
+    elif held > BEFORE_AT:
+        why = NO_WAIT
+    elif grok is None or grok > budget:
+        why = NOT_GROKKED
+    elif grok < MIN_DELAY * mem:
+        why = TOO_SOON
+    else:
+        why = PASSED
+    return {"memorized_step": mem, "heldout_at_memorized": held, "grokked_step": grok,
+            "wait_ratio": round(grok / mem, 2) if grok and mem else None,
+            "outcome": why, "passed": why == PASSED}
+
+
+# ---------------------------------------------------------------- the search, declared
+# The search's base at cpu, written out (not read from the preset, which becomes the
+# winner): the graph of 100 entities with 10 of 20 relations each (free pairs remain for
+# chapter 6), 10 % OOD facts, 5 % held-out ID two-hop facts; batch 256, lr 6e-3 after 100
+# warmup steps; each architecture's shape and optimiser settings.
+_CPU_BASE = {"data.n_entities": 100, "data.n_relations": 20, "data.out_degree": 10,
+             "data.ood_ratio": 0.1, "data.iid_test_ratio": 0.05, "data.probe_cap": 3000,
+             "train.batch_size": 256, "train.lr": 6e-3, "train.warmup_steps": 100,
+             "train.eval_every": 100, "train.grad_clip": 1.0, "train.beta1": 0.9}
+_CPU_ARCH = {
+    # the study's TRM, small: one mixer block run 2 x (2 + 1) times, EMA, betas (0.9, 0.95)
+    "trm": {"model.arch": "trm", "model.n_layer": 1, "model.trm_inner_steps": 2,
+            "model.trm_cycles": 2, "model.trm_expansion": 4, "model.n_head": 4,
+            "train.ema": 0.99, "train.beta2": 0.95},
+    # Wang's parameter-sharing transformer: 2 layers run twice, AdamW (0.9, 0.999)
+    "looped": {"model.arch": "transformer", "model.n_layer": 2, "model.n_loops": 2,
+               "model.n_head": 4, "train.ema": 0.0, "train.beta2": 0.999},
+}
+_TEST_BASE = {"data.n_entities": 60, "data.n_relations": 10, "data.out_degree": 6,
+              "data.probe_cap": 200, "train.batch_size": 128, "train.lr": 1e-2,
+              "train.warmup_steps": 20, "train.eval_every": 25}
+_TEST_ARCH = {"trm": {"model.arch": "trm", "model.n_layer": 1, "model.trm_inner_steps": 2,
+                      "model.trm_cycles": 2, "model.trm_expansion": 2, "model.n_head": 2,
+                      "model.d_model": 32, "train.ema": 0.9, "train.beta2": 0.95},
+              "looped": {"model.arch": "transformer", "model.n_layer": 1, "model.n_loops": 2,
+                         "model.n_head": 2, "model.d_model": 32, "train.ema": 0.0,
+                         "train.beta2": 0.999}}
+
+# Steps per second of one thread of the book's 2-core machine, evaluation included, per
+# (architecture, width), measured with 500-step runs of the base (``grokbook train
+# --preset cpu --set model.d_model=W --set train.max_steps=500 --threads 1``, one at a
+# time, nothing else running). They turn BUDGET_SECONDS into each shape's step budget.
+RATES = {"cpu": {("trm", 64): 31.9, ("trm", 128): 10.9,
+                 ("looped", 64): 26.2, ("looped", 128): 12.3},
+         "test": {("trm", 32): 60.0, ("looped", 32): 60.0}}
+
+
+@dataclass(frozen=True)
+class Search:
+    """A declared recipe search: ``grid`` (field -> values; "arch" picks a base), the
+    stages (seeds, how many points go on to the next stage) and the budget."""
+    base: dict
+    arch: dict
+    grid: dict
+    stages: tuple                   # ((seeds, keep after this stage, budget seconds), ...)
+    rates: dict
+    budget_seconds: float = BUDGET_SECONDS    # the full budget (the last stage's)
+    stop_at: float = GROKKED_AT     # a search run ends once it has grokked
+    extra: dict = field(default_factory=dict)
+
+    def points(self) -> list[dict]:
+        keys = list(self.grid)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*self.grid.values())]
+
+    def rate(self, point: dict) -> float:
+        return self.rates[(point["arch"], point.get("model.d_model", self.width(point)))]
+
+    def budget_steps(self, point: dict, seconds: float | None = None) -> int:
+        """The step budget of ``point``'s shape: ``seconds`` (default: the full budget) at
+        its measured rate, in whole evaluation intervals."""
+        every = self.base["train.eval_every"]
+        return int((seconds or self.budget_seconds) * self.rate(point) // every) * every
+
+    def width(self, point: dict) -> int:
+        return self.arch[point["arch"]].get("model.d_model", 64)
+
+    def config(self, point: dict, seed: int, device: str = "cpu", precision: str = "auto",
+               seconds: float | None = None):
+        steps = self.budget_steps(point, seconds)
+        over = {**self.base, **self.arch[point["arch"]],
+                **{k: v for k, v in point.items() if k != "arch"}, **self.extra,
+                "seed": seed, "train.max_steps": steps, "train.eval_dense_until": steps,
+                "train.checkpoint_every": steps, "train.stop_at": self.stop_at,
+                "train.device": device, "train.precision": precision}
+        return Config().replace(**over)
+
+    def predicted_seconds(self, point: dict, steps) -> float:
+        return round(steps / self.rate(point), 1)
+
+    def declaration(self) -> dict:
+        return {"grid": {k: list(v) for k, v in self.grid.items()},
+                "stages": [{"seeds": list(s), "keep": k, "budget_seconds": b}
+                           for s, k, b in self.stages],
+                "budget_seconds": self.budget_seconds, "stop_at": self.stop_at,
+                "rates_steps_per_second": {f"{a} d{w}": r for (a, w), r in self.rates.items()},
+                "base": {**self.base, **self.extra},
+                "arch_base": self.arch, "rule": RULE_TEXT, "min_delay": MIN_DELAY,
+                "before_at": BEFORE_AT}
+
+
+SEARCHES = {
+    # 2 architectures x 2 widths x 4 phi x 3 weight decays x 4 initial scales = 192 points,
+    # each on 2 seeds within 5 minutes; the 12 best then on 4 more seeds within 10 minutes
+    # (6 seeds in all). phi stays below the graph's max_phi (~8.6); init scale 0.5 is the
+    # Omnigrok control expected to remove the wait, 2 and 4 to lengthen it.
+    "cpu": Search(base=_CPU_BASE, arch=_CPU_ARCH,
+                  grid={"arch": ("trm", "looped"), "model.d_model": (64, 128),
+                        "data.phi": (4.5, 5.4, 6.3, 7.2),
+                        "train.weight_decay": (0.1, 0.4, 1.0),
+                        "model.init_scale": (0.5, 1.0, 2.0, 4.0)},
+                  stages=(((101, 102), 12, GOAL_SECONDS),
+                          ((103, 104, 105, 106), 2, BUDGET_SECONDS)),
+                  rates=RATES["cpu"]),
+    # seconds: the machinery end to end (its winner is not the test preset)
+    "test": Search(base=_TEST_BASE, arch=_TEST_ARCH,
+                   grid={"arch": ("trm",), "data.phi": (3.0, 4.0),
+                         "model.init_scale": (1.0, 2.0)},
+                   stages=(((101,), 2, 3.0), ((102,), 2, 5.0)), rates=RATES["test"],
+                   budget_seconds=5.0),
+}
+
+# Fresh seeds for the confirmation: the winner on the first set, the runner-up on the
+# second only if the winner fails. None of them is a search seed.
+CONFIRMATION = {"cpu": (tuple(range(41, 49)), tuple(range(51, 59))),
+                "test": ((11, 12), (13, 14))}
+
+
+def _spec(preset_name: str) -> Search:
+    if preset_name not in SEARCHES:
+        raise ConfigError(f"preset: no subject search is declared for {preset_name!r}; "
+                          f"declared: {', '.join(SEARCHES)}")
+    return SEARCHES[preset_name]
+
+
+def search_seeds(preset_name: str) -> list[int]:
+    return [s for seeds, _, _ in _spec(preset_name).stages for s in seeds]
+
+
+def confirmation_seeds(preset_name: str) -> list[int]:
+    return [s for group in CONFIRMATION[preset_name] for s in group]
+
+
+# ---------------------------------------------------------------- running it
+def _commit() -> str:
+    if os.environ.get("GROKBOOK_COMMIT"):
+        return os.environ["GROKBOOK_COMMIT"]
+    try:
+        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                           text=True, timeout=10, cwd=Path(__file__).resolve().parent)
+        return r.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _label(point: dict) -> str:
+    return ", ".join(f"{k.split('.')[-1]} {v}" for k, v in point.items())
+
+
+def _row(spec: Search, stage: int, point: dict, seed: int, cfg, root) -> dict:
+    rid = run_id(cfg)
+    row = {"stage": stage, "point": _label(point), **point, "seed": seed, "run": rid,
+           "budget_steps": cfg.train.max_steps}
+    try:
+        run = load_run(rid, root)
+    except RunStoreError:
+        return {**row, "outcome": DIVERGED, "passed": False, "steps": None,
+                "memorized_step": None, "heldout_at_memorized": None, "grokked_step": None}
+    acc = run.accuracy()
+    o = outcome(acc, cfg.train.max_steps)
+    end = float(acc[GROKKED_SPLIT].iloc[-1])
+    return {**row, **o, "steps": run.steps, "heldout_at_end": round(end, 4),
+            "train_inferred_at_end": round(float(acc[MEMORIZED_SPLIT].iloc[-1]), 4),
+            "predicted_cpu_seconds": spec.predicted_seconds(
+                point, o["grokked_step"] if o["grokked_step"] else cfg.train.max_steps),
+            "wall_seconds": round(run.info["wall_seconds"], 1)}
+
+
+def rank(rows: list[dict], spec: Search) -> list[dict]:
+    """Points ordered by the declared ranking: seeds passed (most first), then the median
+    predicted CPU seconds to grok (a seed that did not grok counts as its budget)."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["point"], []).append(r)
+    table = []
+    for label, rs in by.items():
+        point = {k: rs[0][k] for k in spec.grid}
+        secs = [r["predicted_cpu_seconds"] if r.get("grokked_step") else
+                spec.budget_seconds for r in rs]
+        table.append({"point": label, **point, "seeds": len(rs),
+                      "passed": sum(r["passed"] for r in rs),
+                      "median_seconds_to_grok": statistics.median(secs)})
+    return sorted(table, key=lambda t: (-t["passed"], t["median_seconds_to_grok"], t["point"]))
+
+
+def search(preset_name: str = "cpu", device: str = "cpu", precision: str = "auto",
+           store=None, out=None, workers: int | None = None, group_size: int | None = None,
+           progress: bool = False, log=print) -> dict:
+    """Run the declared search of ``preset_name`` through the run store (resumable: stored
+    runs are read, not retrained) and write its summary to ``out`` (default
+    ``results/subject_search_<preset>.json`` in the current directory) after every stage."""
+    spec = _spec(preset_name)
+    out = Path(out or f"results/subject_search_{preset_name}.json")
+    root = store_path(store)
+    summary = {"preset": preset_name, "commit": _commit(), "device": device,
+               "precision": precision,
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "declaration": spec.declaration(), "rows": [], "stages": []}
+    points = spec.points()
+    for i, (seeds, keep, seconds) in enumerate(spec.stages, start=1):
+        jobs = [(p, s, spec.config(p, s, device, precision, seconds))
+                for p in points for s in seeds]
+        log(f"stage {i}: {len(points)} points x {len(seeds)} seeds = {len(jobs)} runs")
+        t0 = time.perf_counter()
+        try:
+            train_many([c for _, _, c in jobs], store=root, progress=progress,
+                       workers=workers, group_size=group_size)
+        except TrainingDiverged as e:   # the others are stored; the row says "diverged"
+            log(f"stage {i}: a run diverged ({e})")
+        summary["rows"] += [_row(spec, i, p, s, c, root) for p, s, c in jobs]
+        ranked = rank([r for r in summary["rows"] if r["point"] in {_label(p) for p in points}],
+                      spec)
+        summary["stages"].append({"stage": i, "seeds": list(seeds), "points": len(points),
+                                  "budget_seconds": seconds,
+                                  "seconds": round(time.perf_counter() - t0, 1),
+                                  "ranking": ranked[:max(keep, 12)]})
+        keepers = {t["point"] for t in ranked[:keep]}
+        points = [p for p in points if _label(p) in keepers]
+        summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        _write(out, summary)
+        log(f"stage {i}: done in {time.perf_counter() - t0:.0f} s; best: "
+            + "; ".join(f"{t['point']} ({t['passed']}/{t['seeds']})" for t in ranked[:3]))
+    final = summary["stages"][-1]["ranking"]
+    summary["chosen"] = [{k: t[k] for k in spec.grid} for t in final[:len(CONFIRMATION.get(
+        preset_name, ()))]]
+    _write(out, summary)
+    return summary
+
+
+def _write(path: Path, summary: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=1, default=_plain))
+    tmp.replace(path)
+
+
+def _plain(x):
+    if hasattr(x, "item"):
+        return x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    raise TypeError(f"not JSON: {type(x).__name__}")
+
+
+# ---------------------------------------------------------------- the confirmation
+REPO = Path(__file__).resolve().parents[2]
+
+
+def summary_path(preset_name: str, root=None) -> Path:
+    """The committed search summary of ``preset_name`` (``results/`` of the repository)."""
+    return Path(root or REPO) / "results" / f"subject_search_{preset_name}.json"
+
+
+def read_summary(preset_name: str, root=None) -> dict | None:
+    """The committed search summary, or None where it is not (a package installed without
+    the repository's ``results/``)."""
+    p = summary_path(preset_name, root)
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise ConfigError(f"{p}: not a search summary ({e}); restore it from the "
+                          f"repository or run `grokbook subject --search`") from None
+
+
+def round_configs(preset_name: str, summary: dict | None = None) -> list[list]:
+    """The confirmation rounds' configs: the preset's subject on the first set of fresh
+    seeds; where the summary names a runner-up, that recipe (on the preset's schedule) on
+    the second. A later round is trained only when the one before it failed."""
+    base = preset(preset_name)
+    rounds = [[base.replace(seed=s) for s in CONFIRMATION[preset_name][0]]]
+    chosen = (summary or {}).get("chosen", [])
+    if len(chosen) > 1 and len(CONFIRMATION[preset_name]) > 1:
+        spec = _spec(preset_name)
+        up = spec.config(chosen[1], 0).replace(**_schedule_of(base))
+        rounds.append([up.replace(seed=s) for s in CONFIRMATION[preset_name][1]])
+    return rounds
+
+
+def _schedule_of(cfg) -> dict:
+    """The preset's schedule fields, which the subject's book runs keep whatever recipe."""
+    t = cfg.train
+    return {f"train.{k}": getattr(t, k) for k in (
+        "checkpoint_every", "eval_every", "eval_dense_until", "stop_at",
+        "stop_after_grokked", "device", "precision")}
+
+
+def seed_rows(runs) -> list[dict]:
+    """The pass rule on each run: seed, milestones, wall seconds, passed."""
+    rows = []
+    for run in runs:
+        acc = run.accuracy()
+        o = outcome(acc, run.config.train.max_steps)
+        rows.append({"seed": run.config.seed, **o, "steps": run.steps,
+                     "heldout_at_end": round(float(acc[GROKKED_SPLIT].iloc[-1]), 4),
+                     "wall_seconds": round(run.info["wall_seconds"], 1), "run": run.id})
+    return rows
+
+
+def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
+                 summary: dict | None = None) -> dict:
+    """The subject on fresh seeds, round by round (read from the store, or trained)."""
+    summary = summary if summary is not None else read_summary(preset_name)
+    rounds = round_configs(preset_name, summary)
+    out = {"preset": preset_name, "search_seeds": search_seeds(preset_name),
+           "rule": RULE_TEXT, "share": CONFIRM_SHARE, "rounds": []}
+    for i, cfgs in enumerate(rounds):
+        rows = seed_rows(train_many(cfgs, store=store, progress=progress))
+        k = sum(r["passed"] for r in rows)
+        confirmed = k >= CONFIRM_SHARE * len(rows)
+        out["rounds"].append({"recipe": recipe_of(cfgs[0]), "seeds": [c.seed for c in cfgs],
+                              "passed": k, "of": len(rows), "confirmed": confirmed,
+                              "per_seed": rows})
+        if confirmed:
+            break
+    last = out["rounds"][-1]
+    out.update(recipe=last["recipe"], confirmation_seeds=last["seeds"], passed=last["passed"],
+               of=last["of"], confirmed=last["confirmed"], per_seed=last["per_seed"])
+    return out
+
+
+def recipe_of(cfg) -> dict:
+    """The fields a recipe is read by: architecture, width and the search's knobs."""
+    m, t, d = cfg.model, cfg.train, cfg.data
+    arch = "trm" if m.arch == "trm" else ("looped" if m.n_loops > 1 else "dense")
+    return {"arch": arch, "d_model": m.d_model, "phi": d.phi, "weight_decay": t.weight_decay,
+            "init_scale": m.init_scale, "lr": t.lr, "n_entities": d.n_entities,
+            "max_steps": t.max_steps}
+
+
+def describe_confirmation(c: dict) -> str:
+    """The confirmation in words, computed."""
+    r = c["recipe"]
+    text = (f"Subject: {r['arch']} at width {r['d_model']}, phi {r['phi']:g}, weight decay "
+            f"{r['weight_decay']:g}, initial scale {r['init_scale']:g}. On {c['of']} fresh "
+            f"seeds ({', '.join(map(str, c['confirmation_seeds']))}), {c['passed']} pass the "
+            f"rule ({c['rule']}): ")
+    text += ("confirmed." if c["confirmed"] else
+             f"not confirmed (the rule needs {math.ceil(CONFIRM_SHARE * c['of'])}); every "
+             f"verdict downstream carries this pass rate.")
+    if len(c["rounds"]) > 1:
+        first = c["rounds"][0]
+        text += (f" The search's winner passed on {first['passed']} of {first['of']} seeds of "
+                 f"the first round, so the runner-up was tried on the second.")
+    return text
