@@ -50,3 +50,24 @@ def test_points_train_into_a_store(executor, tmp_path):
     assert len({r[1]["run"] for r in results}) == 2
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == \
         sorted(r[1]["run"] for r in results)
+
+
+def test_a_plan_trains_on_a_local_ray_instance(tmp_path):
+    """Chapter 6's test-preset plan (three runs, then fine-tunes built from them) through
+    ``RayRunPool``: every entry settled, the same run ids a local build names."""
+    from grokbook.chapters import transfer
+    from grokbook.chapters.ray_executor import RayRunPool
+    from grokbook.core.plan import FAILED, MISSING, TRAINED, resolve
+    store = tmp_path / "store"
+    store.mkdir()
+    plan = transfer.plan("test")
+    pool = RayRunPool(store, num_cpus=2)
+    try:
+        out = resolve(plan, store, pool=pool)
+    finally:
+        pool.close()
+    assert not [o for o in out.values() if o.status in (FAILED, MISSING)]
+    assert out["06/finetune/grokked"].status == TRAINED
+    assert out["06/finetune/grokked"].run.config.parent.startswith(out["06/parent"].run_id)
+    again = resolve(plan, store, train=False)     # what Ray trained is the plan's runs
+    assert {n: o.run_id for n, o in again.items()} == {n: o.run_id for n, o in out.items()}

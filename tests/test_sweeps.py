@@ -61,10 +61,11 @@ def test_default_grid_depends_on_the_preset():
 def test_chapter_3_sweeps_the_wider_trm_at_cpu():
     from grokbook import preset
     from grokbook.chapters import verdict as v
-    from grokbook.chapters.sweeps import SWEEP_MODEL, chapter_base, phi_points, size_points
+    from grokbook.chapters.settings import of
+    from grokbook.chapters.sweeps import chapter_base, phi_points, size_points
     cpu, subject = chapter_base("cpu"), preset("cpu")
-    assert cpu.model.d_model == SWEEP_MODEL["cpu"]["model.d_model"] != subject.model.d_model
-    assert "SWEEP_MODEL" in v.VERDICT_RULES["wang_ood"]
+    assert cpu.model.d_model == of("cpu")["sweep_model"]["model.d_model"] != subject.model.d_model
+    assert "sweeps.SWEEP_MODEL" in v.VERDICT_RULES["wang_ood"]
     assert cpu.train.stop_at == 0.9 and cpu.train.max_steps == 6000
     assert cpu.data == subject.data                     # same graph: only the model differs
     test = chapter_base("test")

@@ -41,8 +41,9 @@ import pandas as pd
 import torch
 
 from .definitions import R1_POSITION
-from .lens import _two_hop, run_cached, site_lens
-from .patching import SWAPS, _run, answer_index, tail_table
+from .lens import site_lens
+from .patching import SWAPS, tail_table
+from .sites import Sites, two_hop
 
 SAME, DIFFERENT, UNDETERMINED = "same", "different", "undetermined"
 PATH_OUTCOMES = (SAME, DIFFERENT, UNDETERMINED)
@@ -64,7 +65,7 @@ def middle_stage(stage_names) -> str:
 def sample_queries(table: dict, n: int | None, seed: int) -> dict:
     """``n`` two-hop rows drawn at random (seeded) across all heads; all rows if ``n`` is
     None or larger than the table."""
-    q = _two_hop(table)
+    q = two_hop(table)
     m = len(q["h"])
     if n is None or n >= m:
         return q
@@ -74,7 +75,7 @@ def sample_queries(table: dict, n: int | None, seed: int) -> dict:
 
 def trained_twohop(ds) -> dict:
     """Every two-hop fact of the training set: the default pool of counterfactuals."""
-    return _two_hop(ds.train)
+    return two_hop(ds.train)
 
 
 def _keys(h, r1, r2, R):
@@ -89,7 +90,7 @@ def pool_counterfactuals(ds, queries: dict, pool: dict, seed: int = 0):
     tail = tail_table(ds)
     E, R = tail.shape
     allowed = np.unique(_keys(pool["h"], pool["r1"], pool["r2"], R))
-    q = _two_hop(queries)
+    q = two_hop(queries)
     h, r1, r2, t = q["h"], q["r1"], q["r2"], q["t"]
     rng = np.random.default_rng([seed, 41])
     cands = {"h": (np.arange(E)[None, :].repeat(len(h), 0), r1[:, None], r2[:, None]),
@@ -144,20 +145,12 @@ class Profile:
 def _outcomes(model, tokens, cf_tokens, pos, chunk):
     """Per (stage, position): patched predictions (N,), and whether the cell is inert or
     whole; plus the model's clean and counterfactual predictions."""
-    _, cache = run_cached(model, tokens, chunk)
-    _, cf_cache = run_cached(model, cf_tokens, chunk)
-    at = answer_index(model, tokens, pos, cache)
-    rows = torch.arange(len(tokens))
-    stages = [s for s in model.stage_names if s in cache]
-    clean = _run(model, stages[0], cache[stages[0]], rows, at, chunk)
-    cf = _run(model, stages[0], cf_cache[stages[0]], rows, at, chunk)
+    sites, cf_sites = Sites(model, tokens, pos, chunk), Sites(model, cf_tokens, pos, chunk)
+    clean, cf = sites.clean, cf_sites.clean
     out = []
-    for stage in stages:
-        x_clean, x_cf = cache[stage], cf_cache[stage]
-        for p in range(x_clean.shape[1]):
-            x = x_clean.clone()
-            x[:, p] = x_cf[:, p]
-            lg = _run(model, stage, x, rows, at, chunk)
+    for stage in sites.stages:
+        for p in range(sites.state(stage).shape[1]):
+            lg = sites.patch(stage, p, cf_sites)
             out.append((stage, p, lg.argmax(-1).numpy(),
                         bool(((lg - clean).abs().max() <= TOLERANCE).item()),
                         bool(((lg - cf).abs().max() <= TOLERANCE).item())))
@@ -279,7 +272,7 @@ def atomic_donors(ds, queries: dict, pool: dict, seed: int = 0):
     ``pool`` with b' != b and tail(b', r2) defined and != t. Returns (kept mask, donor
     table (atomic rows), expected answer tail(b', r2))."""
     tail = tail_table(ds)
-    q = _two_hop(queries)
+    q = two_hop(queries)
     ph, pr, pb = (np.asarray(pool[k]) for k in ("h", "r1", "t"))
     t_via = np.where(pb[None, :] >= 0, tail[pb][:, q["r2"]].T, -1)      # (N, P)
     valid = (pb[None, :] != q["b"][:, None]) & (t_via >= 0) & (t_via != q["t"][:, None])
@@ -299,22 +292,16 @@ def bridge_interchange(model, ds, queries: dict, pool: dict, seed: int = 0,
     keeps the clean output (``kept``)."""
     model.eval()
     keep, donor, expected = atomic_donors(ds, queries, pool, seed)
-    q = {k: v[keep] for k, v in _two_hop(queries).items()}
+    q = {k: v[keep] for k, v in two_hop(queries).items()}
     tokens, pos, _ = ds.tensors(q)
-    d_tokens, _, _ = ds.tensors(donor)
+    d_tokens, d_pos, _ = ds.tensors(donor)
     if not len(tokens):
         return pd.DataFrame(columns=["stage", "layer", "rate", "kept", "n"])
-    _, cache = run_cached(model, tokens, chunk)
-    _, d_cache = run_cached(model, d_tokens, chunk)
-    at = answer_index(model, tokens, pos, cache)
-    rows = torch.arange(len(tokens))
-    stages = [s for s in model.stage_names if s in cache]
-    clean = _run(model, stages[0], cache[stages[0]], rows, at, chunk).argmax(-1)
+    sites, donors = Sites(model, tokens, pos, chunk), Sites(model, d_tokens, d_pos, chunk)
+    clean = sites.clean.argmax(-1)
     out = []
-    for layer, stage in enumerate(stages):
-        x = cache[stage].clone()
-        x[:, R1_POSITION] = d_cache[stage][:, R1_POSITION]
-        pred = _run(model, stage, x, rows, at, chunk).argmax(-1)
+    for layer, stage in enumerate(sites.stages):
+        pred = sites.patch(stage, R1_POSITION, donors).argmax(-1)
         out.append({"stage": stage, "layer": layer,
                     "rate": float((pred.numpy() == expected).mean()),
                     "kept": float((pred == clean).float().mean()), "n": int(len(tokens))})
@@ -323,7 +310,7 @@ def bridge_interchange(model, ds, queries: dict, pool: dict, seed: int = 0,
 
 def bridge_lens(model, ds, queries: dict) -> pd.DataFrame:
     """Per stage: the share of queries whose bridge b is top-1 at the r1 position."""
-    q = _two_hop(queries)
+    q = two_hop(queries)
     stages, _, lens = site_lens(model, ds, q, targets=("b",))
     rank = lens["b"][0]                                                # (S, N, T)
     return pd.DataFrame({"stage": stages, "layer": range(len(stages)),

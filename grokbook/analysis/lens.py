@@ -22,13 +22,9 @@ import pandas as pd
 import torch
 
 from .definitions import BRIDGE_READABLE, R1_POSITION
+from .sites import Sites, two_hop
 
 TARGETS = ("b", "r2", "t")
-
-
-def _two_hop(queries: dict) -> dict:
-    keep = np.flatnonzero(np.asarray(queries["r2"]) >= 0)
-    return {k: np.asarray(v)[keep] for k, v in queries.items()}
 
 
 def target_tokens(ds, queries: dict, kind: str) -> np.ndarray:
@@ -41,18 +37,6 @@ def target_tokens(ds, queries: dict, kind: str) -> np.ndarray:
 
 
 @torch.no_grad()
-def run_cached(model, tokens: torch.Tensor, chunk: int = 2048):
-    """``run_with_cache`` over chunks: (logits (N, T, V), {stage: (N, T, C)})."""
-    logits, caches = [], []
-    for s in range(0, len(tokens), chunk):
-        lg, cache = model.run_with_cache(tokens[s:s + chunk])
-        logits.append(lg.float())
-        caches.append({k: v.float() for k, v in cache.items()})
-    names = [n for n in model.stage_names if n in caches[0]]
-    return torch.cat(logits), {n: torch.cat([c[n] for c in caches]) for n in names}
-
-
-@torch.no_grad()
 def rank_and_prob(logits: torch.Tensor, token: torch.Tensor):
     """Rank (1 = top) and probability of ``token`` (N,) in ``logits`` (N, T, V), per position."""
     idx = token.view(-1, 1, 1).expand(-1, logits.shape[1], 1)
@@ -62,26 +46,16 @@ def rank_and_prob(logits: torch.Tensor, token: torch.Tensor):
     return rank, prob
 
 
-def answer_index(model, tokens, pos, cache):
-    """Where the answer is read in the model's sequence: ``pos`` plus the slots the model
-    appends to the 3 input tokens (0 for the transformer; 1 for the recursive model,
-    which predicts in an answer slot). A model may say so with ``answer_offset``."""
-    T = next(iter(cache.values())).shape[1]
-    return pos + getattr(model, "answer_offset", T - tokens.shape[1])
-
-
 @torch.no_grad()
 def site_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048):
     """The lens at every named site of ``queries`` (a query table; two-hop rows unless the
     targets need none): ``(stages, correct (N,), {target: (rank (S, N, T), prob (S, N, T))})``.
     ``correct`` says whether the model's answer is the query's ``t``."""
-    model.eval()
     tokens, pos, y = ds.tensors(queries)
-    logits, cache = run_cached(model, tokens, chunk)
-    at = answer_index(model, tokens, pos, cache)      # the TRM answers in an appended slot
-    correct = (logits[torch.arange(len(tokens)), at].argmax(-1) == y).numpy()
+    sites = Sites(model, tokens, pos, chunk)          # the TRM answers in an appended slot
+    correct = (sites.logits[torch.arange(len(tokens)), sites.at].argmax(-1) == y).numpy()
     wanted = {k: torch.as_tensor(target_tokens(ds, queries, k)) for k in targets}
-    stages = [s for s in model.stage_names if s in cache]
+    stages, cache = sites.stages, sites.cache
     out = {k: ([], []) for k in targets}
     for stage in stages:
         lg = model.unembed(cache[stage]).float()                        # (N, T, V)
@@ -125,7 +99,7 @@ def logit_lens(model, ds, queries: dict, targets=TARGETS, chunk: int = 2048) -> 
     target (``b``, ``r2`` or ``t``), query (row of the two-hop table), rank (1 = top-1),
     prob. One row per (stage, position, target, query).
     """
-    q = _two_hop(queries)
+    q = two_hop(queries)
     n = len(q["h"])
     if n == 0:
         return pd.DataFrame(columns=["stage", "layer", "position", "target", "query", "rank",

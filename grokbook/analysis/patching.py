@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .lens import _two_hop, answer_index, run_cached
+from .sites import Sites, two_hop
 
 SWAPS = ("h", "r1", "r2")
 
@@ -62,7 +62,7 @@ def counterfactuals(ds, queries: dict, swap: str, seed: int = 0):
     """
     if swap not in SWAPS:
         raise ValueError(f"swap: {swap!r} is not allowed; allowed: {', '.join(SWAPS)}")
-    q = _two_hop(queries)
+    q = two_hop(queries)
     tail = tail_table(ds)
     E, R = tail.shape
     rng = np.random.default_rng([seed, SWAPS.index(swap)])
@@ -97,26 +97,19 @@ def patch_effects(model, tokens, cf_tokens, answer_pos, target, chunk: int = 102
     """Strength at every (stage, position) of patching ``cf_tokens``' states into the
     clean run of ``tokens``. Returns a DataFrame with columns stage, layer, position,
     strength (fraction whose ``target`` stops being top-1), prob_drop, n."""
-    model.eval()
-    _, cache = run_cached(model, tokens, chunk)
-    _, cf_cache = run_cached(model, cf_tokens, chunk)
+    clean, cf = Sites(model, tokens, answer_pos, chunk), Sites(model, cf_tokens, answer_pos,
+                                                              chunk)
     n = len(tokens)
-    answer_pos = answer_index(model, tokens, answer_pos, cache)
     rows_idx = torch.arange(n)
     target = torch.as_tensor(target)
-    clean_p = None
+    # the unpatched run, recomputed from the first stage
+    clean_p = torch.softmax(clean.clean, -1)[rows_idx, target]
     rows = []
     for layer, stage in enumerate(model.stage_names):
-        if stage not in cache:
+        if stage not in clean.cache:
             continue
-        x_clean, x_cf = cache[stage], cf_cache[stage]
-        if clean_p is None:  # the unpatched run, recomputed from the first stage
-            final = _run(model, stage, x_clean, rows_idx, answer_pos, chunk)
-            clean_p = torch.softmax(final, -1)[rows_idx, target]
-        for p in range(x_clean.shape[1]):
-            x = x_clean.clone()
-            x[:, p] = x_cf[:, p]
-            logits = _run(model, stage, x, rows_idx, answer_pos, chunk)   # (N, V)
+        for p in range(clean.state(stage).shape[1]):
+            logits = clean.patch(stage, p, cf)                                # (N, V)
             still_top = logits.argmax(-1) == target
             prob = torch.softmax(logits, -1)[rows_idx, target]
             rows.append({"stage": stage, "layer": layer, "position": p,
@@ -124,15 +117,6 @@ def patch_effects(model, tokens, cf_tokens, answer_pos, target, chunk: int = 102
                          "prob_drop": float((clean_p - prob).mean()) if n else np.nan,
                          "n": n})
     return pd.DataFrame(rows)
-
-
-def _run(model, stage, x, rows_idx, answer_pos, chunk):
-    out = []
-    for s in range(0, len(x), chunk):
-        final = model.run_from(stage, x[s:s + chunk])
-        out.append(model.unembed(final[rows_idx[s:s + chunk] - s, answer_pos[s:s + chunk]])
-                   .float())
-    return torch.cat(out) if out else torch.zeros(0)
 
 
 @torch.no_grad()
@@ -149,16 +133,18 @@ def causal_tracing(model, ds, queries: dict, swaps=SWAPS, target: str = "predict
     if target not in ("prediction", "answer"):
         raise ValueError(f"target: {target!r} is not allowed; allowed: prediction, answer")
     model.eval()
-    q = _two_hop(queries)
+    q = two_hop(queries)
     tables = []
     for swap in swaps:
         cf, keep = counterfactuals(ds, q, swap, seed)
         clean = {k: v[keep] for k, v in q.items()}
         tokens, pos, answer = ds.tensors(clean)
         cf_tokens, _, _ = ds.tensors(cf)
-        logits, cache = run_cached(model, tokens, chunk)
-        at = answer_index(model, tokens, pos, cache) if len(tokens) else pos
-        pred = logits[torch.arange(len(tokens)), at].argmax(-1) if len(tokens) else answer
+        if len(tokens):
+            sites = Sites(model, tokens, pos, chunk)
+            pred = sites.logits[torch.arange(len(tokens)), sites.at].argmax(-1)
+        else:
+            pred = answer
         correct = pred == answer
         acc = float(correct.float().mean()) if len(tokens) else float("nan")
         tgt = pred

@@ -100,8 +100,53 @@ def cmd_book(args):
         if not chapters:
             raise ValueError(f"--chapters: {args.chapters!r} names no chapter; give numbers "
                              f"separated by commas, e.g. 01,02")
-    return build_book(preset=args.preset, chapters=chapters, executed_dir=args.executed_dir,
-                      html=not args.no_html, root=find_root(args.root))
+    pool = None
+    if args.ray:
+        from ..chapters.ray_executor import RayRunPool
+        from ..core.store import store_path
+        pool = RayRunPool(store_path(), address=None if args.ray == "local" else args.ray)
+    try:
+        return build_book(preset=args.preset, chapters=chapters,
+                          executed_dir=args.executed_dir, html=not args.no_html,
+                          root=find_root(args.root), train_only=args.train_only, pool=pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def cmd_plan(args):
+    """Every run of the book's plan, its state in the store and predicted cost."""
+    from ..chapters.plans import plan_summary, plan_table
+    from ..core.config import PRESETS
+    if args.preset not in PRESETS:
+        raise ConfigError(f"--preset: unknown preset {args.preset!r}; allowed: "
+                          f"{', '.join(PRESETS)}")
+    chapters = _chapter_numbers(args.chapters)
+    table = plan_table(args.preset, chapters, store=args.store, measure=not args.no_measure)
+    summary = plan_summary(table)
+    if args.json:
+        print(json.dumps({"preset": args.preset, "summary": summary,
+                          "runs": json.loads(table.to_json(orient="records"))}))
+        return 0
+    for r in table.itertuples():
+        secs = f"{r.seconds:7.0f} s" if r.seconds == r.seconds and r.seconds else "      -  "
+        print(f"{r.chapter} {r.state:>9} {secs} {r.run or '-':>12}  {r.name}"
+              + (f"  [{r.reason}]" if r.reason else ""))
+    print(f"{summary['runs']} runs, {summary['stored']} in the store, {summary['to_train']} "
+          f"to train (about {summary['seconds_to_train'] / 60:.0f} min of one worker)"
+          + (f", {summary['waiting']} waiting on those results" if summary["waiting"] else ""))
+    return 0
+
+
+def _chapter_numbers(text):
+    if text is None:
+        return None
+    out = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in out if not (c.isdigit() and len(c) == 2)]
+    if not out or bad:
+        raise ValueError(f"--chapters: {text!r} is not allowed; allowed: two-digit chapter "
+                         f"numbers separated by commas, e.g. 02,03")
+    return out
 
 
 def cmd_paths(args):
@@ -169,7 +214,7 @@ def cmd_claims(args):
         nb = (dict(paths.claim1(args.preset, neighbour=True, store=args.store,
                                 progress=not args.json),
                    label=paths.neighbour_label(args.preset))
-              if a == SUBJECT and args.preset in paths.NEIGHBOURS else None)
+              if a == SUBJECT and args.preset in paths.has_neighbour() else None)
         out[key if a == SUBJECT else f"{key}_{a}"] = verdict.claim1_object(
             paths.claim1(args.preset, a, store=args.store, progress=not args.json), nb)
     if args.json:
@@ -269,8 +314,23 @@ def main(argv=None) -> int:
     p.add_argument("--no-html", action="store_true", help="execute only")
     p.add_argument("--root", help="the book's folder (holding _toc.yml); default: the current "
                                   "directory or the nearest parent that has one")
+    p.add_argument("--train-only", action="store_true", help="train the book's plan, then "
+                   "stop (execute nothing)")
+    p.add_argument("--ray", metavar="ADDRESS", help="train the plan on Ray: 'local' starts a "
+                   "local instance; an address ('auto', 'ray://host:10001') joins a cluster "
+                   "(the run store must be a folder every node sees)")
     _add_threads_arg(p)
     p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("plan", help="every run the book needs: chapter, role, run id, state "
+                       "in the store, predicted seconds on this machine")
+    p.add_argument("--preset", default="cpu", help="test, cpu, gpu or paper (default cpu)")
+    p.add_argument("--chapters", help="comma-separated chapter numbers, e.g. 02,03")
+    p.add_argument("--no-measure", action="store_true", help="do not time unmeasured shapes "
+                   "(their runs get no predicted seconds)")
+    p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("paths", help="logit lens + causal tracing of one checkpoint, timed")
     _add_config_args(p)

@@ -201,34 +201,62 @@ class _ChapterEnv:
         self.feed.unlink(missing_ok=True)
 
 
-def train_ahead(preset: str, entries: list[str], out: Path,
-                progress_every: float = 30.0) -> float:
-    """Train, in one pool of worker processes and longest runs first, every run the
-    chapters ``entries`` will ask for that is known in advance
-    (``chapters.verdict.book_configs``), so that no core waits at the end of one
-    chapter's runs for the next chapter. A run that fails here is left to its chapter,
-    which reports it. Returns wall seconds."""
-    from ..chapters.verdict import book_configs
-    from ..core.store import run_id, train_many
-    wanted = book_configs(preset)
-    cfgs = list({run_id(c): c for e in entries
-                 for c in wanted.get(Path(e).name[:2], [])}.values())  # chapters share runs
-    cfgs.sort(key=lambda c: -c.train.max_steps)   # the order the workers take them in
-    if not cfgs:
-        return 0.0
+def train_plan(preset: str, entries: list[str], out: Path, workers: int | None = None,
+               pool=None) -> float:
+    """Train, in one pool of worker processes and largest predicted cost first, every run
+    of the book's plan (``chapters.plans``) that the chapters ``entries`` read, fine-tunes
+    and conditional controls included, so that executing a chapter only reads the store.
+    Prints the plan's summary first, then a line with the time left as each run ends. A
+    run that fails here is reported; its chapter says more. Returns wall seconds."""
+    from ..chapters.plans import book_plan, plan_summary, plan_table
+    from ..core.plan import FAILED, TRAINED, predict, resolve
+    from ..core.store import default_workers
+    chapters = sorted({Path(e).name[:2] for e in entries})
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    with _ChapterEnv(out / ".ahead.progress.jsonl") as env:
-        with progress.Watcher(env.feed, "grokbook book: training ahead: ", every=progress_every):
-            with progress.plan(cfgs, label="the chapters' runs"):
-                try:
-                    train_many(cfgs, progress=False)
-                except Exception as e:  # noqa: BLE001 - the chapter that needs it says more
-                    log(f"warning: a run failed while training ahead ({e}); its chapter "
-                        f"will try it again and report it")
+    with _ChapterEnv(out / ".plan.progress.jsonl"):
+        workers = workers or default_workers()
+        table = plan_table(preset, chapters)
+        s = plan_summary(table)
+        left = s["seconds_to_train"] / max(1, workers)
+        log(f"the plan: {s['runs']} runs, {s['stored']} in the store, {s['to_train']} to "
+            f"train, about {_minutes(left)} on {workers} worker(s)"
+            + (f"; {s['waiting']} more run(s) wait on those results (at most "
+               f"{_minutes(s['seconds_waiting_at_most'] / max(1, workers))} more)"
+               if s["waiting"] else ""))
+        if not s["to_train"] and not s["waiting"]:
+            return time.perf_counter() - t0
+        predicted = {r.run: r.seconds for r in table.itertuples() if r.seconds}
+        state = {"done": 0, "ratio": [], "left": s["seconds_to_train"]}
+
+        def report(o, done, total):
+            if o.status not in (TRAINED, FAILED):
+                return
+            state["done"] += 1
+            guess = predicted.get(o.run_id) or (predict(o.config, measure=False)
+                                                if o.config is not None else None)
+            took = o.run.info["wall_seconds"] if o.run is not None else None
+            if guess and took:
+                state["ratio"].append(took / guess)
+                state["left"] = max(0.0, state["left"] - guess)
+            ratio = sorted(state["ratio"])[len(state["ratio"]) // 2] if state["ratio"] else 1
+            log(f"run {state['done']} done: {o.name} ({o.status}"
+                + (f", {took:.0f} s, predicted {guess:.0f} s" if took and guess else "")
+                + f"); about {_minutes(state['left'] * ratio / max(1, workers))} left")
+
+        outcomes = resolve(book_plan(preset, chapters), train=True, workers=workers,
+                           pool=pool, report=report,
+                           cost=lambda c: predict(c, measure=False) or 0.0)
+    failed = [o for o in outcomes.values() if o.status == FAILED]
+    for o in failed[:5]:
+        log(f"warning: {o.name} failed ({o.reason}); its chapter will say more")
     wall = time.perf_counter() - t0
-    log(f"trained ahead: {len(cfgs)} runs the chapters need, in {wall:.1f} s")
+    log(f"trained the plan: {state['done']} run(s) in {_minutes(wall)}")
     return wall
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str,
@@ -436,8 +464,11 @@ def _will_execute(root: Path, entry: str, preset: str, out: Path, given, force: 
 
 
 def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool = True,
-               root=None, out=None, force: bool = False) -> int:
-    """Execute the chapters (or take them from ``executed_dir``) and build the HTML book.
+               root=None, out=None, force: bool = False, train_only: bool = False,
+               pool=None) -> int:
+    """Train the book's plan, execute the chapters (or take them from ``executed_dir``) and
+    build the HTML book; ``train_only`` stops after training; ``pool`` trains elsewhere
+    (e.g. ``chapters.ray_executor.RayRunPool``).
 
     Returns 0 on success, 1 when a chapter or the HTML build fails (the message names
     the chapter, its failing cell and the error).
@@ -458,8 +489,10 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
     executed: dict[str, Path] = {}
     given = Path(executed_dir).resolve() if executed_dir else None
     ahead = [e for e in present if _will_execute(root, e, preset, out, given, force)]
-    if ahead:
-        train_ahead(preset, ahead, out)
+    if ahead or train_only:
+        train_plan(preset, ahead or present, out, pool=pool)
+    if train_only:
+        return 0
     for entry in present:
         if given is not None:
             hit = _given_copy(given, entry)

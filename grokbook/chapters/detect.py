@@ -35,9 +35,9 @@ from ..analysis.circuit import middle_stage
 from ..analysis.definitions import BRIDGE_READABLE, GROKKED_AT, HALFWAY_AT, R1_POSITION, wilson
 from ..analysis.lens import bridge_checks, bridge_found, logit_lens, site_lens
 from ..core.config import ARCH_NAMES, preset
-from ..core.progress import plan
+from ..core.plan import Plan, Planned, plan_runs
 from ..core.regimes import REGIMES
-from ..core.store import train_many
+from . import settings
 from .study import REGIME_NUMBERS
 
 CIRCUIT_WITH_ACCURACY = "circuit with accuracy"
@@ -80,34 +80,19 @@ QUERIES = 500           # OOD test queries read per checkpoint (cpu: all 390 of 
 # facts (the preset: 10 %), so exact match is read on 390 OOD test queries (a 95 % interval
 # of +-0.05) instead of 101. The four regimes of the study's figure; both-half is in its
 # transfer table only.
-CLOCK = 10
-FIGURE_REGIMES = ("natural", "both_full", "hop1_only", "hop2_only")
-_SCHEDULE = {
-    "test": {"all": {"train.max_steps": 80, "train.eval_every": 20,
-                     "train.eval_dense_until": 80, "train.checkpoint_every": 40,
-                     "train.stop_after_fitted": CLOCK}},
-    # cpu, measured: the TRM fits its training facts (0.9) at 800-1,300 steps, so its runs
-    # end by 13,000 (cap 20,000); Wang's looped transformer fits later (both full: 4,300) and
-    # is capped at 12,000 (the budget: the chapter's runs <= 25 minutes on 2 cores), in the
-    # two regimes claim 2's rule reads; where a cap cuts a run short of its clock, a curve
-    # that did not arrive leaves the run not measured (TOO_SHORT).
-    "cpu": {"all": {"data.ood_ratio": 0.2, "train.warmup_steps": 50, "train.eval_every": 100,
-                    "train.checkpoint_every": 500, "train.stop_after_fitted": CLOCK},
-            "trm": {"train.max_steps": 20000, "train.eval_dense_until": 20000},
-            "looped": {"train.max_steps": 12000, "train.eval_dense_until": 12000}},
-}
-# which (architecture: regimes) a preset trains; absent: every architecture x FIGURE_REGIMES
-_RUNS = {"cpu": {"trm": FIGURE_REGIMES, "looped": ("both_full", "hop2_only")}}
+CLOCK, FIGURE_REGIMES = settings.CLOCK, settings.FIGURE_REGIMES   # (the schedule per preset: settings)
 
 
 def chapter_configs(preset_name: str = "cpu", regimes=None, archs=ARCHS) -> dict:
     """{(regime, arch): Config} for the fake-grokking chapter: the study's figure regimes
     (``FIGURE_REGIMES``, or ``regimes``) x each architecture of ``core.config.ARCHITECTURES``
-    that the preset trains (``_RUNS``), at the preset's scale and graph, each sized by its
-    own clock (``_SCHEDULE``). The study's runs took 1.5M steps."""
+    that the preset trains (``settings``' ``regime_runs``), at the preset's scale and
+    graph, each sized by its own clock (``regime_schedule``). The study's runs took 1.5M
+    steps."""
     out = {}
-    plan_ = _RUNS.get(preset_name, {a: FIGURE_REGIMES for a in ARCHS})
-    sched = _SCHEDULE.get(preset_name, {})
+    chosen = settings.of(preset_name)
+    plan_ = chosen["regime_runs"] or {a: FIGURE_REGIMES for a in ARCHS}
+    sched = chosen["regime_schedule"]
     for regime in regimes or FIGURE_REGIMES:
         for arch in archs:
             if regime in plan_.get(arch, ()) or regimes is not None and arch in plan_:
@@ -116,13 +101,20 @@ def chapter_configs(preset_name: str = "cpu", regimes=None, archs=ARCHS) -> dict
     return out
 
 
+def plan(preset_name: str = "cpu") -> Plan:
+    """Chapter 5's runs: ``chapter_configs``, one entry per (regime, architecture)."""
+    return Plan(Planned(f"05/{regime}/{arch}", "05", "regime", cfg,
+                        labels={"regime": regime, "arch": arch})
+                for (regime, arch), cfg in chapter_configs(preset_name).items())
+
+
 def train_chapter(preset_name: str = "cpu", regimes=None, archs=ARCHS, store=None,
                   progress: bool = False) -> dict:
-    """Train (or load from the store) every run of ``chapter_configs``."""
+    """Every run of ``chapter_configs`` from the store (trained if missing)."""
     configs = chapter_configs(preset_name, regimes, archs)
-    with plan(configs.values(), label="regimes x architectures"):
-        runs = train_many(list(configs.values()), store=store, progress=progress)
-    return dict(zip(configs, runs))
+    p = Plan(Planned(f"05/{r}/{a}", "05", "regime", c) for (r, a), c in configs.items())
+    runs = plan_runs(p, store=store)
+    return {(r, a): runs[f"05/{r}/{a}"] for r, a in configs}
 
 
 # ---------------------------------------------------------------- bridge over training

@@ -18,6 +18,8 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     non_grokked_checkpoint)
 from ..analysis.lens import bridge_first_layer, bridge_rates, lens_summary, logit_lens
 from ..analysis.patching import causal_tracing, heatmap_matrix, tracing_heatmap
+from ..core.plan import Plan, Planned, plan_runs
+from . import settings
 from .recipe import ROBUSTNESS_SEEDS
 
 # ---------------------------------------------------------------- summaries
@@ -146,35 +148,14 @@ CONTROL_SEEDS = ROBUSTNESS_SEEDS  # the positive control: the first of these tra
                               # rule is fixed in advance and looks at accuracy, not paths
 RANDOM_SEED = 12345           # the random-initialisation control's torch seed
 
-# Claim 1's neighbour: where the subject's own training seeds do not grok (at cpu 1 of 16
-# do, README), claim 1 has no positive control. The neighbour is the subject's recipe with
-# a block twice as wide and phi 4.5 (README, second recipe search), where training seeds
-# 1 and 4 of 1-5 grok within 8,000 steps. Its subject is training seed 1; its seed
-# controls are tried in the order below, seed 4 first *because* the search found it groks
-# (the control only sets the scale of "same" between two grokked runs, so how it was found
-# does not move the rule). Runs end at held-out ID 0.9 (``train.stop_at``) and keep a
-# checkpoint every 100 steps, so "before" sits at the fitted step; the lookup control ends
-# at twice its own fitted step (it only has to memorize). Its verdict stands in for the
-# subject's when the subject's claim 1 is not measured, whatever the reason
-# (``verdict.neighbour_decides``). gpu and paper have none: their
-# subject is expected to grok across seeds (not measured yet).
-NEIGHBOURS = {
-    "cpu": {"overrides": {"model.d_model": 128, "data.phi": 4.5, "train.max_steps": 8000,
-                          "train.stop_at": 0.9, "train.checkpoint_every": 100},
-            "subject_seed": 1, "control_seeds": (4, 2, 3, 5),
-            "lookup": {"train.stop_at": 0.0, "train.stop_after_fitted": 2.0},
-            "ahead": ("subject", "seed_control_4", "lookup")},  # what `book` trains first
-    # test: the same code path in seconds (the test preset groks in no seed, so only the
-    # neighbour's subject is trained)
-    "test": {"overrides": {"model.d_model": 48, "model.n_head": 2}, "subject_seed": 1,
-             "control_seeds": (2,), "lookup": {"train.stop_after_fitted": 2.0},
-             "ahead": ("subject",)},
-}
+def has_neighbour() -> list[str]:
+    """The presets that name a claim-1 neighbour."""
+    return sorted(p for p in settings.PRESETS if settings.of(p)["neighbour"] is not None)
 
 
 def neighbour_label(preset_name: str) -> str | None:
     """The neighbour's overrides in words (None: this preset has none)."""
-    nb = NEIGHBOURS.get(preset_name)
+    nb = settings.of(preset_name)["neighbour"]
     if nb is None:
         return None
     o = nb["overrides"]
@@ -189,7 +170,7 @@ def claim1_configs(preset_name: str = "cpu", arch: str | None = None,
     same graph with the training two-hop tails permuted: it can memorize them, but no
     bridge composes them) and the candidates for the positive control (the same config
     under another training seed), ``seed_control_<seed>``, in the order they are tried.
-    ``neighbour``: the same for the preset's claim-1 neighbour (``NEIGHBOURS``; a
+    ``neighbour``: the same for the preset's claim-1 neighbour (``settings``; a
     ConfigError naming the preset if it has none)."""
     from ..core.config import SUBJECT, ConfigError, preset
     if neighbour and arch not in (None, SUBJECT):
@@ -198,10 +179,10 @@ def claim1_configs(preset_name: str = "cpu", arch: str | None = None,
     cfg = preset(preset_name, arch or SUBJECT)
     seeds, lookup = CONTROL_SEEDS, {}
     if neighbour:
-        if preset_name not in NEIGHBOURS:
+        nb = settings.of(preset_name)["neighbour"]
+        if nb is None:
             raise ConfigError(f"preset: {preset_name!r} has no claim-1 neighbour; allowed: "
-                              f"{', '.join(NEIGHBOURS)}")
-        nb = NEIGHBOURS[preset_name]
+                              f"{', '.join(has_neighbour())}")
         cfg = cfg.replace(**{**nb["overrides"], "train.init_seed": nb["subject_seed"]})
         seeds, lookup = nb["control_seeds"], nb["lookup"]
     out = {"subject": cfg,
@@ -389,25 +370,53 @@ def heldout_split(models: dict, ds, pool: dict, seed: int = 0, n_boot: int = 100
     return out
 
 
+def _grokked(run) -> bool:
+    return run is not None and after_checkpoint(run) is not None
+
+
+def claim1_plan(preset_name: str = "cpu", arch: str | None = None,
+                neighbour: bool = False) -> Plan:
+    """``claim1_configs`` as chapter 4's plan: the subject; each seed control only if the
+    subject grokked and no earlier control did (in their order); the lookup control only
+    once a seed control grokked (without a grokked subject and a grokked seed control
+    claim 1 is not measured whatever the other controls do, so none is trained for it)."""
+    from ..core.config import SUBJECT
+    cfgs = claim1_configs(preset_name, arch, neighbour)
+    pre = f"04/{'neighbour' if neighbour else arch or SUBJECT}/"
+    subject = pre + "subject"
+    controls = [pre + k for k in cfgs if k.startswith("seed_control_")]
+    p = Plan([Planned(subject, "04", "subject", cfgs["subject"])])
+    for i, name in enumerate(controls):
+        earlier = controls[:i]
+        p.add(Planned(name, "04", "seed control", cfgs[name[len(pre):]],
+                      after=(subject, *earlier),
+                      when=lambda runs, e=earlier: _grokked(runs[subject]) and not any(
+                          _grokked(runs[c]) for c in e),
+                      note="trained only if the subject grokked and no earlier seed "
+                           "control did"))
+    p.add(Planned(pre + "lookup", "04", "lookup control", cfgs["lookup"],
+                  after=(subject, *controls),
+                  when=lambda runs: any(_grokked(runs[c]) for c in controls),
+                  note="trained only once a seed control grokked"))
+    return p
+
+
+def plan(preset_name: str = "cpu") -> Plan:
+    """Chapter 4's runs: claim 1 for the subject and the dense transformer, and for the
+    preset's claim-1 neighbour where it names one."""
+    from ..core.config import SUBJECT
+    p = claim1_plan(preset_name, SUBJECT).extend(claim1_plan(preset_name, "dense"))
+    return p.extend(claim1_plan(preset_name, neighbour=True)) \
+        if preset_name in has_neighbour() else p
+
+
 def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
                 progress: bool = False, neighbour: bool = False) -> dict:
-    """The runs of ``claim1_configs``, read from the store or trained: the subject first;
-    only if it grokked, the seed controls one at a time until one has grokked; only then
-    the lookup control (without a grokked subject and a grokked seed control claim 1 is
-    not measured whatever the other controls do, so none is trained for it here;
-    ``grokbook book`` trains the neighbour's runs named under ``ahead`` first, in parallel with
-    everything else)."""
-    from ..core.store import train_many
-    cfgs = claim1_configs(preset_name, arch, neighbour)
-    runs = {"subject": train_many([cfgs["subject"]], store=store, progress=progress)[0]}
-    if after_checkpoint(runs["subject"]) is None:
-        return runs
-    for k in (k for k in cfgs if k.startswith("seed_control_")):
-        runs[k] = train_many([cfgs[k]], store=store, progress=progress)[0]
-        if after_checkpoint(runs[k]) is not None:
-            runs["lookup"] = train_many([cfgs["lookup"]], store=store, progress=progress)[0]
-            break
-    return runs
+    """The runs of ``claim1_plan`` that were trained ({"subject", "seed_control_<s>" ...,
+    "lookup"}), read from the store or trained now."""
+    p = claim1_plan(preset_name, arch, neighbour)
+    runs = plan_runs(p, store=store)
+    return {name.split("/", 2)[2]: run for name, run in runs.items() if run is not None}
 
 
 def claim1(preset_name: str = "cpu", arch: str | None = None, store=None,

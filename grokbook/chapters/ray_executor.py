@@ -118,3 +118,53 @@ class RayExecutor:
     def __exit__(self, *exc):
         self.shutdown()
         return False
+
+
+def _train_config(cfg_dict: dict, store: str) -> str:
+    """A Ray task: train one config into the store (a folder every node sees)."""
+    from grokbook.core.config import Config
+    from grokbook.core.store import train
+    return train(Config.from_dict(cfg_dict), store=store, progress=False).id
+
+
+class RayRunPool(RayExecutor):
+    """A pool for ``core.plan.resolve``: each run of the plan one Ray task, as many at once
+    as the cluster has CPUs (``cpus_per_task`` each). The store must be a folder every
+    node sees (a shared file system); a local instance shares this machine's."""
+
+    def __init__(self, root, capacity: int | None = None, **kw):
+        super().__init__(**kw)
+        self.root, self.running = str(root), {}
+        ray = self._ray()
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.capacity = capacity or max(1, int(cpus // max(self.cpus_per_task, 1e-9)))
+        self.task = ray.remote(num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task,
+                               max_retries=0)(_train_config)
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
+
+    def submit(self, key: str, cfg) -> None:
+        self.running[self.task.remote(cfg.to_dict(), self.root)] = key
+
+    def wait(self) -> list:
+        """[(key, error or None)] of the tasks that ended."""
+        import ray
+        ready, _ = ray.wait(list(self.running), num_returns=1)
+        out = []
+        for ref in ready:
+            key = self.running.pop(ref)
+            try:
+                ray.get(ref)
+                out.append((key, None))
+            except Exception as e:  # the task raised, or its worker died
+                out.append((key, e))
+        return out
+
+    def close(self) -> None:
+        import ray
+        for ref in list(self.running):
+            ray.cancel(ref, force=True)
+        self.running.clear()
+        self.shutdown()

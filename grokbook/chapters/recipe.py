@@ -16,19 +16,13 @@ from ..analysis import exposure
 from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, OOD_SPLIT, heldout_at, run_summary
 from ..analysis.wang import BEFORE_AT
 from ..core.config import preset
-from ..core.store import load_run, train_many
+from ..core.plan import Plan, Planned, plan_runs
+from ..core.store import load_run
+from . import settings
 
 MIN_DELAY = 3.0
 MAX_MINUTES = 10.0
 
-# label -> (architecture, overrides): what was tried beside the preset's own recipe
-CANDIDATES = {
-    "cpu": {
-        "trm, learning rate 0.003": ("trm", {"train.lr": 3e-3}),
-        "trm, phi 6.3": ("trm", {"data.phi": 6.3}),
-        "looped transformer": ("looped", {}),
-    },
-}
 SUBJECT_LABEL, CONTRAST_LABEL = "subject: trm (the preset)", "contrast: dense transformer"
 
 
@@ -36,14 +30,32 @@ def candidate_configs(preset_name: str) -> dict:
     """{label: Config}: the subject and the dense contrast (both trained to the end, the
     chapter shows their curves), then the other candidates (ended once they grok)."""
     out = {SUBJECT_LABEL: preset(preset_name), CONTRAST_LABEL: preset(preset_name, arch="dense")}
-    for label, (arch, over) in CANDIDATES.get(preset_name, {}).items():
+    for label, (arch, over) in settings.of(preset_name)["candidates"].items():
         out[label] = preset(preset_name, arch=arch, **{**over, "train.stop_at": GROKKED_AT})
     return out
 
 
+def _role(label: str) -> str:
+    return {SUBJECT_LABEL: "subject", CONTRAST_LABEL: "contrast"}.get(label, "candidate")
+
+
+def plan(preset_name: str) -> Plan:
+    """Chapter 2's runs: the recipe candidates and the subject under other training seeds."""
+    p = Plan(Planned(f"02/{label}", "02", _role(label), cfg)
+             for label, cfg in candidate_configs(preset_name).items())
+    for label, cfg in seed_configs(preset_name).items():
+        p.add(Planned(f"02/{label}", "02", "seed", cfg))
+    return p
+
+
+def _runs(preset_name: str, labels, store=None) -> dict:
+    """{label: Run} of chapter 2's entries ``labels``, from the store (trained if missing)."""
+    got = plan_runs(plan(preset_name), [f"02/{label}" for label in labels], store)
+    return {label: got[f"02/{label}"] for label in labels}
+
+
 def train_candidates(preset_name: str, store=None, progress: bool = False) -> dict:
-    cfgs = candidate_configs(preset_name)
-    return dict(zip(cfgs, train_many(list(cfgs.values()), store=store, progress=progress)))
+    return _runs(preset_name, candidate_configs(preset_name), store)
 
 
 def _settings(cfg) -> str:
@@ -136,8 +148,7 @@ def seed_configs(preset_name: str) -> dict:
 def seed_runs(preset_name: str, store=None, progress: bool = False) -> dict:
     """{label: Run} of ``seed_configs``, read from the store or trained (chapter 2's table,
     and the other seeds chapter 7's grokking verdict reads)."""
-    cfgs = seed_configs(preset_name)
-    return dict(zip(cfgs, train_many(list(cfgs.values()), store=store, progress=progress)))
+    return _runs(preset_name, seed_configs(preset_name), store)
 
 
 def seed_table(preset_name: str, store=None, progress: bool = False) -> pd.DataFrame:
@@ -168,7 +179,7 @@ def describe_seeds(table: pd.DataFrame) -> str:
                  + ": at this preset grokking depends on the seed, so a comparison that"
                    " needs two grokked runs of this recipe (chapter 4's seed control) can"
                    " come out *not measured*, and chapter 3 sweeps a model whose seeds grok"
-                   " where the preset names one (`sweeps.SWEEP_MODEL`).")
+                   " where the preset names one (its `sweep_model` in `chapters.settings`).")
     return text
 
 

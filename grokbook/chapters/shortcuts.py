@@ -21,7 +21,7 @@ from ..analysis.definitions import (GROKKED_AT, grokked_checkpoint, grokked_step
 from ..analysis.measures import flops_per_step_of
 from ..core.config import preset
 from ..core.data import build_dataset
-from ..core.store import train_many
+from ..core.plan import Plan, Planned, plan_runs
 from . import paths, transfer
 
 CUT_GOAL = 1 / 3   # issue's bar: a shortcut that needs at most this fraction of the steps
@@ -58,9 +58,34 @@ def shortcut_configs(preset_name: str) -> dict:
     return out
 
 
-def shortcut_runs(preset_name: str, store=None, progress: bool = False) -> dict:
+def plan(preset_name: str) -> Plan:
+    """Chapter 7's runs: the natural run and each shortcut (``shortcut_configs``), then each
+    one that grokked fine-tuned as the natural one (``transfer_configs``)."""
     cfgs = shortcut_configs(preset_name)
-    return dict(zip(cfgs, train_many(list(cfgs.values()), store=store, progress=progress)))
+    natural = f"07/{NATURAL}"
+    p = Plan(Planned(f"07/{label}", "07", "natural" if label == NATURAL else "shortcut", cfg)
+             for label, cfg in cfgs.items())
+    like = transfer.finetune_config_like(cfgs[NATURAL], preset_name)
+    for label in cfgs:
+        parents = (natural,) if label == NATURAL else (natural, f"07/{label}")
+        p.add(Planned(f"07/finetune/{label}", "07", "fine-tune", after=parents,
+                      build=lambda runs, lb=label: transfer_configs(
+                          {NATURAL: runs[natural], lb: runs[f"07/{lb}"]}, preset_name).get(lb),
+                      note="fine-tunes its grokked checkpoint; only when it grokked",
+                      like=like))
+    return p
+
+
+def shortcut_runs(preset_name: str, store=None, progress: bool = False) -> dict:
+    runs = plan_runs(plan(preset_name), store=store)
+    return {n[3:]: r for n, r in runs.items() if not n.startswith("07/finetune/")}
+
+
+def finetune_runs(preset_name: str, store=None) -> dict:
+    """{label: fine-tuned Run} of the shortcuts that grokked (the natural one first)."""
+    runs = plan_runs(plan(preset_name), store=store)
+    return {n[len("07/finetune/"):]: r for n, r in runs.items()
+            if n.startswith("07/finetune/") and r is not None}
 
 
 def shortcut_table(runs: dict) -> pd.DataFrame:

@@ -28,8 +28,10 @@ from ..analysis import wang
 from ..analysis.measures import grokking_measures
 from ..core.config import Config, ConfigError, preset
 from ..core.newknowledge import dataset_for
-from ..core.progress import plan
-from ..core.store import load_run, run_id, store_path, train, train_many
+from ..core.plan import Plan, Planned, resolve
+from ..core.progress import plan as announce
+from ..core.store import load_run, run_id, store_path, train
+from . import settings
 
 __all__ = ["sweep", "LocalExecutor", "run_point", "default_grid", "expand_grid",
            "phi_points", "size_points", "grid_table", "sweep_curves", "by_value", "milestones", "wait_share", "describe_sweep", "compute_table", "sweep_curves_chart",
@@ -104,12 +106,10 @@ def _safe_call(fn, item):
 
 
 def _train_together(cfgs, store, progress: bool) -> None:
-    """Train the buildable points with ``train_many``; ``run_point`` then reads each from
-    the store, and reports (rather than raises) whatever failed here."""
-    try:
-        train_many([c for c in cfgs if _buildable(c)], store=store, progress=progress)
-    except Exception:  # noqa: BLE001 - each point's own row says what went wrong
-        pass
+    """Train the buildable points through the plan scheduler (the worker pool); ``run_point``
+    then reads each from the store, and reports whatever failed here."""
+    resolve(Plan(Planned(f"point {i}", "03", "sweep", c)
+                 for i, c in enumerate(cfgs) if _buildable(c)), store)
 
 
 def _buildable(cfg: Config) -> bool:
@@ -165,7 +165,7 @@ def sweep(base_config: Config, executor=None, progress: bool = True, store=None,
         items.append((point, {"config": cfg.to_dict(), "store": root, "measures": measures or {},
                               "progress": bool(progress) and executor is None}))
     cfgs = [base_config.replace(**p) for p, _ in items]
-    with plan(cfgs, label="sweep"):
+    with announce(cfgs, label="sweep"):
         if executor is None:  # here: points of one shape train together, as stacked groups
             _train_together(cfgs, store, progress)
         executor = executor or LocalExecutor(progress=progress)
@@ -185,42 +185,12 @@ def sweep(base_config: Config, executor=None, progress: bool = True, store=None,
 
 
 # ---------------------------------------------------------------- presets' grids
-GRIDS = {
-    # seconds: a token grid that shows the machinery; phi 8.0 is above this graph's max_phi
-    # (~5.6) and shows the "skipped" row
-    "test": {"phis": [2.0, 3.0, 4.0, 8.0], "seeds": [0, 1], "sizes": [40, 50, 60]},
-    # cpu: four phi values under this graph's max_phi (~8.6) and three graph sizes at phi
-    # 7.2 (under every size's max_phi), two seeds each; every run ends once held-out ID
-    # reaches 0.9. The sizes stop at 100 entities: at width 128 the 200-entity graph did
-    # not reach held-out 0.9 within the 6,000 steps in either seed (memorizing alone took
-    # 1,800-2,700 steps), which would leave the size rule censored (README "A third search")
-    "cpu": {"phis": [5.4, 6.3, 7.2, 8.4], "seeds": [0, 1], "sizes": [50, 75, 100],
-            "size_phi": 7.2},
-    "gpu": {"phis": [5.4, 9.0, 12.6, 18.0], "seeds": [0, 1], "sizes": [500, 1000, 2000]},
-    "paper": {"phis": [3.6, 5.4, 7.2, 9.0, 12.6, 18.0], "seeds": [0, 1],
-              "sizes": [2000, 5000, 10000]},
-}
-
-# Sweep points only need the step where they grok: at cpu they end (complete) once
-# held-out ID accuracy reaches 0.9 (the grokked step), which keeps the chapter inside the book's budget.
-STOP_AT = {"cpu": GROKKED_AT, "gpu": GROKKED_AT}
-
-# Wang's rules compare seeds, so the sweep needs a model whose seeds grok within its
-# budget. At cpu the subject (width 64) groks in 1 of 16 training seeds within 10,000
-# steps (README "How rare is the subject's grokking?"). The same TRM at width 128 grokked
-# in both training seeds tried at phi 6.3 and 7.2 (steps 1,300-3,000; README "A third
-# search"), so chapter 3 measures the findings on it, with a budget of 6,000 steps (about
-# 1.5x the subject's wall time at most: a step costs ~2.7x). It has no clean delay
-# (held-out is 0.1-0.6 when the training facts are fitted; describe_sweep says so).
-SWEEP_MODEL = {"cpu": {"model.d_model": 128, "train.max_steps": 6000,
-                       "train.eval_dense_until": 6000}}
-
-
 def chapter_base(preset_name: str):
     """The base config of chapter 3's sweeps (chapter 7 reads the same runs): the preset,
-    with ``SWEEP_MODEL``'s changes, ending runs once they grok."""
-    stop = STOP_AT.get(preset_name, 0.0)
-    return preset(preset_name, **SWEEP_MODEL.get(preset_name, {}),
+    with its ``sweep_model`` changes (``settings``), ending runs once they grok."""
+    s = settings.of(preset_name)
+    stop = s["sweep_stop_at"]
+    return preset(preset_name, **s["sweep_model"],
                   **({"train.stop_at": stop} if stop else {}))
 
 
@@ -228,12 +198,27 @@ def default_grid(preset_name: str, phis=None, seeds=None, sizes=None) -> dict:
     """The chapter-3 grid of a preset: phis and seeds for the phi sweep, and graph sizes
     (``data.n_entities``) at ``size_phi`` (where the grid names none: the preset's phi).
     Arguments override."""
-    g = dict(GRIDS.get(preset_name, GRIDS["cpu"]))
+    g = dict(settings.of(preset_name)["sweep_grid"])
     g.setdefault("size_phi", preset(preset_name).data.phi)
     for k, v in (("phis", phis), ("seeds", seeds), ("sizes", sizes)):
         if v is not None:
             g[k] = list(v)
     return g
+
+
+def plan(preset_name: str) -> Plan:
+    """Chapter 3's runs: every buildable point of the phi and graph-size sweeps of the
+    preset's grid (a point both sweeps share is one run)."""
+    grid, base = default_grid(preset_name), chapter_base(preset_name)
+    p = Plan()
+    for kind, points in (("phi", phi_points(grid)), ("size", size_points(grid))):
+        for point in expand_grid(**points):
+            cfg = base.replace(**point)
+            if _buildable(cfg):
+                p.add(Planned(f"03/{kind}/" + ", ".join(f"{k.split('.')[-1]} {v:g}"
+                                                       for k, v in point.items()),
+                              "03", "sweep point", cfg, labels=point))
+    return p
 
 
 def phi_points(grid: dict) -> dict:

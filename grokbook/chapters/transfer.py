@@ -15,6 +15,8 @@ from ..core.config import ConfigError
 from ..core.newknowledge import (CONTROL_TEST, CONTROL_TRAINED, CONTROL_UNSEEN, HOP2_CONTROL,
                                  PARENT_PROBES, PROBE_KINDS)
 from ..core.tables import n_rows
+from ..core.plan import Plan, Planned, plan_runs
+from . import settings
 from .study import TRANSFER_NUMBERS
 
 
@@ -44,22 +46,9 @@ def finetune_config(parent_run, step: int, lr: float | None = None, max_steps: i
     return parent_run.config.replace(**settings)
 
 
-# steps and learning rate of the chapter's fine-tuning runs, per preset (the study: lr 2e-5
-# after training at 4e-5, ~39k steps; its composition curves passed 0.9 only after 250-400
-# epochs). At cpu: batch 128 over ~2,000 items, 5,000 steps = about 300 epochs, 600
-# queries per probe: a few minutes per run.
-_CHAPTER = {"test": dict(max_steps=40, lr=3e-3),
-            "cpu": {"max_steps": 5000, "lr": 5e-4, "train.batch_size": 128,
-                    "transfer.probe_cap": 600},
-            "gpu": {"max_steps": 4000, "lr": 5e-4, "transfer.probe_cap": 3000},
-            "paper": {"max_steps": 40000, "lr": 2e-5}}
-
-
 def chapter_finetune_settings(preset: str) -> dict:
     """``finetune_config`` keyword arguments the chapter uses at ``preset``."""
-    if preset not in _CHAPTER:
-        raise ConfigError(f"preset: unknown preset {preset!r}; allowed: {', '.join(_CHAPTER)}")
-    return dict(_CHAPTER[preset])
+    return dict(settings.of(preset)["finetune"])
 
 
 NEW_LEARNED = 0.9   # the new atomic facts count as learned at this best accuracy
@@ -102,6 +91,47 @@ def chapter_configs(parent_run, floor_run, preset: str, dense_run=None) -> dict:
     if step is not None:
         out["dense_grokked"] = finetune_config(dense_run, step, **settings)
     return {r: out[r] for r in ROLES if r in out}
+
+
+PARENT, FLOOR, DENSE = "06/parent", "06/floor", "06/dense"
+
+
+def plan(preset_name: str) -> Plan:
+    """Chapter 6's runs: the parent (the subject run), the floor model and the dense
+    transformer beside it, then each role of ``chapter_configs`` fine-tuned once they are
+    trained (``dense_grokked`` only when the dense run grokked)."""
+    from ..core.config import preset
+    base = preset(preset_name)
+    p = Plan([Planned(PARENT, "06", "parent", base),
+              Planned(FLOOR, "06", "floor", floor_config(base)),
+              Planned(DENSE, "06", "contrast", preset(preset_name, "dense"))])
+    like = finetune_config_like(base, preset_name)
+    for role in ROLES:
+        p.add(Planned(f"06/finetune/{role}", "06", "fine-tune", after=(PARENT, FLOOR, DENSE),
+                      build=lambda runs, r=role: chapter_configs(
+                          runs[PARENT], runs[FLOOR], preset_name, runs[DENSE]).get(r),
+                      note=("fine-tunes the dense run's grokked checkpoint; only when it "
+                            "grokked" if role == "dense_grokked" else
+                            f"fine-tunes the {role} start"), like=like))
+    return p
+
+
+def finetune_config_like(cfg, preset_name: str):
+    """A config of a chapter fine-tune's shape and length (to predict its cost before its
+    parent is trained)."""
+    s = chapter_finetune_settings(preset_name)
+    steps = s.pop("max_steps", 1000)
+    s.pop("lr", None)
+    return cfg.replace(**{"train.max_steps": steps, "train.eval_every": max(1, steps // 20),
+                          "train.eval_dense_until": steps, "finetune": "new_knowledge",
+                          "train.stop_at": 0.0, "train.stop_after_grokked": 0.0, **s})
+
+
+def chapter_runs(preset_name: str, store=None) -> dict:
+    """{"parent", "floor", "dense", and each fine-tuned role: Run} from the store (trained
+    if missing)."""
+    runs = plan_runs(plan(preset_name), store=store)
+    return {n.split("/")[-1]: r for n, r in runs.items() if r is not None}
 
 
 def describe_beside(dense_run) -> str:

@@ -18,9 +18,10 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
 from ..analysis import circuit, wang
 from ..analysis.definitions import BRIDGE_READABLE, FITTED_AT, json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
-from ..core.config import SUBJECT, preset
+from ..core.config import SUBJECT
 from ..core.newknowledge import CONTROL_TEST
-from ..core.store import load_run, train, train_many
+from ..core.plan import FAILED, MISSING, WAITING, PlanRunError, resolve, runs_of
+from ..core.store import load_run
 from . import detect, paths, recipe, shortcuts, study, sweeps, transfer
 from .detect import FAKE, bridge_over_training, first_crossing
 
@@ -54,7 +55,7 @@ VERDICT_RULES = {
         f"percentile), if the interval straddles it, or if a checkpoint or the seed control "
         f"is missing. When the subject's claim 1 is not measured (for instance, no seed "
         f"control grokked) and the preset's claim-1 neighbour's is (chapter 4; "
-        f"paths.NEIGHBOURS), the verdict is the same rule's on the neighbour, and says so."),
+        f"chapters.settings), the verdict is the same rule's on the neighbour, and says so."),
     "claim2_fake_grokking": (f"on crossing times, each run sized by its own clock (it ends "
                              f"at {detect.CLOCK}x its fitted step, where its training accuracy "
                              f"first reaches {FITTED_AT:g} as in the study's tables, or at a "
@@ -110,77 +111,44 @@ VERDICT_RULES = {
 
 
 # ---------------------------------------------------------------- gathering the runs
-def book_configs(preset_name: str = "cpu") -> dict:
-    """{chapter number: [Config]}: the runs each chapter trains that are known before any
-    is trained (``grokbook book`` trains them all in one pool first, longest first, so no
-    core waits between chapters). Not here: chapter 6's fine-tunes (they start from a
-    checkpoint of the subject run), chapter 4's controls of the dense transformer and its
-    further seed controls (trained only once that architecture's subject has grokked, and
-    only while none of the first has; the subject's lookup control, trained only once one
-    of its seed controls grokked; the claim-1 neighbour's further seed controls). The
-    subject's first seed control is listed (chapter 2's seed table uses it too), and the
-    neighbour's runs its ``NEIGHBOURS`` entry names under ``ahead`` (at cpu its subject,
-    first seed control and lookup, all needed there; at test only its subject, which does
-    not grok)."""
-    grid = sweeps.default_grid(preset_name)
-    base = sweeps.chapter_base(preset_name)
-    first_controls = ("subject", f"seed_control_{paths.CONTROL_SEEDS[0]}")
-    neighbour = (paths.claim1_configs(preset_name, neighbour=True)
-                 if preset_name in paths.NEIGHBOURS else {})
-    nb_first = paths.NEIGHBOURS.get(preset_name, {}).get("ahead", ())
-    return {
-        "02": [*recipe.candidate_configs(preset_name).values(),
-               *recipe.seed_configs(preset_name).values()],
-        "03": [*sweeps.grid_configs(base, **sweeps.phi_points(grid)),
-               *sweeps.grid_configs(base, **sweeps.size_points(grid))],
-        "04": [*(c for k, c in paths.claim1_configs(preset_name).items()
-                 if k in first_controls),
-               *(c for k, c in neighbour.items() if k in nb_first)],
-        "05": list(detect.chapter_configs(preset_name).values()),
-        "06": [preset(preset_name), transfer.floor_config(preset(preset_name)),
-               preset(preset_name, "dense")],
-        "07": list(shortcuts.shortcut_configs(preset_name).values()),
-    }
+def collect(preset_name: str = "cpu", store=None, progress: bool = False,
+            train: bool = True) -> dict:
+    """Every run the book's chapters use, read through the book's plan
+    (``chapters.plans``): from the store, or trained now where missing (``train``)."""
+    from .plans import book_plan
+    out = resolve(book_plan(preset_name), store, train=train)
+    bad = [o for o in out.values() if o.status in (FAILED, MISSING, WAITING)]
+    if bad:
+        raise PlanRunError("; ".join(f"{o.name}: {o.status} ({o.reason})" for o in bad[:3]))
+    runs = runs_of(out)
 
+    def under(prefix):
+        return {n[len(prefix):]: r for n, r in runs.items() if n.startswith(prefix)}
 
-def collect(preset_name: str = "cpu", store=None, progress: bool = False) -> dict:
-    """Every run the book's chapters use, by chapter (trained only if missing)."""
-    base = preset(preset_name)
-    default = train(base, store=store, progress=progress)
     grid = sweeps.default_grid(preset_name)
     sweep_base = sweeps.chapter_base(preset_name)
     phi_table = sweeps.sweep(sweep_base, store=store, progress=progress,
                              **sweeps.phi_points(grid))
     size_table = sweeps.sweep(sweep_base, store=store, progress=progress,
                               **sweeps.size_points(grid))
-    fake = detect.train_chapter(preset_name, store=store, progress=progress)
-    claim1_runs = paths.claim1_runs(preset_name, store=store, progress=progress)
-    neighbour_runs = (paths.claim1_runs(preset_name, store=store, progress=progress,
-                                        neighbour=True)
-                      if preset_name in paths.NEIGHBOURS else None)
-    cuts = shortcuts.shortcut_runs(preset_name, store=store, progress=progress)
-    cut_configs = shortcuts.transfer_configs(cuts, preset_name)
-    cut_finetunes = dict(zip(cut_configs, train_many(list(cut_configs.values()), store=store,
-                                                     progress=progress)))
-    seed_runs = list(recipe.seed_runs(preset_name, store, progress).values())[1:]  # not seed 0
-    picks = transfer.pick_checkpoints(default)
-    floor = train(transfer.floor_config(base), store=store, progress=progress)
-    dense = train(preset(preset_name, "dense"), store=store, progress=progress)
-    configs = transfer.chapter_configs(default, floor, preset_name, dense)
-    finetunes = dict(zip(configs, train_many(list(configs.values()), store=store,
-                                             progress=progress)))
+    labels = list(recipe.seed_configs(preset_name))
+    sixth = under("06/finetune/")
+    shortcut_runs = {k: r for k, r in under("07/").items() if not k.startswith("finetune/")}
 
     def ok_runs(table):
         return {row.run: load_run(row.run, store) for row in table.itertuples()
                 if row.status == "ok"}
 
-    return {"preset": preset_name, "default": default, "phi_table": phi_table,
-            "size_table": size_table, "phi_runs": ok_runs(phi_table),
-            "size_runs": ok_runs(size_table), "fake": fake, "picks": picks,
-            "finetunes": finetunes, "claim1_runs": claim1_runs, "shortcuts": cuts,
-            "claim1_neighbour_runs": neighbour_runs,
-            "seed_runs": seed_runs,
-            "shortcut_finetunes": cut_finetunes}
+    return {"preset": preset_name, "default": runs[f"02/{recipe.SUBJECT_LABEL}"],
+            "phi_table": phi_table, "size_table": size_table,
+            "phi_runs": ok_runs(phi_table), "size_runs": ok_runs(size_table),
+            "fake": {tuple(k.split("/")): r for k, r in under("05/").items()},
+            "picks": transfer.pick_checkpoints(runs[transfer.PARENT]),
+            "finetunes": {role: sixth[role] for role in transfer.ROLES if role in sixth},
+            "claim1_runs": under(f"04/{SUBJECT}/"), "shortcuts": shortcut_runs,
+            "claim1_neighbour_runs": under("04/neighbour/") or None,
+            "seed_runs": [runs[f"02/{label}"] for label in labels[1:]],   # not seed 0
+            "shortcut_finetunes": under("07/finetune/")}
 
 
 # ---------------------------------------------------------------- the ledger

@@ -113,7 +113,7 @@ def _atomic_write(path: Path, data: bytes):
         raise
 
 
-def _atomic_json(path: Path, obj):
+def atomic_json(path: Path, obj):
     _atomic_write(path, json.dumps(obj, indent=1, allow_nan=True).encode())
 
 
@@ -358,35 +358,67 @@ def train_many(cfgs, store=None, progress: bool = True, stop_after: int | None =
 
 
 def _train_in_processes(chunks, root: Path, workers: int, threads: int) -> list:
-    """Each chunk in a fresh ``python -m grokbook.core.worker`` process (no multiprocessing
-    machinery: it is fragile inside a Jupyter kernel), ``workers`` at a time."""
-    errors, running = [], []
-    # the longest chunks first, so that short ones fill the cores while they run
+    """Each chunk in a worker process (``ProcessPool``), ``workers`` at a time, the longest
+    chunks first, so that short ones fill the cores while they run."""
+    errors = []
     todo = sorted(enumerate(chunks), key=lambda ic: -sum(c.train.max_steps for _, c in ic[1]))
-    with tempfile.TemporaryDirectory(prefix="grokbook-workers-") as tmp:
-        try:
-            while todo or running:
-                while todo and len(running) < workers:
-                    i, chunk = todo.pop(0)
-                    job = Path(tmp) / f"job{i}.json"
-                    job.write_text(json.dumps({"root": str(root), "threads": threads,
-                                               "parent": os.getpid(), "members":
-                                               [[rid, cfg.to_dict()] for rid, cfg in chunk]}))
-                    running.append((job, subprocess.Popen(
-                        [sys.executable, "-m", "grokbook.core.worker", str(job)])))
-                while all(proc.poll() is None for _, proc in running):
-                    time.sleep(0.2)      # whichever worker ends first frees its core
-                for job, proc in [r for r in running if r[1].poll() is not None]:
-                    errors += _worker_errors(job, proc.returncode)
-                    running.remove((job, proc))
-        finally:  # an interrupt must not leave workers training while holding run locks
-            for _, proc in running:
-                proc.terminate()
-                proc.wait()
+    pool = ProcessPool(root, workers, threads)
+    try:
+        while todo or pool.busy:
+            while todo and pool.busy < pool.capacity:
+                i, chunk = todo.pop(0)
+                pool.submit(i, chunk)
+            errors += [e for _, errs in pool.wait() for e in errs]
+    finally:
+        pool.close()
     return errors
 
 
-def _worker_errors(job: Path, code: int) -> list:
+class ProcessPool:
+    """Trains groups of runs, each in a fresh ``python -m grokbook.core.worker`` process,
+    ``workers`` at a time with ``threads`` threads each (no multiprocessing machinery: it is
+    fragile inside a Jupyter kernel). ``submit(key, [(run id, config), ...])``; ``wait()``
+    returns ``[(key, [errors])]`` of the groups that ended (whichever ends first frees its
+    core); ``close()`` ends the ones still running."""
+
+    def __init__(self, root: Path, workers: int, threads: int):
+        self.root, self.capacity, self.threads = Path(root), workers, threads
+        self.tmp = tempfile.TemporaryDirectory(prefix="grokbook-workers-")
+        self.running, self.n = {}, 0
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
+
+    def submit(self, key, members) -> None:
+        self.n += 1
+        job = Path(self.tmp.name) / f"job{self.n}.json"
+        job.write_text(json.dumps({"root": str(self.root), "threads": self.threads,
+                                   "parent": os.getpid(), "members":
+                                   [[rid, cfg.to_dict()] for rid, cfg in members]}))
+        self.running[key] = (job, subprocess.Popen(
+            [sys.executable, "-m", "grokbook.core.worker", str(job)]))
+
+    def wait(self) -> list:
+        while all(proc.poll() is None for _, proc in self.running.values()):
+            time.sleep(0.2)
+        done = []
+        for key, (job, proc) in list(self.running.items()):
+            if proc.poll() is not None:
+                done.append((key, worker_errors(job, proc.returncode)))
+                del self.running[key]
+        return done
+
+    def close(self) -> None:
+        # an interrupt must not leave workers training while holding run locks
+        for _, proc in self.running.values():
+            proc.terminate()
+            proc.wait()
+        self.running.clear()
+        self.tmp.cleanup()
+
+
+def worker_errors(job: Path, code: int) -> list:
     out = job.with_suffix(".errors")
     report = json.loads(out.read_text()) if out.exists() else {}
     if report.get("refused"):  # a config the worker could not build: say which
@@ -413,7 +445,7 @@ def _exit_with_parent(parent: int, every: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _worker_main(job_path: str) -> int:
+def worker_main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
     _exit_with_parent(job.get("parent", os.getppid()))
     torch.set_num_threads(job["threads"])
@@ -492,7 +524,7 @@ def _train_members(members, datasets, inits, states, root: Path, progress, stop_
     trainer = Trainer(cfgs, datasets, device, inits)
     for k, (path, cfg) in enumerate(zip(paths, cfgs)):
         (path / "ckpt").mkdir(parents=True, exist_ok=True)
-        _atomic_json(path / "config.json", cfg.to_dict())
+        atomic_json(path / "config.json", cfg.to_dict())
         if states[k]:
             trainer.load_state(states[k]["trainer"], k)
     first = states[0] or {}
@@ -512,9 +544,9 @@ def _train_members(members, datasets, inits, states, root: Path, progress, stop_
             shutil.rmtree(path, ignore_errors=True)  # it would diverge again: keep nothing
             return
         ckpts = sorted(int(p.stem) for p in (path / "ckpt").glob("*.pt"))
-        _atomic_json(path / "metrics.json", tr.rows[k])
-        _atomic_json(path / "timeline.json", list(timeline))
-        _atomic_json(path / "info.json", {
+        atomic_json(path / "metrics.json", tr.rows[k])
+        atomic_json(path / "timeline.json", list(timeline))
+        atomic_json(path / "info.json", {
             "device": device_name(device), "torch": torch.__version__,
             "python": platform.python_version(), "wall_seconds": wall,
             "steps_per_second": (tr.step - start) / max(wall - wall_offset, 1e-9),
@@ -524,7 +556,7 @@ def _train_members(members, datasets, inits, states, root: Path, progress, stop_
             "flops_per_step": step_flops,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         sizes = {str(s): (path / "ckpt" / f"{s:08d}.pt").stat().st_size for s in ckpts}
-        _atomic_json(path / "COMPLETE", {"checkpoints": ckpts, "id": path.name, "sizes": sizes})
+        atomic_json(path / "COMPLETE", {"checkpoints": ckpts, "id": path.name, "sizes": sizes})
         (path / "state.pt").unlink(missing_ok=True)
         emit(event="end", run=path.name)
 

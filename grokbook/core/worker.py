@@ -2,7 +2,7 @@
 into the store (``core.store._train_in_processes`` starts it)."""
 import sys
 
-from .store import _worker_main
+from .store import worker_main
 
 if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1]))
+    sys.exit(worker_main(sys.argv[1]))
