@@ -430,6 +430,7 @@ def seed_rows(runs) -> list[dict]:
 def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
                  summary: dict | None = None) -> dict:
     """The subject on fresh seeds, round by round (read from the store, or trained)."""
+    _spec(preset_name)                    # a preset without a declared search: ConfigError
     summary = summary if summary is not None else read_summary(preset_name)
     rounds = round_configs(preset_name, summary)
     out = {"preset": preset_name, "search_seeds": search_seeds(preset_name),

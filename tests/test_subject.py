@@ -1,0 +1,127 @@
+"""The subject's declared search, its pass rule and its confirmation on fresh seeds."""
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from grokbook import preset
+from grokbook.chapters import subject as S
+
+
+def acc(rows):
+    """An accuracy table: (step, train_inferred, test_inferred_iid) rows."""
+    return pd.DataFrame(rows, columns=["step", "train_inferred", "test_inferred_iid"]
+                        ).set_index("step")
+
+
+@pytest.mark.parametrize("rows,outcome", [
+    ([(100, 0.5, 0.0), (200, 0.995, 0.1), (700, 1.0, 0.95)], S.PASSED),
+    ([(100, 0.5, 0.0), (200, 0.995, 0.3), (700, 1.0, 0.95)], S.NO_WAIT),
+    ([(100, 0.5, 0.0), (200, 0.995, 0.1), (400, 1.0, 0.95)], S.TOO_SOON),
+    ([(100, 0.5, 0.0), (200, 0.995, 0.1), (700, 1.0, 0.6)], S.NOT_GROKKED),
+    ([(100, 0.5, 0.0), (700, 0.9, 0.1)], S.NEVER_MEMORIZED),
+])
+def test_the_pass_rule_tells_every_outcome_apart(rows, outcome):
+    o = S.outcome(acc(rows), budget=1000)
+    assert o["outcome"] == outcome and o["passed"] == (outcome == S.PASSED)
+    # a grokked step past the budget is not within it
+    if outcome == S.PASSED:
+        assert S.outcome(acc(rows), budget=600)["outcome"] == S.NOT_GROKKED
+
+
+def test_the_search_is_declared_before_it_runs():
+    cpu = S.SEARCHES["cpu"]
+    points = cpu.points()
+    assert len(points) == len({json.dumps(p, sort_keys=True) for p in points})
+    knobs = set(cpu.knobs)
+    assert {"arch", "model.d_model", "data.phi", "train.weight_decay",
+            "model.init_scale"} <= knobs
+    assert {p["arch"] for p in points} == {"trm", "looped"}
+    assert {p["model.d_model"] for p in points} == {64, 128}
+    phis = {p["data.phi"] for p in points}
+    assert min(phis) <= 4.5 and max(phis) >= 7.0
+    assert len({p["model.init_scale"] for p in points}) >= 3
+    # search and confirmation seeds are disjoint, and the confirmation has 8 per round
+    assert not set(S.search_seeds("cpu")) & set(S.confirmation_seeds("cpu"))
+    assert all(len(r) == 8 for r in S.CONFIRMATION["cpu"])
+    # every point's budget is the same time on its shape's measured speed
+    for p in points:
+        cfg = cpu.config(p, 101)
+        assert cfg.train.max_steps / cpu.rate(p) <= S.BUDGET_SECONDS
+        assert cfg.train.stop_at == S.GROKKED_AT
+    # the base is written out, not read from the preset the winner becomes
+    assert cpu.config(points[0], 101).data.n_entities == S._CPU_BASE["data.n_entities"]
+
+
+def test_the_search_runs_end_to_end_and_writes_its_summary(store, tmp_path):
+    out = tmp_path / "search.json"
+    summary = S.search("test", store=store, out=out, log=lambda m: None)
+    spec = S.SEARCHES["test"]
+    on_disk = json.loads(out.read_text())
+    assert on_disk["chosen"] == summary["chosen"] and len(summary["chosen"]) == 2
+    assert on_disk["declaration"]["rule"] == S.RULE_TEXT
+    assert {"commit", "started", "finished", "device"} <= set(on_disk)
+    first, second = [[r for r in summary["rows"] if r["stage"] == i] for i in (1, 2)]
+    assert len(first) == len(spec.points()) * len(spec.stages[0][0])
+    assert len(second) == spec.stages[0][1] * len(spec.stages[1][0])
+    for r in summary["rows"]:
+        assert r["outcome"] in S.OUTCOMES and r["run"]
+        assert {"memorized_step", "grokked_step", "heldout_at_memorized", "seed",
+                "predicted_cpu_seconds"} <= set(r)
+    kept = {r["point"] for r in second}
+    assert kept == {t["point"] for t in summary["stages"][0]["ranking"][:spec.stages[0][1]]}
+    n = len(list((store / "runs").iterdir()))
+    again = S.search("test", store=store, out=out, log=lambda m: None)   # read, not retrained
+    assert len(list((store / "runs").iterdir())) == n and again["chosen"] == summary["chosen"]
+
+
+def test_a_larger_initial_scale_multiplies_the_weight_matrices_only():
+    from grokbook.core.arch import build_model
+    torch.manual_seed(0)
+    one = build_model(preset("test"), 80)
+    torch.manual_seed(0)
+    three = build_model(preset("test", **{"model.init_scale": 3.0}), 80)
+    for (name, a), (_, b) in zip(one.named_parameters(), three.named_parameters()):
+        expect = 3.0 if a.dim() >= 2 else 1.0
+        assert torch.allclose(b, a * expect), name
+    assert preset("test").hash() == preset("test", **{"model.init_scale": 1.0}).hash()
+
+
+def test_a_run_can_stop_at_a_multiple_of_its_grokked_step(store, monkeypatch):
+    """``train.stop_after_grokked``: the clock is the first evaluation where held-out ID
+    reaches its threshold (lowered here so the test preset crosses it at once)."""
+    from grokbook.core import train as T
+    from grokbook.core.store import train
+    monkeypatch.setattr(T, "CLOCKS", (T.CLOCKS[0], ("stop_after_grokked",
+                                                     "test_inferred_iid", 0.0)))
+    cfg = preset("test", **{"train.stop_after_grokked": 2.0, "train.max_steps": 200,
+                            "train.eval_every": 25})
+    run = train(cfg, store=store, progress=False)
+    assert run.steps == 50 and run.checkpoints[-1] == 50    # clock at 25: ends at 2 x 25
+
+
+def test_confirmation_reads_rounds_and_tries_the_runner_up_only_after_a_failure(store):
+    c = S.confirmation("test", store=store, summary={})
+    assert [r["seed"] for r in c["per_seed"]] == list(S.CONFIRMATION["test"][0])
+    assert len(c["rounds"]) == 1 and c["of"] == 2
+    assert {"memorized_step", "grokked_step", "heldout_at_memorized", "wall_seconds",
+            "passed"} <= set(c["per_seed"][0])
+    words = S.describe_confirmation(c)
+    assert f"{c['passed']} pass" in words
+    if not c["confirmed"]:        # the test preset does not grok: the runner-up is tried
+        up = {"arch": "trm", "data.phi": 3.0, "model.init_scale": 2.0}
+        c2 = S.confirmation("test", store=store, summary={"chosen": [up, up]})
+        assert len(c2["rounds"]) == 2 and c2["recipe"]["init_scale"] == 2.0
+        assert c2["confirmation_seeds"] == list(S.CONFIRMATION["test"][1])
+        assert "runner-up" in S.describe_confirmation(c2)
+
+
+def test_subject_command_prints_the_confirmation(store, capsys):
+    from grokbook.book.cli import main
+    assert main(["subject", "--preset", "test", "--json", "--store", str(store)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"recipe", "search_seeds", "confirmation_seeds", "per_seed", "passed", "of"} <= set(out)
+    assert not set(out["search_seeds"]) & set(out["confirmation_seeds"])
+    assert main(["subject", "--preset", "gpu"]) == 2
+    assert "preset" in capsys.readouterr().err
