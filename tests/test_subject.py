@@ -71,6 +71,12 @@ def test_the_search_runs_end_to_end_and_writes_its_summary(store, tmp_path):
                 "predicted_cpu_seconds"} <= set(r)
     kept = {r["point"] for r in second}
     assert kept == {t["point"] for t in summary["stages"][0]["ranking"][:spec.stages[0][1]]}
+    # the search as one plan (its later stage conditional on the ranking) names the same runs
+    from grokbook.core.plan import SKIPPED, STORED, resolve
+    whole = resolve(S.search_plan("test"), store, train=False)
+    stored = {o.run_id for o in whole.values() if o.status == STORED}
+    assert stored == {r["run"] for r in summary["rows"]}
+    assert {o.status for o in whole.values()} == {STORED, SKIPPED}
     n = len(list((store / "runs").iterdir()))
     again = S.search("test", store=store, out=out, log=lambda m: None)   # read, not retrained
     assert len(list((store / "runs").iterdir())) == n and again["chosen"] == summary["chosen"]

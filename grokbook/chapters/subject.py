@@ -42,7 +42,8 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     grokked_step, heldout_at, memorized_step)
 from ..analysis.wang import BEFORE_AT
 from ..core.config import Config, ConfigError, preset
-from ..core.store import RunStoreError, load_run, run_id, store_path, train_many
+from ..core.plan import Plan, Planned, resolve
+from ..core.store import run_id, store_path, train_many
 from ..core.train import TrainingDiverged
 
 MIN_DELAY = 3.0          # grokked step >= this x memorized step
@@ -276,15 +277,13 @@ def _label(point: dict) -> str:
     return ", ".join(f"{k.split('.')[-1]} {v}" for k, v in point.items())
 
 
-def _row(spec: Search, stage: int, point: dict, seed: int, cfg, root) -> dict:
-    rid = run_id(cfg)
-    row = {"stage": stage, "point": _label(point), **point, "seed": seed, "run": rid,
-           "budget_steps": cfg.train.max_steps}
-    try:
-        run = load_run(rid, root)
-    except RunStoreError:
+def _row(spec: Search, labels: dict, cfg, run) -> dict:
+    """One search run under the pass rule (``run`` None: it diverged, nothing stored)."""
+    row = {**labels, "run": run_id(cfg), "budget_steps": cfg.train.max_steps}
+    if run is None:
         return {**row, "outcome": DIVERGED, "passed": False, "steps": None,
                 "memorized_step": None, "heldout_at_memorized": None, "grokked_step": None}
+    point = {k: labels[k] for k in spec.knobs}
     acc = run.accuracy()
     o = outcome(acc, cfg.train.max_steps)
     end = float(acc[GROKKED_SPLIT].iloc[-1])
@@ -312,46 +311,102 @@ def rank(rows: list[dict], spec: Search) -> list[dict]:
     return sorted(table, key=lambda t: (-t["passed"], t["median_seconds_to_grok"], t["point"]))
 
 
+def search_plan(preset_name: str = "cpu", device: str = "cpu",
+                precision: str = "auto") -> Plan:
+    """The declared search as a plan: every point on the first stage's seeds; a point's
+    runs of a later stage only if it is among the best ``keep`` (``rank``, over all its
+    runs so far) of the points the stage before ran."""
+    spec = _spec(preset_name)
+    p, earlier = Plan(), []
+    for i, (seeds, _, seconds) in enumerate(spec.stages, start=1):
+        names = []
+        for point in spec.points():
+            for s in seeds:
+                name = f"search/stage {i}/{_label(point)}/seed {s}"
+                labels = {"stage": i, "point": _label(point), **point, "seed": s}
+                cfg = spec.config(point, s, device, precision, seconds)
+                if i == 1:
+                    p.add(Planned(name, "search", "search run", cfg, labels=labels))
+                else:
+                    keep = spec.stages[i - 2][1]
+                    p.add(Planned(name, "search", "search run", cfg, labels=labels,
+                                  after=tuple(earlier),
+                                  when=_among_best(spec, p, i, _label(point)),
+                                  note=f"only if its point is among the best {keep} after "
+                                       f"stage {i - 1}"))
+                names.append(name)
+        earlier += names
+    return p
+
+
+def _among_best(spec: Search, plan: Plan, stage: int, label: str):
+    """``when`` of a stage's run: its point is in play at ``stage``."""
+    return lambda runs: label in in_play(spec, plan, runs, stage)
+
+
+def in_play(spec: Search, plan: Plan, runs: dict, stage: int) -> list[str]:
+    """The points a stage runs: every point at stage 1; at a later stage the best ``keep``
+    of those the stage before ran, ranked over their runs of every stage so far."""
+    points = [_label(pt) for pt in spec.points()]
+    for i in range(1, stage):
+        rows = stage_rows(spec, plan, runs, i, points)
+        points = [t["point"] for t in rank(rows, spec)[:spec.stages[i - 1][1]]]
+    return points
+
+
+def stage_rows(spec: Search, plan: Plan, runs: dict, stage: int, points) -> list[dict]:
+    """The rows of stages <= ``stage`` of ``points`` (a run that is not there diverged)."""
+    return [_row(spec, e.labels, e.config, runs.get(e.name)) for e in plan
+            if e.labels["stage"] <= stage and e.labels["point"] in points]
+
+
 def search(preset_name: str = "cpu", device: str = "cpu", precision: str = "auto",
            store=None, out=None, workers: int | None = None, group_size: int | None = None,
            progress: bool = False, log=print) -> dict:
-    """Run the declared search of ``preset_name`` through the run store (resumable: stored
-    runs are read, not retrained) and write its summary to ``out`` (default
-    ``results/subject_search_<preset>.json`` in the current directory) after every stage."""
+    """Run the declared search of ``preset_name`` (``search_plan``) through the run store
+    (resumable: stored runs are read, not retrained) and write its summary to ``out``
+    (default ``results/subject_search_<preset>.json`` in the current directory): every
+    run's milestones and outcome, each stage's ranking and the points chosen (the winner,
+    then the runner-up), with the commit and dates it ran at. On a GPU each stage's points
+    of one shape train as one stacked network (``group_size`` at a time)."""
     spec = _spec(preset_name)
     out = Path(out or f"results/subject_search_{preset_name}.json")
     root = store_path(store)
+    plan = search_plan(preset_name, device, precision)
     summary = {"preset": preset_name, "commit": _commit(), "device": device,
                "precision": precision,
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "declaration": spec.declaration(), "rows": [], "stages": []}
-    points = spec.points()
+               "declaration": spec.declaration(), "history": list(DECLARATION_HISTORY)}
+    runs = {}
     for i, (seeds, keep, seconds) in enumerate(spec.stages, start=1):
-        jobs = [(p, s, spec.config(p, s, device, precision, seconds))
-                for p in points for s in seeds]
-        log(f"stage {i}: {len(points)} points x {len(seeds)} seeds = {len(jobs)} runs")
+        points = in_play(spec, plan, runs, i)
+        stage = Plan(Planned(e.name, e.chapter, e.role, e.config, labels=e.labels)
+                     for e in plan if e.labels["stage"] == i and e.labels["point"] in points)
+        log(f"stage {i}: {len(points)} points x {len(seeds)} seeds = {len(stage)} runs")
         t0 = time.perf_counter()
-        try:
-            train_many([c for _, _, c in jobs], store=root, progress=progress,
-                       workers=workers, group_size=group_size)
-        except TrainingDiverged as e:   # the others are stored; the row says "diverged"
-            log(f"stage {i}: a run diverged ({e})")
-        summary["rows"] += [_row(spec, i, p, s, c, root) for p, s, c in jobs]
-        ranked = rank([r for r in summary["rows"] if r["point"] in {_label(p) for p in points}],
-                      spec)
-        summary["stages"].append({"stage": i, "seeds": list(seeds), "points": len(points),
-                                  "budget_seconds": seconds,
-                                  "seconds": round(time.perf_counter() - t0, 1),
-                                  "ranking": ranked[:max(keep, 12)]})
-        keepers = {t["point"] for t in ranked[:keep]}
-        points = [p for p in points if _label(p) in keepers]
+        if group_size and group_size > 1:     # stacked groups (a GPU): train_many
+            try:
+                train_many([e.config for e in stage], store=root, progress=progress,
+                           workers=workers, group_size=group_size)
+            except TrainingDiverged as e:     # the others are stored; its row says so
+                log(f"stage {i}: a run diverged ({e})")
+        out_i = resolve(stage, root, workers=workers)
+        runs.update({n: o.run for n, o in out_i.items()})
+        ranked = rank(stage_rows(spec, plan, runs, i, points), spec)
+        summary.setdefault("stages", []).append(
+            {"stage": i, "seeds": list(seeds), "points": len(points),
+             "budget_seconds": seconds, "seconds": round(time.perf_counter() - t0, 1),
+             "ranking": ranked[:max(keep, 12)]})
+        summary["rows"] = [r for k in range(1, i + 1) for r in
+                           stage_rows(spec, plan, runs, k, in_play(spec, plan, runs, k))
+                           if r["stage"] == k]
         summary["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         _write(out, summary)
         log(f"stage {i}: done in {time.perf_counter() - t0:.0f} s; best: "
             + "; ".join(f"{t['point']} ({t['passed']}/{t['seeds']})" for t in ranked[:3]))
     final = summary["stages"][-1]["ranking"]
-    summary["chosen"] = [{k: t[k] for k in spec.knobs} for t in final[:len(CONFIRMATION.get(
-        preset_name, ()))]]
+    summary["chosen"] = [{k: t[k] for k in spec.knobs}
+                         for t in final[:len(CONFIRMATION.get(preset_name, ()))]]
     _write(out, summary)
     return summary
 
