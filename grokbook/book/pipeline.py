@@ -217,6 +217,8 @@ def train_plan(preset: str, entries: list[str], out: Path, workers: int | None =
     with _ChapterEnv(out / ".plan.progress.jsonl"):
         workers = workers or default_workers()
         table = plan_table(preset, chapters)
+        if not len(table):
+            return time.perf_counter() - t0
         s = plan_summary(table)
         left = s["seconds_to_train"] / max(1, workers)
         log(f"the plan: {s['runs']} runs, {s['stored']} in the store, {s['to_train']} to "
@@ -281,7 +283,8 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
             with progress.Watcher(env.feed, f"grokbook book: {entry}: ", every=progress_every):
                 pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
                                     kernel_name=kernel, cwd=str(src.parent),
-                                    progress_bar=False)
+                                    progress_bar=False,
+                                    kernel_manager_class=ipc_kernel_manager())
     except pm.PapermillExecutionError as e:
         raise ChapterError(_describe_failure(entry, dest, e)) from None
     except DeadKernelError:
@@ -290,6 +293,20 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
     add_provenance(dest, provenance(preset, wall, root), digest)
     log(f"{entry}: done in {wall:.1f} s")
     return wall
+
+
+def ipc_kernel_manager():
+    """A kernel manager whose kernels talk to papermill over local sockets (IPC) instead of
+    TCP: no network port is opened, and the kernel has no plain-text transport to warn
+    about in the build's output."""
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+    return IPCKernelManager
 
 
 def _describe_dead_kernel(entry: str, src: Path, dest: Path) -> str:

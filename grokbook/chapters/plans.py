@@ -51,7 +51,8 @@ def plan_table(preset_name: str = "cpu", chapters=None, store=None,
                      "flops": work_of(cfg) if cfg is not None else None,
                      "seconds": (predict(cfg, store, measure) if cfg is not None and todo
                                  else None)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["chapter", "name", "role", "run", "after", "when",
+                                       "state", "reason", "flops", "seconds"])
 
 
 def plan_summary(table) -> dict:
