@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
                                     grokked_step, heldout_at, memorized_step)
 from ..analysis.wang import BEFORE_AT
@@ -529,3 +531,67 @@ def describe_confirmation(c: dict) -> str:
         text += (f" The search's winner passed on {first['passed']} of {first['of']} seeds of "
                  f"the first round, so the runner-up was tried on the second.")
     return text
+
+
+# ---------------------------------------------------------------- the appendix's views
+def search_table(summary: dict) -> pd.DataFrame:
+    """One row per search run: stage, the point's knobs, seed, outcome and milestones."""
+    cols = ["stage", "point", "seed", "outcome", "memorized_step", "heldout_at_memorized",
+            "grokked_step", "wait_ratio", "predicted_cpu_seconds", "run"]
+    return pd.DataFrame(summary.get("rows", []), columns=cols)
+
+
+def ranking_table(summary: dict, stage: int) -> pd.DataFrame:
+    """A stage's ranking as the summary holds it (the best points first)."""
+    st = next((s for s in summary.get("stages", []) if s["stage"] == stage), None)
+    return pd.DataFrame(st["ranking"] if st else [],
+                        columns=["point", "seeds", "passed", "median_seconds_to_grok"])
+
+
+def outcome_chart(summary: dict):
+    """Stage 1's outcome of every point: initial scale across, phi down, one panel per
+    architecture, width and weight decay; colour = the pass rule's outcome."""
+    import altair as alt
+    rows = pd.DataFrame([r for r in summary.get("rows", []) if r["stage"] == 1])
+    if not len(rows):
+        return alt.Chart(pd.DataFrame({"x": []})).mark_point()
+    rows["model"] = [f"{a} d{w}" for a, w in zip(rows["arch"], rows.get(
+        "model.d_model", pd.Series([""] * len(rows))))]
+    rows = rows.rename(columns={"data.phi": "phi", "model.init_scale": "init_scale",
+                                "train.weight_decay": "weight_decay"})
+    return alt.Chart(rows).mark_rect(stroke="white").encode(
+        x=alt.X("init_scale:O", title="initial scale"), y=alt.Y("phi:O", sort="descending"),
+        color=alt.Color("outcome:N", sort=list(OUTCOMES), scale=alt.Scale(
+            domain=list(OUTCOMES), range=["#2a9d8f", "#e9c46a", "#f4a261", "#bbbbbb",
+                                          "#e76f51", "#555555"])),
+        column=alt.Column("model:N", title=None),
+        row=alt.Row("weight_decay:O", title="weight decay"),
+        tooltip=["point", "seed", "outcome", "memorized_step", "heldout_at_memorized",
+                 "grokked_step"]).properties(width=110, height=90)
+
+
+def describe_search(summary: dict | None) -> str:
+    """The search in words, computed from its summary."""
+    if not summary:
+        return ("No search summary is kept for this preset, so this page has nothing to "
+                "render; `grokbook subject --search` writes one.")
+    rows = summary.get("rows", [])
+    first = [r for r in rows if r["stage"] == 1]
+    counts = {o: sum(r["outcome"] == o for r in first) for o in OUTCOMES}
+    d = summary["declaration"]
+    text = [f"The search crossed {d['points']} points (commit {summary['commit']}, "
+            f"{summary['started'][:10]}, on {summary['device']}). Stage 1 ran each on "
+            f"seed(s) {', '.join(map(str, summary['stages'][0]['seeds']))}: "
+            + ", ".join(f"{n} {o}" for o, n in counts.items() if n) + "."]
+    for st in summary.get("stages", [])[1:]:
+        best = st["ranking"][:3]
+        text.append(f"Stage {st['stage']} ran the best {st['points']} on seeds "
+                    f"{', '.join(map(str, st['seeds']))}; the top: " + "; ".join(
+                        f"{t['point']} ({t['passed']} of {t['seeds']} seeds passed)"
+                        for t in best) + ".")
+    chosen = summary.get("chosen", [])
+    if chosen:
+        text.append("The winner is " + _label(chosen[0]) + (
+            f"; the runner-up, tried on the second set of fresh seeds only if the winner "
+            f"fails, is {_label(chosen[1])}." if len(chosen) > 1 else "."))
+    return " ".join(text)
