@@ -434,9 +434,9 @@ def stage(root: Path, out: Path, executed: dict[str, Path], missing: list[str]) 
     if not toc["chapters"]:
         del toc["chapters"]
     _put(yaml.safe_dump(toc, sort_keys=False).encode(), st / "_toc.yml")
-    for f in ("book/intro.md", "book/references.bib"):
-        if (Path(root) / f).exists():
-            _put(Path(root) / f, st / f)
+    for f in [*sorted((Path(root) / "book").glob("*.md")),
+              *sorted((Path(root) / "book").glob("*.bib"))]:   # pages and the bibliography
+        _put(f, st / "book" / f.name)
     for entry, path in executed.items():
         _put(static_notebook(Path(path).read_bytes()), st / f"{entry}.ipynb")
     wanted = {f"{e}.ipynb" for e in executed}
