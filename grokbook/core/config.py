@@ -82,6 +82,14 @@ class TrainConfig:
                                   # "tf32" (fp32, TF32 matrix products on CUDA); "bf16"
     grokfast_alpha: float = 0.98  # Grokfast (Lee et al. 2024): EMA of the gradient ...
     grokfast_lamb: float = 0.0    # ... added back with this gain; 0: off
+    optimizer: str = "adamw"      # "adamw"; "muon": Muon (Tveit et al. 2025, arXiv 2504.16041)
+                                  # on the hidden weight matrices, AdamW on the rest
+    muon_lr: float = 0.02         # Muon's learning rate (the warmup scales it too)
+    muon_momentum: float = 0.95
+    loss: str = "softmax"         # "softmax" cross-entropy; "stablemax" (Prieto et al. 2025,
+                                  # arXiv 2501.04697): s(x) = x + 1 (x >= 0), 1 / (1 - x)
+    perp_grad: bool = False       # Prieto et al.'s perpendicular gradient: each weight's gradient
+                                  # loses its component along the weight (norm kept)
     init_seed: int = -1           # >=0: the model's initialisation and batch order draw from
                                   # this seed instead of ``Config.seed`` (same graph, another
                                   # training seed: claim 1's positive control)
@@ -103,7 +111,9 @@ _LATER_FIELDS = (("data", "shuffle_inferred"), ("train", "init_seed"),
                  ("train", "grokfast_alpha"), ("train", "grokfast_lamb"),
                  ("transfer", "control_per_fact"), ("train", "stop_after_fitted"),
                  ("model", "init_scale"), ("train", "precision"),
-                 ("train", "stop_after_grokked"))
+                 ("train", "stop_after_grokked"), ("train", "optimizer"),
+                 ("train", "muon_lr"), ("train", "muon_momentum"), ("train", "loss"),
+                 ("train", "perp_grad"))
 
 
 @dataclass
@@ -315,6 +325,8 @@ def _check(ok: bool, name: str, value, allowed: str):
 
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16")
+OPTIMIZERS = ("adamw", "muon")
+LOSSES = ("softmax", "stablemax")
 
 # Generous ceilings: beyond them a graph would not fit in memory or a run would never end.
 MAX_ENTITIES, MAX_RELATIONS, MAX_TWO_HOP = 1_000_000, 100_000, 50_000_000
@@ -385,6 +397,10 @@ def validate(cfg: Config) -> None:
         _check(v == 0 or v >= 1, f"train.{name}", v, "0 (off) or a multiple >= 1")
     _check(t.device in ("auto", "cpu", "cuda"), "train.device", t.device, "auto, cpu, cuda")
     _check(t.precision in PRECISIONS, "train.precision", t.precision, ", ".join(PRECISIONS))
+    _check(t.optimizer in OPTIMIZERS, "train.optimizer", t.optimizer, ", ".join(OPTIMIZERS))
+    _check(t.muon_lr > 0, "train.muon_lr", t.muon_lr, "a positive number")
+    _check(0 <= t.muon_momentum < 1, "train.muon_momentum", t.muon_momentum, "0 <= momentum < 1")
+    _check(t.loss in LOSSES, "train.loss", t.loss, ", ".join(LOSSES))
     _check(0 < m.init_scale <= 100, "model.init_scale", m.init_scale,
            "a number above 0 and at most 100 (1: the architecture's own initialisation)")
     tr = cfg.transfer

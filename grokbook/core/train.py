@@ -126,7 +126,7 @@ def group_key(cfg) -> tuple:
     return (tuple(sorted(vars(cfg.model).items())), t.batch_size, t.max_steps, t.eval_every,
             t.eval_dense_until, t.eval_per_decade, t.checkpoint_every, t.device,
             t.ema > 0, d.n_entities, d.n_relations, d.from_json,  # a JSON folder: its own vocab
-            t.precision)
+            t.precision, t.optimizer, t.loss)
 
 
 class ProbeSets:
@@ -243,6 +243,20 @@ class StackedAdamW:
                 e.mul_(self._view(self.gf_alpha, p)).add_(p.grad * self._view(1 - self.gf_alpha, p))
             p.grad.add_(e * self._view(self.gf_lamb, p))
 
+    @torch.no_grad()
+    def perpendicular_gradient(self, members: torch.Tensor):
+        """Prieto et al.'s perpendicular gradient for the ``members`` (a (K,) mask): each
+        weight tensor's gradient minus its projection on the weight, rescaled to the
+        gradient's norm."""
+        for p in self.params.values():
+            if p.grad is None:
+                continue
+            w, g = p.reshape(self.k, -1), p.grad.reshape(self.k, -1)
+            proj = (w * g).sum(1) / ((w * w).sum(1) + 1e-30)
+            ortho = g - proj[:, None] * w
+            ortho = ortho * (g.norm(dim=1) / (ortho.norm(dim=1) + 1e-30))[:, None]
+            p.grad.copy_(torch.where(members[:, None], ortho, g).view_as(p.grad))
+
     def zero_grad(self):
         for p in self.params.values():
             p.grad = None
@@ -262,6 +276,56 @@ class StackedAdamW:
             self.exp_avg_sq[n][k].copy_(s["exp_avg_sq"][n])
             if self.grad_ema is not None and "grad_ema" in s:
                 self.grad_ema[n][k].copy_(s["grad_ema"][n])
+
+
+def stablemax_cross_entropy(logits, y, reduction: str = "mean"):
+    """Cross-entropy with StableMax in place of softmax (Prieto et al. 2025): s(x) = x + 1
+    for x >= 0 and 1 / (1 - x) below, normalised; no exponential to overflow."""
+    s = torch.where(logits >= 0, logits.clamp(min=0) + 1, 1 / (1 - logits.clamp(max=0)))
+    loss = -torch.log(s.gather(-1, y[:, None]).squeeze(-1) / s.sum(-1))
+    return loss.mean() if reduction == "mean" else loss
+
+
+HIDDEN_EXCLUDED = ("tok_emb", "pos_emb", "head")   # embeddings and unembedding: AdamW
+
+
+class StackedMuon(StackedAdamW):
+    """Muon (Tveit et al. 2025) on every member's hidden weight matrices -- 2-D in the solo
+    model, not the embeddings or the unembedding -- with ``torch.optim.Muon`` on that
+    member's 2-D slice of the stacked weight; AdamW (the parent) on everything else. Its
+    learning rate is ``train.muon_lr`` under the same warmup; weight decay is decoupled."""
+
+    def __init__(self, model, cfgs, eps: float = 1e-8):
+        super().__init__(model, cfgs, eps)
+        self.hidden = [n for n in self.params if model.solo_dims[n] == 2
+                       and n.split(".")[0] not in HIDDEN_EXCLUDED]
+        self.cfgs = cfgs
+        self.views = [[self.params[n].detach()[k] for n in self.hidden] for k in range(self.k)]
+        self.muons = [torch.optim.Muon(v, lr=c.train.muon_lr, weight_decay=c.train.weight_decay,
+                                       momentum=c.train.muon_momentum)
+                      for v, c in zip(self.views, cfgs)]
+
+    @torch.no_grad()
+    def step(self, lrs: torch.Tensor):
+        grads = {n: self.params[n].grad for n in self.hidden}
+        for n in self.hidden:                       # AdamW skips the hidden matrices
+            self.params[n].grad = None
+        super().step(lrs)
+        warm = (lrs.cpu() / torch.tensor([c.train.lr for c in self.cfgs])).tolist()
+        for k, opt in enumerate(self.muons):
+            for n, v in zip(self.hidden, self.views[k]):
+                v.grad = None if grads[n] is None else grads[n][k]
+            opt.param_groups[0]["lr"] = self.cfgs[k].train.muon_lr * warm[k]
+            opt.step()
+        for n in self.hidden:
+            self.params[n].grad = grads[n]
+
+    def member_state(self, k: int) -> dict:
+        return {**super().member_state(k), "muon": self.muons[k].state_dict()}
+
+    def load_member(self, k: int, s: dict):
+        super().load_member(k, s)
+        self.muons[k].load_state_dict(s["muon"])
 
 
 class Trainer:
@@ -293,7 +357,10 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval() if t.ema > 0 else None
         self.ema_keep = torch.tensor([c.train.ema for c in self.cfgs], device=device)
         self.clip = torch.tensor([c.train.grad_clip for c in self.cfgs], device=device)
-        self.opt = StackedAdamW(self.model, self.cfgs)
+        self.opt = (StackedMuon if self.cfg.train.optimizer == "muon" else StackedAdamW)(
+            self.model, self.cfgs)
+        self.stablemax = self.cfg.train.loss == "stablemax"     # group_key: all or none
+        self.perp = torch.tensor([c.train.perp_grad for c in self.cfgs], device=device)
         self.gens = [torch.Generator(device=device).manual_seed(training_seed(c) + 1)
                      for c in self.cfgs]
         data = [ds.tensors(ds.train, device) for ds in datasets]
@@ -323,7 +390,8 @@ class Trainer:
         x, pos, y = batch
         with autocast_for(self.device, self.autocast):
             logits = self.model(x, pos)                         # (K*B, V)
-        return F.cross_entropy(logits.float(), y, reduction="none").view(self.k, -1).mean(1)
+        ce = stablemax_cross_entropy if self.stablemax else F.cross_entropy
+        return ce(logits.float(), y, reduction="none").view(self.k, -1).mean(1)
 
     def backward(self, loss):
         self.opt.zero_grad()
@@ -332,6 +400,8 @@ class Trainer:
     @torch.no_grad()
     def optimizer_step(self):
         params = self.opt.params.values()
+        if bool(self.perp.any()):
+            self.opt.perpendicular_gradient(self.perp)
         self.opt.amplify_slow_gradient()
         if (self.clip > 0).any():
             sq = sum(p.grad.reshape(self.k, -1).pow(2).sum(1) for p in params
