@@ -81,13 +81,6 @@ def _starts(grokked: dict, n: int = 600, rising=(), floor_hop1: float = 0.02,
     return out
 
 
-def test_ood_rule():
-    assert v.verdict_ood([0.02, 0.08]) == v.REPLICATES
-    assert v.verdict_ood([0.25]) == v.PARTLY
-    assert v.verdict_ood([0.6]) == v.NOT_REPLICATED
-    assert v.verdict_ood([]) == v.NOT_MEASURED
-
-
 def test_path_fake_and_transfer_rules():
     assert v.verdict_paths("same") == v.REPLICATES
     assert v.verdict_paths("different") == v.NOT_REPLICATED

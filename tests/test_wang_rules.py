@@ -1,8 +1,10 @@
-"""Wang's three rules reach every verdict class on made-up numbers."""
+"""Wang's rules over seeds reach every one of their classes on made-up numbers."""
 import pandas as pd
+import pytest
 
+from grokbook.analysis import seeds as sd
 from grokbook.analysis import wang as w
-from grokbook.analysis.definitions import VERDICTS
+from grokbook.analysis.definitions import NOT_MEASURED, NOT_REPLICATED, PARTLY, REPLICATES
 
 
 def _table(key, rows, budget=10_000):
@@ -10,63 +12,80 @@ def _table(key, rows, budget=10_000):
                          for k, s, g in rows])
 
 
+def test_a_seed_is_told_apart_by_what_it_did():
+    assert w.seed_class(1000, 5000, 0.1) == w.WAITED
+    assert w.seed_class(1000, 1200, 0.5) == w.NO_WAIT
+    assert w.seed_class(1000, None, 0.1, rising=True) == w.RISING
+    assert w.seed_class(1000, None, 0.1, rising=False) == w.FLAT
+    assert w.seed_class(None, None, None) == w.NEVER
+
+
 def test_grokking_rule_reaches_every_class():
-    got = {w.grokking_verdict(1000, 5000, 0.1)[0], w.grokking_verdict(1000, 5000, 0.5)[0],
-           w.grokking_verdict(1000, 1000, 0.95)[0], w.grokking_verdict(None, None, None)[0]}
-    assert got == set(VERDICTS)
-    assert w.grokking_verdict(1000, None, 0.1)[0] == w.NOT_MEASURED  # too short, not refuted
+    W, N, R, F = w.WAITED, w.NO_WAIT, w.RISING, w.FLAT
+    assert w.grokking_verdict([W] * 8)[0] == REPLICATES
+    assert w.grokking_verdict([W] * 6 + [N, F])[0] == PARTLY        # 6/8: interval holds 1/2
+    assert w.grokking_verdict([N] * 7 + [W])[0] == NOT_REPLICATED
+    assert w.grokking_verdict([W, W])[0] == NOT_MEASURED            # too few seeds
+    v, why, numbers = w.grokking_verdict([W, W, R, R, w.NEVER])
+    assert v == NOT_MEASURED and "censored" in why                  # slow is not never
+    assert numbers["classes"] == {W: 2, R: 2, w.NEVER: 1}
 
 
-def test_seeded_grokking_rule_reads_the_other_seeds():
-    ok, short, early = (1000, 5000, 0.1), (1000, None, 0.1), (1000, 5000, 0.5)
-    seeded = w.seeded_grokking_verdict
-    assert seeded(ok, [ok, ok, short])[0] == w.REPLICATES           # 2 of 3 others
-    assert seeded(ok, [ok, short])[0] == w.REPLICATES               # half of them
-    v, why = seeded(ok, [short, short, early])
-    assert v == w.PARTLY and "0 of 3" in why                         # the subject's luck
-    assert seeded(ok, [])[0] == w.NOT_MEASURED                       # nothing to test it on
-    assert seeded(short, [ok, ok])[0] == w.NOT_MEASURED              # the subject's own class
-    assert seeded(early, [ok])[0] == w.PARTLY
-    assert seeded((1000, 1000, 0.95), [ok])[0] == w.NOT_REPLICATED
-    assert f"{w.SEED_SHARE:.0%}" in w.RULE_TEXT["wang_grokking"]
+def test_ood_rule_reaches_every_class():
+    assert w.ood_verdict([0.01, 0.02, 0.0, 0.03])[0] == REPLICATES
+    assert w.ood_verdict([0.5, 0.6, 0.55])[0] == NOT_REPLICATED
+    assert w.ood_verdict([0.05, 0.2, 0.1])[0] == PARTLY
+    assert w.ood_verdict([0.0, 0.0])[0] == NOT_MEASURED
+    v, why, n = w.ood_verdict([0.01, 0.02, 0.0, 0.03])
+    assert n["lo"] <= n["mean"] <= n["hi"] and "4 seeds" in why
 
 
-def _phi(steps_by_phi):
-    return _table("data.phi", [(phi, s, g) for phi, gs in steps_by_phi.items()
-                               for s, g in enumerate(gs)])
+def _sweep(key, steps_by_value, budget=10_000):
+    return _table(key, [(v, s, g) for v, gs in steps_by_value.items()
+                        for s, g in enumerate(gs)], budget)
 
 
 def test_phi_rule_reaches_every_class():
-    falls = {3.6: [9000, 8800], 5.4: [7000, 6800], 7.2: [5000, 5200], 9.0: [3000, 3100]}
-    assert w.phi_verdict(_phi(falls))[0] == w.REPLICATES
-    overlap = {3.6: [9000, 4000], 5.4: [7000, 6800], 7.2: [5000, 5200], 9.0: [3000, 4500]}
-    assert w.phi_verdict(_phi(overlap))[0] == w.PARTLY
-    rises = {3.6: [3000, 3100], 5.4: [5000, 5200], 7.2: [7000, 6800], 9.0: [9000, 8800]}
-    assert w.phi_verdict(_phi(rises))[0] == w.NOT_REPLICATED
-    three = {5.4: [7000, 6800], 7.2: [5000, 5200], 9.0: [3000, 3100]}
-    assert w.phi_verdict(_phi(three))[0] == w.NOT_MEASURED
-    censored = {3.6: [None, None], 5.4: [None, 6800], 7.2: [None, 5200], 9.0: [3000, 3100]}
-    assert w.phi_verdict(_phi(censored))[0] == w.NOT_MEASURED
+    falls = {3.6: [9000, 8800, 9100], 5.4: [6000, 6200, 5900], 7.2: [4500, 4400, 4600],
+             9.0: [3500, 3600, 3400]}
+    assert w.phi_verdict(_sweep("data.phi", falls))[0] == REPLICATES
+    flat = {3.6: [5000, 5100, 4900], 5.4: [5050, 4950, 5000], 7.2: [5000, 5020, 4980],
+            9.0: [4990, 5010, 5000]}
+    assert w.phi_verdict(_sweep("data.phi", flat))[0] == NOT_REPLICATED
+    noisy = {3.6: [9000, 1000, 5000], 5.4: [1000, 9000, 3000], 7.2: [8000, 1200, 2000],
+             9.0: [1500, 900, 8000]}
+    v, why, _ = w.phi_verdict(_sweep("data.phi", noisy))
+    assert v == NOT_MEASURED and "disagree" in why
+    three = {k: falls[k] for k in (3.6, 5.4, 7.2)}
+    assert w.phi_verdict(_sweep("data.phi", three))[0] == NOT_MEASURED   # too few values
+    censored = {**falls, 9.0: [None, None, 3400]}
+    assert "did not grok" in w.phi_verdict(_sweep("data.phi", censored))[1]
 
 
-def _sizes(steps_by_size):
-    return _table("data.n_entities", [(n, s, g) for n, gs in steps_by_size.items()
-                                      for s, g in enumerate(gs)])
+def test_size_rule_reaches_every_class_and_noise_cannot_make_it_replicate():
+    flat = {50: [3000, 3100, 2900], 100: [3050, 2950, 3000], 200: [3000, 3020, 2980]}
+    assert w.size_verdict(_sweep("data.n_entities", flat))[0] == REPLICATES
+    grows = {50: [2000, 2100, 1900], 100: [4000, 4100, 3900], 200: [8000, 8200, 7800]}
+    assert w.size_verdict(_sweep("data.n_entities", grows))[0] == NOT_REPLICATED
+    noisy = {50: [1000, 9000, 3000], 100: [9000, 1000, 5000], 200: [2000, 8000, 1000]}
+    v, why, _ = w.size_verdict(_sweep("data.n_entities", noisy))
+    assert v == NOT_MEASURED and "too wide" in why                 # noise is not sameness
+    two = {50: flat[50], 100: flat[100]}
+    assert w.size_verdict(_sweep("data.n_entities", two))[0] == NOT_MEASURED
 
 
-def test_size_rule_reaches_every_class():
-    same = {100: [5000, 6000], 150: [5500, 5200], 200: [5900, 5100]}
-    assert w.size_verdict(_sizes(same))[0] == w.REPLICATES
-    grows = {100: [3000, 3100], 150: [5000, 5100], 200: [8000, 8100]}
-    assert w.size_verdict(_sizes(grows))[0] == w.NOT_REPLICATED
-    zigzag = {100: [3000, 3100], 150: [8000, 8100], 200: [5000, 5100]}
-    assert w.size_verdict(_sizes(zigzag))[0] == w.PARTLY
-    assert w.size_verdict(_sizes({100: [3000, 3100], 150: [5000, 5100]}))[0] == w.NOT_MEASURED
-    late = {100: [3000, 3100], 150: [5000, 5100], 200: [None, 8100]}
-    assert w.size_verdict(_sizes(late))[0] == w.NOT_MEASURED
+def test_rule_texts_are_short_and_name_their_thresholds():
+    for key, text in w.RULE_TEXT.items():
+        assert len(text) <= 6 * 90, key            # a reader can hold it: <= 6 lines
+    assert str(w.SLOPE_X) in w.RULE_TEXT["wang_size"]
+    assert str(w.OOD_LOW) in w.RULE_TEXT["wang_ood"]
 
 
-def test_rule_texts_state_the_thresholds_they_use():
-    assert str(w.BEFORE_AT) in w.RULE_TEXT["wang_grokking"]
-    assert str(w.MIN_VALUES) in w.RULE_TEXT["wang_phi"]
-    assert str(w.MIN_SIZES) in w.RULE_TEXT["wang_size"]
+def test_the_shared_precondition():
+    assert sd.not_measured(2) and "needs 3" in sd.not_measured(2)
+    assert sd.not_measured(4, censored=3) and sd.not_measured(4, censored=2) is None
+    assert sd.not_measured(5) is None
+    share, lo, hi = sd.share_interval(8, 8)
+    assert share == 1 and lo > 0.6 and hi == 1
+    s, lo, hi = sd.slope_interval([1, 1, 2, 2, 4, 4], [8, 8, 4, 4, 2, 2])
+    assert s == pytest.approx(-1.0) and lo == pytest.approx(-1.0) and hi == pytest.approx(-1.0)

@@ -54,6 +54,20 @@ def grokked_step(acc: pd.DataFrame):
     return first_step(acc, GROKKED_SPLIT, GROKKED_AT)
 
 
+RISING_BY = 0.05        # a curve below its threshold that gained this much over the last
+RISING_OVER = 0.25      # quarter of the run was cut off while rising: censored, not settled
+
+
+def still_rising(series: pd.Series, threshold: float) -> bool:
+    """Whether a curve (index: step) ended below ``threshold`` after gaining at least
+    ``RISING_BY`` over the last ``RISING_OVER`` of the run: cut off, not settled."""
+    s = series.dropna().sort_index()
+    if len(s) < 2 or s.iloc[-1] >= threshold:
+        return False
+    cut = s.index[-1] - RISING_OVER * (s.index[-1] - s.index[0])
+    return bool(s.iloc[-1] - s[s.index <= cut].iloc[-1] >= RISING_BY)
+
+
 def heldout_at(acc: pd.DataFrame, step):
     """Held-out ID accuracy at an evaluated step (None when the step is None)."""
     if step is None or GROKKED_SPLIT not in acc:

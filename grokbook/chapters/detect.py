@@ -32,7 +32,8 @@ import pandas as pd
 import torch
 
 from ..analysis.circuit import middle_stage
-from ..analysis.definitions import BRIDGE_READABLE, GROKKED_AT, HALFWAY_AT, R1_POSITION, wilson
+from ..analysis.definitions import (BRIDGE_READABLE, GROKKED_AT, HALFWAY_AT,  # noqa: F401
+                                    R1_POSITION, RISING_BY, RISING_OVER, still_rising, wilson)
 from ..analysis.lens import bridge_checks, bridge_found, logit_lens, site_lens
 from ..core.config import ARCH_NAMES, preset
 from ..core.plan import Plan, Planned, plan_runs
@@ -58,8 +59,6 @@ CLASS_COLORS = ["#2ca02c", "#d62728", "#1f77b4", "#dddddd", "#fdd49e", "#fee8c8"
 CURVES = {"exact": "OOD accuracy", "target_lenient": "OOD target, lenient (the study's 'accuracy')",
           "strict": "bridge strict", "lenient": "bridge lenient",
           "lenient_control": "bridge lenient, wrong b"}
-RISING_BY = 0.05        # a curve below its threshold that gained this much over the last
-RISING_OVER = 0.25      # quarter of the run was cut off while rising: no class yet
 BRIDGE_RULES = ("strict", "lenient")
 ARCHS = ARCH_NAMES  # the subject (trm), Wang's looped transformer, the dense transformer
 # The detector's thresholds on OOD accuracy and bridge rates: a curve "has arrived" when it
@@ -209,16 +208,6 @@ def first_crossing(series: pd.Series, threshold: float):
 def _end(series: pd.Series) -> float:
     s = series.dropna().sort_index()
     return float(s.iloc[-1]) if len(s) else math.nan
-
-
-def still_rising(series: pd.Series, threshold: float) -> bool:
-    """Whether a curve (index: step) ended below ``threshold`` after gaining at least
-    ``RISING_BY`` over the last ``RISING_OVER`` of the run: cut off, not settled."""
-    s = series.dropna().sort_index()
-    if len(s) < 2 or s.iloc[-1] >= threshold:
-        return False
-    cut = s.index[-1] - RISING_OVER * (s.index[-1] - s.index[0])
-    return bool(s.iloc[-1] - s[s.index <= cut].iloc[-1] >= RISING_BY)
 
 
 def classify(accuracy: pd.Series, bridge: pd.Series, acc_threshold: float = ACC_AT,

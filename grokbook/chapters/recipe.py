@@ -1,12 +1,11 @@
-"""Chapter 2: the book's subject and its recipe, chosen by measurement.
+"""Chapter 2: the book's subject on fresh seeds, beside a dense transformer.
 
-The preset's subject (``core.config.SUBJECT``, the study's TRM) is trained to the end;
-the other candidates -- the TRM with other settings, Wang's looped transformer, the dense
-transformer -- end once they grok (``train.stop_at``), which is all the table needs. A
-candidate meets the recipe when (a) held-out ID accuracy is at most
-``wang.BEFORE_AT`` at its memorized step, (b) it reaches ``GROKKED_AT`` within the
-budget at least ``MIN_DELAY`` times later, and (c) a run takes at most ``MAX_MINUTES`` on
-this machine's measured speed.
+The subject (``core.config.SUBJECT``, the study's TRM, at the recipe the declared search of
+``chapters.subject`` chose) is trained on the confirmation seeds -- each a new graph and a
+new initialisation, none of them used by the search -- and the pass rule of
+``chapters.subject`` (memorized with held-out ID <= ``wang.BEFORE_AT``, grokked at least
+``subject.MIN_DELAY`` times later, within the budget) is read on each. The dense
+transformer on the first seed's graph and recipe is the declared contrast.
 """
 from __future__ import annotations
 
@@ -14,92 +13,41 @@ import pandas as pd
 
 from ..analysis import exposure
 from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, OOD_SPLIT, heldout_at, run_summary
-from ..analysis.wang import BEFORE_AT
+from ..analysis.definitions import still_rising
+from ..analysis.wang import BEFORE_AT, seed_class
 from ..core.config import preset
-from ..core.plan import Plan, Planned, plan_runs
+from ..core.plan import Planned, plan_runs
 from ..core.store import load_run
-from . import settings
+from . import subject as S
 
-MIN_DELAY = 3.0
-MAX_MINUTES = 10.0
-
-SUBJECT_LABEL, CONTRAST_LABEL = "subject: trm (the preset)", "contrast: dense transformer"
+CONTRAST = "02/contrast: dense transformer"
 
 
-def candidate_configs(preset_name: str) -> dict:
-    """{label: Config}: the subject and the dense contrast (both trained to the end, the
-    chapter shows their curves), then the other candidates (ended once they grok)."""
-    out = {SUBJECT_LABEL: preset(preset_name), CONTRAST_LABEL: preset(preset_name, arch="dense")}
-    for label, (arch, over) in settings.of(preset_name)["candidates"].items():
-        out[label] = preset(preset_name, arch=arch, **{**over, "train.stop_at": GROKKED_AT})
-    return out
+def first_seed(preset_name: str) -> int:
+    """The first confirmation seed: the run the chapters show one seed of."""
+    return S.CONFIRMATION[preset_name][0][0]
 
 
-def _role(label: str) -> str:
-    return {SUBJECT_LABEL: "subject", CONTRAST_LABEL: "contrast"}.get(label, "candidate")
-
-
-def plan(preset_name: str) -> Plan:
-    """Chapter 2's runs: the recipe candidates and the subject under other training seeds."""
-    p = Plan(Planned(f"02/{label}", "02", _role(label), cfg)
-             for label, cfg in candidate_configs(preset_name).items())
-    for label, cfg in seed_configs(preset_name).items():
-        p.add(Planned(f"02/{label}", "02", "seed", cfg))
+def plan(preset_name: str):
+    """Chapter 2's runs: the subject on the confirmation seeds (a runner-up round only if
+    the first fails), and the dense transformer on the first seed."""
+    p = S.confirmation_plan(preset_name)
+    p.add(Planned(CONTRAST, "02", "contrast",
+                  preset(preset_name, arch="dense", seed=first_seed(preset_name))))
     return p
 
 
-def _runs(preset_name: str, labels, store=None) -> dict:
-    """{label: Run} of chapter 2's entries ``labels``, from the store (trained if missing)."""
-    got = plan_runs(plan(preset_name), [f"02/{label}" for label in labels], store)
-    return {label: got[f"02/{label}"] for label in labels}
+def chapter_runs(preset_name: str, store=None) -> dict:
+    """{"subject": the first seed's run, "contrast": the dense run, "seeds": [every
+    confirmation run that was trained, in order]} from the store (trained if missing)."""
+    p = plan(preset_name)
+    runs = plan_runs(p, store=store)
+    seeds = [runs[e.name] for e in p if e.role == "subject" and runs[e.name] is not None]
+    return {"subject": seeds[0], "contrast": runs[CONTRAST], "seeds": seeds}
 
 
-def train_candidates(preset_name: str, store=None, progress: bool = False) -> dict:
-    return _runs(preset_name, candidate_configs(preset_name), store)
-
-
-def _settings(cfg) -> str:
-    m, t, d = cfg.model, cfg.train, cfg.data
-    shape = (f"TRM {m.n_layer} block x ({m.trm_inner_steps}+1) x {m.trm_cycles}, d {m.d_model}"
-             if m.arch == "trm" else
-             f"{m.n_layer} layers" + (f" x {m.n_loops} loops" if m.n_loops > 1 else "")
-             + f", d {m.d_model}")
-    return (f"{shape}; phi {d.phi:g}, lr {t.lr:g}, wd {t.weight_decay:g}"
-            + (f", EMA {t.ema:g}" if t.ema else ""))
-
-
-def recipe_table(runs: dict) -> pd.DataFrame:
-    """One row per candidate: its settings, memorized step, held-out ID accuracy there,
-    grokked step ("> budget" when it did not), the wait ratio, and criteria (a) and (b) of
-    the recipe (``minutes_table`` has (c): it depends on the machine)."""
-    rows = []
-    for label, run in runs.items():
-        s = run_summary(run)
-        mem, grok, held = s["memorized_step"], s["grokked_step"], s["heldout_at_memorized"]
-        rows.append({
-            "candidate": label, "settings": _settings(run.config),
-            "memorized_step": mem, "heldout_at_memorized": held,
-            "grokked_step": grok if grok is not None else f"> {run.config.train.max_steps}",
-            "wait_ratio": round(grok / mem, 1) if grok and mem else None,
-            "(a) held-out low at memorized": held is not None and held <= BEFORE_AT,
-            "(b) groks >= 3x later": bool(grok and mem and grok >= MIN_DELAY * mem),
-            "run": run.id})
-    return pd.DataFrame(rows)
-
-
-def minutes_table(runs: dict) -> pd.DataFrame:
-    """Criterion (c): minutes a whole run of each candidate takes at its measured speed on
-    the machine that trained it (the one machine-dependent column, kept apart). A run
-    trained as one member of a stacked group of k shared each step with k - 1 others: its
-    speed alone is k times the group's steps/s."""
-    rows = []
-    for label, run in runs.items():
-        sps = run.info["steps_per_second"] * run.info.get("group", {}).get("size", 1)
-        minutes = run.config.train.max_steps / sps / 60
-        rows.append({"candidate": label, "steps_per_second": round(sps, 1),
-                     "minutes_per_run": round(minutes, 1),
-                     "(c) run fits the time": minutes <= MAX_MINUTES})
-    return pd.DataFrame(rows)
+def seed_runs(preset_name: str, store=None, progress: bool = False) -> list:
+    return chapter_runs(preset_name, store)["seeds"]
 
 
 def delay_summary(run) -> dict:
@@ -130,56 +78,74 @@ def describe_delay(subject: dict, contrast: dict) -> str:
     return one("subject (TRM)", subject) + " " + one("dense transformer", contrast)
 
 
-# ---------------------------------------------------------------- does it grok in every seed?
-SEED_LABEL = "run of the subject recipe"
-ROBUSTNESS_SEEDS = (1, 2, 3)   # training seeds (train.init_seed) beside the subject's own,
-                               # the same graph; chapter 4's seed controls are these runs
-
-
-def seed_configs(preset_name: str) -> dict:
-    """{label: Config}: the subject and the same config under other training seeds."""
-    base = preset(preset_name)
-    out = {"training seed 0 (the subject)": base}
-    for s in ROBUSTNESS_SEEDS:
-        out[f"training seed {s}"] = base.replace(**{"train.init_seed": s})
-    return out
-
-
-def seed_runs(preset_name: str, store=None, progress: bool = False) -> dict:
-    """{label: Run} of ``seed_configs``, read from the store or trained (chapter 2's table,
-    and the other seeds chapter 7's grokking verdict reads)."""
-    return _runs(preset_name, seed_configs(preset_name), store)
+# ---------------------------------------------------------------- the seeds
+SEED_LABEL = "seed"
 
 
 def seed_table(preset_name: str, store=None, progress: bool = False) -> pd.DataFrame:
-    """The subject recipe under each training seed: memorized step, held-out ID accuracy
-    there, grokked step ("> budget" when not) and held-out ID at the end."""
+    """The subject on every confirmation seed: the pass rule's milestones and outcome, what
+    the seed did in Wang's terms (``wang.seed_class``), held-out ID at the end, the run."""
     rows = []
-    for label, run in seed_runs(preset_name, store, progress).items():
-        s = run_summary(run)
+    for run in seed_runs(preset_name, store):
+        r = S.seed_rows([run])[0]
         acc = run.accuracy()
-        rows.append({SEED_LABEL: label,
-                     "memorized_step": s["memorized_step"],
-                     "heldout_at_memorized": s["heldout_at_memorized"],
-                     "grokked_step": s["grokked_step"] if s["grokked_step"] is not None
-                     else f"> {run.config.train.max_steps}",
-                     "heldout_at_end": heldout_at(acc, int(acc.index[-1])),
+        rising = still_rising(acc[GROKKED_SPLIT], GROKKED_AT)
+        rows.append({SEED_LABEL: r["seed"], "memorized_step": r["memorized_step"],
+                     "heldout_at_memorized": r["heldout_at_memorized"],
+                     "grokked_step": r["grokked_step"], "wait_ratio": r["wait_ratio"],
+                     "passed": r["passed"], "outcome": r["outcome"],
+                     "wang": seed_class(r["memorized_step"], r["grokked_step"],
+                                        r["heldout_at_memorized"], rising),
+                     "heldout_at_end": r["heldout_at_end"],
+                     "final_ood": round(float(acc[OOD_SPLIT].iloc[-1]), 4),
+                     "steps": r["steps"], "budget": run.config.train.max_steps,
                      "run": run.id})
     return pd.DataFrame(rows)
 
 
+def seeds_chart(table: pd.DataFrame):
+    """Per seed: the memorized and grokked steps (left) and held-out ID accuracy at the
+    memorized step against the rule's 0.2 (right); colour: passed the rule or not."""
+    import altair as alt
+    d = table.assign(seed=table[SEED_LABEL].astype(str),
+                     result=table["passed"].map({True: "passed", False: "failed"}))
+    steps = d.melt(id_vars=["seed", "result"], value_vars=["memorized_step", "grokked_step"],
+                   var_name="milestone", value_name="step").dropna(subset=["step"])
+    left = alt.Chart(steps).mark_point(filled=True, size=70).encode(
+        x=alt.X("seed:N"), y=alt.Y("step:Q", title="step"),
+        shape=alt.Shape("milestone:N"), color=alt.Color("result:N", scale=alt.Scale(
+            domain=["passed", "failed"], range=["#2a9d8f", "#e76f51"])),
+        tooltip=["seed", "milestone", "step", "result"]).properties(
+        width=300, height=200, title="memorized and grokked step per seed")
+    right = alt.Chart(d).mark_bar().encode(
+        x=alt.X("seed:N"), y=alt.Y("heldout_at_memorized:Q", title="held-out ID at memorized",
+                                   scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("result:N"), tooltip=["seed", "heldout_at_memorized", "outcome"])
+    rule = alt.Chart(pd.DataFrame({"y": [BEFORE_AT]})).mark_rule(
+        strokeDash=[4, 3], color="black").encode(y="y:Q")
+    return alt.hconcat(left, (right + rule).properties(
+        width=220, height=200, title=f"a clean wait: at most {BEFORE_AT} (dashed)"))
+
+
 def describe_seeds(table: pd.DataFrame) -> str:
-    """How many training seeds grok, in words computed from ``seed_table``."""
-    grokked = table["grokked_step"].map(lambda v: not isinstance(v, str))
-    n, k = len(table), int(grokked.sum())
-    text = f"The subject recipe groks within its budget in {k} of {n} training seeds."
-    if k < n:
-        text += (" The others end with held-out ID accuracy "
-                 + ", ".join(f"{v:.2f}" for v in table.loc[~grokked, "heldout_at_end"])
-                 + ": at this preset grokking depends on the seed, so a comparison that"
-                   " needs two grokked runs of this recipe (chapter 4's seed control) can"
-                   " come out *not measured*, and chapter 3 sweeps a model whose seeds grok"
-                   " where the preset names one (its `sweep_model` in `chapters.settings`).")
+    """How many fresh seeds pass the subject's rule, and the spread, computed."""
+    n, k = len(table), int(table["passed"].sum())
+    if not n:
+        return "No confirmation run is in the store."
+    text = (f"On {n} fresh seeds the subject passes the rule in {k} "
+            f"(the confirmation asks for {S.CONFIRM_SHARE:.0%}, so "
+            f"{'it is confirmed' if k >= S.CONFIRM_SHARE * n else 'it is not confirmed'}).")
+    g = table["grokked_step"].dropna()
+    m = table["memorized_step"].dropna()
+    if len(g):
+        text += (f" They memorized at steps {int(m.min()):,}-{int(m.max()):,} and grokked at "
+                 f"{int(g.min()):,}-{int(g.max()):,} (median {int(g.median()):,}); held-out ID "
+                 f"at memorization {table['heldout_at_memorized'].min():.2f}-"
+                 f"{table['heldout_at_memorized'].max():.2f}.")
+    failed = table[~table["passed"]]
+    if len(failed):
+        text += " Failed: " + "; ".join(f"seed {r[SEED_LABEL]} ({r['outcome']})"
+                                        for _, r in failed.iterrows()) + "."
     return text
 
 
@@ -193,7 +159,7 @@ def exposure_table(seeds: pd.DataFrame, store=None) -> pd.DataFrame:
     for _, row in seeds.iterrows():
         run = load_run(row["run"], store)
         t = exposure.accuracy_by_exposure(run.load_model(), run.dataset)
-        parts.append(t.assign(run=row[SEED_LABEL]))
+        parts.append(t.assign(run=f"seed {row[SEED_LABEL]}"))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["split", "exposure", "queries", "accuracy", "lo", "hi", "run"])
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
                                     NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
-                                    REPLICATES, first_step)
+                                    REPLICATES, first_step, still_rising)
 from ..analysis import circuit, wang
 from ..analysis.definitions import BRIDGE_READABLE, FITTED_AT, json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
@@ -27,7 +27,6 @@ from .detect import FAKE, bridge_over_training, first_crossing
 
 
 # thresholds of the rules below; each rule's text is written from the same names
-OOD_LOW, OOD_SOME = 0.1, 0.3              # final OOD accuracy: "near 0" and "partly"
 FAKE_ACC, FAKE_BRIDGE = detect.ACC_AT, detect.BRIDGE_AT   # chapter 5's detector
 CONTROL_OOD = OOD_AT                      # the both-full positive control must reach this
 NEW_LEARNED = transfer.NEW_LEARNED       # chapter 6: the new facts count as learned
@@ -37,10 +36,7 @@ STUDY_PROBES = ("new_hop1_replayed_hop2", "replayed_hop1_new_hop2", "new_new")
 
 VERDICT_RULES = {
     "wang_grokking": wang.RULE_TEXT["wang_grokking"],
-    "wang_ood": (f"replicates if the final OOD two-hop accuracy of every run of chapters 2-3 "
-                 f"trained to its budget (chapter 3's at the width of sweeps.SWEEP_MODEL) "
-                 f"is at most {OOD_LOW}; partly if at most {OOD_SOME}; "
-                 f"otherwise does not replicate; not measured without such a run."),
+    "wang_ood": wang.RULE_TEXT["wang_ood"],
     "wang_phi": wang.RULE_TEXT["wang_phi"],
     "wang_size": wang.RULE_TEXT["wang_size"],
     "claim1_same_path": (
@@ -131,7 +127,6 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
                              **sweeps.phi_points(grid))
     size_table = sweeps.sweep(sweep_base, store=store, progress=progress,
                               **sweeps.size_points(grid))
-    labels = list(recipe.seed_configs(preset_name))
     sixth = under("06/finetune/")
     shortcut_runs = {k: r for k, r in under("07/").items() if not k.startswith("finetune/")}
 
@@ -139,7 +134,8 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
         return {row.run: load_run(row.run, store) for row in table.itertuples()
                 if row.status == "ok"}
 
-    return {"preset": preset_name, "default": runs[f"02/{recipe.SUBJECT_LABEL}"],
+    seeds = [runs[n] for n in recipe.plan(preset_name).names("02", "subject") if n in runs]
+    return {"preset": preset_name, "default": seeds[0],
             "phi_table": phi_table, "size_table": size_table,
             "phi_runs": ok_runs(phi_table), "size_runs": ok_runs(size_table),
             "fake": {tuple(k.split("/")): r for k, r in under("05/").items()},
@@ -147,7 +143,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
             "finetunes": {role: sixth[role] for role in transfer.ROLES if role in sixth},
             "claim1_runs": under(f"04/{SUBJECT}/"), "shortcuts": shortcut_runs,
             "claim1_neighbour_runs": under("04/neighbour/") or None,
-            "seed_runs": [runs[f"02/{label}"] for label in labels[1:]],   # not seed 0
+            "seed_runs": seeds,
             "shortcut_finetunes": under("07/finetune/")}
 
 
@@ -230,14 +226,6 @@ def _fmt(x, digits=3):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "never"
     return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
-
-
-def verdict_ood(final_oods) -> str:
-    vals = [v for v in final_oods if v is not None and not math.isnan(v)]
-    if not vals:
-        return NOT_MEASURED
-    top = max(vals)
-    return REPLICATES if top <= OOD_LOW else PARTLY if top <= OOD_SOME else NOT_REPLICATED
 
 
 def verdict_paths(outcome: str) -> str:
@@ -379,20 +367,19 @@ def claim_numbers(book: dict) -> dict:
     """The measured quantity behind each claim, with the runs it came from."""
     out = {}
     d = book["default"]
-    s = run_summary(d)
-    seeds = [{"init_seed": r.config.train.init_seed, **{k: t[k] for k in (
-                  "memorized_step", "grokked_step", "heldout_at_memorized")}}
-             for r in book["seed_runs"] for t in [run_summary(r)]]
-    out["wang_grokking"] = dict(memorized=s["memorized_step"], grokked=s["grokked_step"],
-                                heldout_at_memorized=s["heldout_at_memorized"], seeds=seeds,
-                                runs=[d.id, *(r.id for r in book["seed_runs"])])
-    pool = {r.id: r for r in [d, *book["seed_runs"], *book["phi_runs"].values(),
-                              *book["size_runs"].values()]}   # chapters 2-3, each run once
-    full = [r for r in pool.values()
-            if r.steps == r.config.train.max_steps]     # runs stopped early say nothing of OOD
-    oods = [float(r.accuracy()[OOD_SPLIT].iloc[-1]) for r in full]
-    out["wang_ood"] = dict(max_final_ood=max(oods) if oods else math.nan,
-                           runs=[r.id for r in full])
+    per_seed = []
+    for r in book["seed_runs"]:               # chapter 2's subject on its fresh seeds
+        s, acc = run_summary(r), r.accuracy()
+        per_seed.append({"seed": r.config.seed, **{k: s[k] for k in (
+            "memorized_step", "grokked_step", "heldout_at_memorized")},
+            "class": wang.seed_class(s["memorized_step"], s["grokked_step"],
+                                     s["heldout_at_memorized"],
+                                     still_rising(acc[GROKKED_SPLIT], GROKKED_AT)),
+            "final_ood": float(acc[OOD_SPLIT].iloc[-1])})
+    runs2 = [r.id for r in book["seed_runs"]]
+    out["wang_grokking"] = dict(per_seed=per_seed, runs=runs2)
+    out["wang_ood"] = dict(per_seed=[{"seed": p["seed"], "final_ood": p["final_ood"]}
+                                     for p in per_seed], runs=runs2)
     for key in ("phi", "size"):       # chapter 3's sweep model may be wider than the subject
         runs = book[f"{key}_runs"]
         out[f"wang_{key}"] = dict(table=_ok(book[f"{key}_table"]), runs=list(runs),
@@ -477,20 +464,18 @@ def verdicts(numbers: dict) -> dict:
         out[key] = verdict_object(key, verdict_, this_book, evidence, runs)
 
     g = n["wang_grokking"]
-    gv, gwhy = wang.seeded_grokking_verdict(
-        (g["memorized"], g["grokked"], g["heldout_at_memorized"]),
-        [(o["memorized_step"], o["grokked_step"], o["heldout_at_memorized"])
-         for o in g["seeds"]])
-    put("wang_grokking", gv, gwhy, g, g["runs"])
+    gv, gwhy, gnum = wang.grokking_verdict([s["class"] for s in g["per_seed"]])
+    put("wang_grokking", gv, gwhy, {**g, **gnum}, g["runs"])
     o = n["wang_ood"]
-    put("wang_ood", verdict_ood([o["max_final_ood"]]),
-        f"highest final OOD accuracy {o['max_final_ood']:.3f} over the {len(o['runs'])} runs "
-        f"trained to their budget", o, o["runs"])
+    ov, owhy, onum = wang.ood_verdict([s["final_ood"] for s in o["per_seed"]])
+    put("wang_ood", ov, owhy, {**o, **onum}, o["runs"])
     for key, col in (("wang_phi", "data.phi"), ("wang_size", "data.n_entities")):
         p = n[key]
         verdict_of = wang.phi_verdict if key == "wang_phi" else wang.size_verdict
-        v, why = verdict_of(p["table"], col) if len(p["table"]) else (NOT_MEASURED, "no runs")
-        put(key, v, _sweep_model_note(p) + f"{_steps_by(p['table'], col)} ({why})", p, p["runs"])
+        v, why, num = verdict_of(p["table"], col) if len(p["table"]) else (
+            NOT_MEASURED, "no runs", {})
+        put(key, v, _sweep_model_note(p) + f"{_steps_by(p['table'], col)} ({why})",
+            {**p, **num}, p["runs"])
     out["claim1_same_path"] = claim1_object(n["claim1_same_path"], n.get("claim1_neighbour"))
     f = n["claim2_fake_grokking"]
     put("claim2_fake_grokking", verdict_fake(f["verdicts"]), detect.describe_claim2(f["per_run"]),
