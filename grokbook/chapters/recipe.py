@@ -115,12 +115,13 @@ def seeds_chart(table: pd.DataFrame):
         x=alt.X("seed:N"), y=alt.Y("step:Q", title="step"),
         shape=alt.Shape("milestone:N"), color=alt.Color("result:N", scale=alt.Scale(
             domain=["passed", "failed"], range=["#2a9d8f", "#e76f51"])),
-        tooltip=["seed", "milestone", "step", "result"]).properties(
+        tooltip=["seed:N", "milestone:N", "step:Q", "result:N"]).properties(
         width=300, height=200, title="memorized and grokked step per seed")
     right = alt.Chart(d).mark_bar().encode(
         x=alt.X("seed:N"), y=alt.Y("heldout_at_memorized:Q", title="held-out ID at memorized",
                                    scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("result:N"), tooltip=["seed", "heldout_at_memorized", "outcome"])
+        color=alt.Color("result:N"),
+        tooltip=["seed:N", "heldout_at_memorized:Q", "outcome:N"])
     rule = alt.Chart(pd.DataFrame({"y": [BEFORE_AT]})).mark_rule(
         strokeDash=[4, 3], color="black").encode(y="y:Q")
     return alt.hconcat(left, (right + rule).properties(
