@@ -194,16 +194,15 @@ def test_claims_json_gives_every_verdict_from_the_books_store(book):
         assert isinstance(v["evidence"], dict) and v["this_book"], key
     assert out["wang_grokking"]["evidence"]["memorized"] is None or \
         isinstance(out["wang_grokking"]["evidence"]["memorized"], int)
-    # Wang's grokking reads chapter 2's other training seeds (the runs the book trained)
-    from grokbook.chapters.recipe import ROBUSTNESS_SEEDS
-    seeds = out["wang_grokking"]["evidence"]["seeds"]
-    assert [s["init_seed"] for s in seeds] == list(ROBUSTNESS_SEEDS)
-    assert len(out["wang_grokking"]["runs"]) == 1 + len(ROBUSTNESS_SEEDS)
-    # claim 1 carries the neighbour's evidence (chapter 4) beside the subject's
+    # Wang's grokking reads chapter 2's subject on its fresh seeds (the runs the book trained)
+    from grokbook.chapters import paths, settings
+    first = list(settings.of("test")["confirmation"][0])
+    per_seed = out["wang_grokking"]["evidence"]["per_seed"]
+    assert [s["seed"] for s in per_seed] == first and len(out["wang_grokking"]["runs"]) == 2
+    assert all(s["class"] for s in per_seed)
+    # claim 1 reads every claim seed
     c1 = out["claim1_same_path"]
-    assert c1["evidence"]["neighbour"]["label"].startswith("TRM neighbour")
-    assert set(c1["evidence"]["neighbour_runs"]) <= set(c1["runs"])
-    assert "measured" in c1["evidence"]["neighbour"]
+    assert [e["seed"] for e in c1["evidence"]["per_seed"]] == paths.claim_seeds("test")
     # claim 3 per starting point and probe kind: final, best, interval, steps, rising
     starts = out["claim3_transfer"]["evidence"]["starts"]
     assert {"grokked", "floor", "hop2_control"} <= set(starts)
@@ -249,21 +248,15 @@ def test_cost_ledger_has_a_row_per_shortcut(book):
     from grokbook.chapters import shortcuts, verdict
     collected = verdict.collect("test", store=book["store"])
     costs = verdict.ledger(collected)
-    ood = verdict.claim_numbers(collected)["wang_ood"]["runs"]   # chapters 2-3, each run once
+    ood = verdict.claim_numbers(collected)["wang_ood"]["runs"]   # chapter 2, each run once
     assert len(ood) == len(set(ood)) and set(ood) >= {collected["default"].id}
     assert {r.id for r in collected["seed_runs"]
             if r.steps == r.config.train.max_steps} <= set(ood)
     rows = costs[costs.chapter == "7 shortcut"]
     assert set(rows["shortcut"]) == set(shortcuts.shortcut_configs("test")) - {shortcuts.NATURAL}
     assert (rows["steps_run"] > 0).all()
-    from grokbook.chapters.recipe import ROBUSTNESS_SEEDS
     seeds = costs[costs.chapter == "2 training seed"]
-    assert sorted(seeds["init_seed"]) == sorted(ROBUSTNESS_SEEDS)
     from grokbook.chapters.settings import of
-    neighbour = of("test")["neighbour"]
-    nb = costs[costs.chapter == "4 claim-1 neighbour"]
-    assert "subject" in set(nb["role"])
-    assert nb.set_index("role").loc["subject", "init_seed"] == neighbour["subject_seed"]
-    from grokbook import preset   # the ledger says each run's width (chapters differ in it)
-    assert (nb["d_model"] == neighbour["overrides"]["model.d_model"]).all()
+    assert sorted(seeds["seed"]) == sorted(of("test")["confirmation"][0][1:])
+    from grokbook import preset   # the ledger says each run's width
     assert (seeds["d_model"] == preset("test").model.d_model).all()

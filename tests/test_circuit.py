@@ -186,6 +186,7 @@ def test_claim1_evidence_tables_charts_and_json(store, monkeypatch):
     first = lambda run: (run.checkpoints[1], "test rule")     # noqa: E731
     monkeypatch.setattr(paths, "before_checkpoint", first)
     monkeypatch.setattr(paths, "after_checkpoint", lambda run: run.checkpoints[-1])
+    monkeypatch.setattr(paths, "later_checkpoint", lambda run, after: run.checkpoints[-1])
     monkeypatch.setattr(paths, "BEFORE_MAX_HELDOUT", 1.0)
     runs = paths.claim1_runs("test", store=store)
     assert set(runs) == {"subject", "lookup", f"seed_control_{paths.CONTROL_SEEDS[0]}"}
@@ -206,40 +207,40 @@ def test_claim1_evidence_tables_charts_and_json(store, monkeypatch):
     assert len(t) >= 6 and (t["low"] <= t["d"]).all() and (t["d"] <= t["high"]).all()
     for chart in (paths.distance_chart, paths.rates_chart, paths.interchange_chart):
         chart(ev).to_dict()
-    cps = paths.checkpoint_table(ev)
-    assert list(cps.columns) == ["before", "after", "seed_control", "lookup"]
-    assert cps.loc["step", "before"] == runs["subject"].checkpoints[1]
+    cps = paths.checkpoint_table(ev).set_index("checkpoint")
+    assert list(cps.index) == ["before", "after", "later", "seed_control", "lookup"]
+    assert cps.loc["before", "step"] == runs["subject"].checkpoints[1]
+    assert ev["drift"]["d"] == 0 and ev["scale"]["from"] == "seed"   # after == later here
+    assert {"max_gap", "at", "before", "after"} <= set(ev["lens_before_after"])
     per_stage, middle = paths.bridge_tables(ev)
     assert list(per_stage.index) == list(dict.fromkeys(ev["tables"]["lens"]["stage"]))
     assert {"before", "after"} <= set(per_stage.columns) and per_stage.max().max() <= 1
     assert middle.iloc[:, 0].to_dict() == ev["interchange_at_middle"]
-    assert paths.describe_claim1(ev).startswith("trm:")
+    assert paths.describe_claim1(ev).startswith("trm, seed 0:")
+    summary = paths.seed_summary([ev, none])
+    assert list(summary["outcome"])[1] == "not measured" and summary["d"].iloc[0] >= 0
     json.dumps(paths.claim1_summary(ev))
 
 
-def test_neighbour_configs_and_the_lookup_only_after_a_grokked_seed_control(store,
-                                                                            monkeypatch):
-    """The claim-1 neighbour is the subject's config with the listed overrides under its own
-    training seed, its controls under the others; a preset without one is a ConfigError
-    naming the preset. The lookup control is trained only once a seed control grokked:
-    without one claim 1 is not measured whatever the lookup does, and the reason names the
-    seed controls, not the missing lookup."""
-    from grokbook.chapters import paths, settings
-    from grokbook.core.config import ConfigError, preset
-    nb = settings.of("test")["neighbour"]
-    cfgs = paths.claim1_configs("test", neighbour=True)
-    subject = cfgs["subject"]
-    assert subject.train.init_seed == nb["subject_seed"]
-    assert subject == preset("test").replace(**nb["overrides"],
-                                             **{"train.init_seed": nb["subject_seed"]})
-    assert [k for k in cfgs if k.startswith("seed_")] == [
-        f"seed_control_{s}" for s in nb["control_seeds"]]
+def test_claim_1_reads_each_claim_seed_and_trains_the_lookup_only_after_a_control_grokked(
+        store, monkeypatch):
+    """Chapter 4's plan: the subject on each claim seed's graph (chapter 2's runs), seed
+    controls on the same graph that end once they grok, the lookup on the first seed only.
+    Without a grokked seed control no lookup is trained, and the reason names the seed
+    controls, not the missing lookup. Over seeds the rule needs 3 decided seeds."""
+    from grokbook.chapters import paths
+    from grokbook.core.config import preset
+    seeds = paths.claim_seeds("test")
+    p = paths.plan("test")
+    assert [n for n in p.names() if n.endswith("/subject")][:len(seeds)] == [
+        f"04/trm/seed {s}/subject" for s in seeds]
+    assert [n for n in p.names() if n.endswith("/lookup")] == [
+        f"04/trm/seed {seeds[0]}/lookup", f"04/dense/seed {seeds[0]}/lookup"]
+    cfgs = paths.claim1_configs("test", seed=seeds[1])
+    assert cfgs["subject"] == preset("test", seed=seeds[1])
+    ctrl = cfgs[f"seed_control_{paths.CONTROL_SEEDS[0]}"]
+    assert ctrl.train.init_seed == paths.CONTROL_SEEDS[0] and ctrl.train.stop_at == 0.9
     assert cfgs["lookup"].data.shuffle_inferred and cfgs["lookup"].train.stop_after_fitted == 2
-    assert "neighbour" in paths.neighbour_label("test") and paths.neighbour_label("gpu") is None
-    with pytest.raises(ConfigError, match="preset: 'gpu'.*allowed: cpu, test"):
-        paths.claim1_configs("gpu", neighbour=True)
-    with pytest.raises(ConfigError, match="arch: .*allowed: trm"):
-        paths.claim1_configs("test", "dense", neighbour=True)
     # the subject "groks", no seed control does: no lookup trained, reason says why
     subject_id = paths.claim1_runs("test", store=store)["subject"].id
     monkeypatch.setattr(paths, "after_checkpoint",
@@ -250,3 +251,19 @@ def test_neighbour_configs_and_the_lookup_only_after_a_grokked_seed_control(stor
     ev = paths.claim1_evidence(runs)
     assert not ev["measured"] and "no seed control grokked" in ev["reason"]
     assert "lookup" not in ev["reason"]
+    v, why, _ = paths.claim1_over_seeds([ev])
+    assert v == "not measured" and "needs 3" in why
+
+
+def test_claim_1_over_seeds_reaches_every_class():
+    from grokbook.chapters import paths
+
+    def ev(seed, outcome):
+        return {"seed": seed, "measured": outcome is not None, "outcome": outcome or
+                C.UNDETERMINED, "reason": "r"}
+    S, D, U = C.SAME, C.DIFFERENT, C.UNDETERMINED
+    assert paths.claim1_over_seeds([ev(1, S), ev(2, S), ev(3, U)])[0] == "replicates"
+    assert paths.claim1_over_seeds([ev(1, D), ev(2, D), ev(3, D)])[0] == "does not replicate"
+    assert paths.claim1_over_seeds([ev(1, S), ev(2, D), ev(3, S)])[0] == "partly"
+    assert paths.claim1_over_seeds([ev(1, U), ev(2, U), ev(3, S)])[0] == "not measured"
+    assert paths.claim1_over_seeds([ev(1, S), ev(2, S), ev(3, None)])[0] == "not measured"

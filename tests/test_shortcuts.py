@@ -71,17 +71,6 @@ def test_each_shortcut_scales_one_setting_up_and_stops_at_grokking(name):
         assert after > before, (label, changed)
 
 
-def test_recipe_minutes_count_a_stacked_members_own_speed():
-    from grokbook.chapters.recipe import minutes_table
-    run = FakeRun("a", 9000, budget=14_000)
-    run.info = {"steps_per_second": 10.0, "group": {"size": 3}}
-    alone = FakeRun("b", 9000, budget=14_000)
-    alone.info = {"steps_per_second": 30.0}
-    t = minutes_table({"stacked": run, "alone": alone}).set_index("candidate")
-    assert t.loc["stacked", "steps_per_second"] == t.loc["alone", "steps_per_second"] == 30.0
-    assert t.loc["stacked", "minutes_per_run"] == round(14_000 / 30 / 60, 1)
-
-
 def test_shortcut_fine_tunes_differ_from_the_natural_one_only_in_their_start(store, monkeypatch):
     from conftest import small
     from grokbook import train

@@ -58,23 +58,27 @@ def test_default_grid_depends_on_the_preset():
     assert default_grid("cpu", seeds=[0])["seeds"] == [0]
 
 
-def test_chapter_3_sweeps_the_wider_trm_at_cpu():
+def test_chapter_3_sweeps_the_subject_and_reads_its_own_runs_at_its_point():
     from grokbook import preset
-    from grokbook.chapters import verdict as v
-    from grokbook.chapters.settings import of
-    from grokbook.chapters.sweeps import chapter_base, phi_points, size_points
-    cpu, subject = chapter_base("cpu"), preset("cpu")
-    assert cpu.model.d_model == of("cpu")["sweep_model"]["model.d_model"] != subject.model.d_model
-    assert "sweeps.SWEEP_MODEL" in v.VERDICT_RULES["wang_ood"]
-    assert cpu.train.stop_at == 0.9 and cpu.train.max_steps == 6000
-    assert cpu.data == subject.data                     # same graph: only the model differs
-    test = chapter_base("test")
-    assert test.model == preset("test").model and test.train.stop_at == 0.0
-    g = default_grid("cpu")
-    assert size_points(g)["data.phi"] == [7.2] and phi_points(g)["data.phi"] == g["phis"]
-    assert size_points(default_grid("test"))["data.phi"] == [preset("test").data.phi]
-    shown = grokbook.chapters.sweeps.grid_table(default_grid("cpu"), cpu)["grid"]
-    assert shown["model"] == "trm, width 128, at most 6,000 steps" and shown["size_phi"] == 7.2
+    from grokbook.chapters import paths
+    from grokbook.chapters.sweeps import (chapter_base, default_grid, phi_points,
+                                          point_config, size_points)
+    for name in ("cpu", "test"):
+        subject = preset(name)
+        base = chapter_base(name)
+        assert base.model == subject.model and base.data == subject.data
+        g = default_grid(name)
+        assert g["seeds"] == paths.claim_seeds(name)
+        assert size_points(g)["data.phi"] == [subject.data.phi]
+        # the subject's own point is chapter 2's run; any other ends once it groks
+        own = point_config(name, {"data.phi": subject.data.phi, "seed": g["seeds"][1]})
+        assert own == subject.replace(seed=g["seeds"][1])
+        other = point_config(name, {"data.phi": g["phis"][0], "seed": g["seeds"][0]})
+        assert other.train.stop_at == 0.9 and other.model == subject.model
+    cpu = default_grid("cpu")
+    assert len(cpu["phis"]) >= 4 and len(cpu["seeds"]) >= 3 and len(cpu["sizes"]) >= 3
+    assert max(cpu["sizes"]) >= 4 * min(cpu["sizes"])
+    assert preset("cpu").data.phi in cpu["phis"]
 
 
 def test_describe_sweep_says_how_clean_the_delay_was():

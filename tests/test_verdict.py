@@ -23,24 +23,41 @@ def _cuts(steps=(9000, 2500, None), paths=("-", "same", "-")):
     return t
 
 
+def _seed(seed, cls="grokked after a wait", ood=0.02):
+    return dict(seed=seed, memorized_step=900, grokked_step=4000, heldout_at_memorized=0.1,
+                **{"class": cls}, final_ood=ood)
+
+
+def _claim1(seed, outcome="same", measured=True):
+    return dict(measured=measured, outcome=outcome, reason="made-up", arch="trm",
+                runs=[f"r{seed}"], seed=seed,
+                before={"step": 2000, "test_inferred_iid": 0.15},
+                after={"step": 12000, "test_inferred_iid": 0.95},
+                later={"step": 24000, "test_inferred_iid": 0.99},
+                d_before_after={"d": 0.05, "lo": 0.03, "hi": 0.07, "cells": 40,
+                                "queries": 500},
+                seed_scale={"d": 0.06, "lo": 0.04, "hi": 0.08, "p95": 0.08},
+                drift={"d": 0.02, "lo": 0.01, "hi": 0.03, "p95": 0.03},
+                scale={"p95": 0.08, "from": "seed"},
+                lens_before_after={"max_gap": 0.1, "at": "z_H.cycle1", "before": 0.5,
+                                   "after": 0.6},
+                negatives={"random": {"d": 0.5, "lo": 0.45, "hi": 0.55}})
+
+
 def _numbers(**changes):
     n = {
-        "wang_grokking": dict(memorized=1000, grokked=3000, heldout_at_memorized=0.1,
-                              seeds=[dict(init_seed=1, memorized_step=900, grokked_step=4000,
-                                          heldout_at_memorized=0.15)], runs=["a"]),
-        "wang_ood": dict(max_final_ood=0.05, runs=["a"]),
-        "wang_phi": dict(table=_sweep("data.phi", {3.6: [9000, 8800], 5.4: [7000, 6800],
-                                                   7.2: [5000, 5200], 9.0: [3000, 3100]}),
+        "wang_grokking": dict(per_seed=[_seed(s) for s in range(8)], runs=["a"]),
+        "wang_ood": dict(per_seed=[_seed(s) for s in range(8)], runs=["a"]),
+        "wang_phi": dict(table=_sweep("data.phi", {3.6: [9000, 8800, 9100],
+                                                   5.4: [7000, 6800, 6900],
+                                                   7.2: [5000, 5200, 5100],
+                                                   9.0: [3000, 3100, 3050]}),
                          runs=["b", "c"]),
-        "wang_size": dict(table=_sweep("data.n_entities", {100: [5000, 6000], 150: [5500, 5200],
-                                                           200: [5900, 5100]}), runs=["d"]),
-        "claim1_same_path": dict(
-            measured=True, outcome="same", reason="made-up", arch="trm", runs=["a"],
-            before={"step": 2000, "test_inferred_iid": 0.15},
-            after={"step": 12000, "test_inferred_iid": 0.95},
-            d_before_after={"d": 0.05, "lo": 0.03, "hi": 0.07, "cells": 40, "queries": 500},
-            seed_scale={"d": 0.06, "lo": 0.04, "hi": 0.08, "p95": 0.08},
-            negatives={"random": {"d": 0.5, "lo": 0.45, "hi": 0.55}}),
+        "wang_size": dict(table=_sweep("data.n_entities", {50: [5000, 5020, 4990],
+                                                           100: [5010, 4980, 5000],
+                                                           200: [4995, 5005, 5010]}),
+                          runs=["d"]),
+        "claim1_same_path": dict(per_seed=[_claim1(s) for s in (1, 2, 3)]),
         "claim2_fake_grokking": dict(
             verdicts=pd.DataFrame([dict(regime="hop2_only", arch="trm", rule="lenient",
                                         verdict=FAKE, acc_peak=0.95, bridge_end=0.4),
@@ -198,23 +215,29 @@ def test_scorecard_follows_the_numbers():
                                    "this book (beyond the study)"}
     assert all(card["rule"].str.len() > 40) and all(card["runs"].map(len) > 0)
     # change one underlying metric: only that claim's verdict moves
-    changed = v.scorecard(_numbers(wang_grokking=dict(heldout_at_memorized=0.95)))
+    no_wait = [_seed(s, "grokked without a wait") for s in range(8)]
+    changed = v.scorecard(_numbers(wang_grokking=dict(per_seed=no_wait)))
     diff = card["verdict"] != changed["verdict"]
     assert list(card.loc[diff, "claim"]) == ["wang_grokking"]
-    undetermined = v.scorecard(_numbers(claim1_same_path=dict(measured=False,
-                                                               outcome="undetermined")))
-    assert undetermined.set_index("claim").loc["claim1_same_path", "verdict"] == v.NOT_MEASURED
     assert changed.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_REPLICATED
-    short = v.scorecard(_numbers(wang_grokking=dict(grokked=None)))
-    assert short.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_MEASURED
-    assert "never" in short.set_index("claim").loc["wang_grokking", "this book"]
-    # the other training seeds move Wang's grokking verdict: the recipe was chosen on seed 0
-    stalled = dict(init_seed=1, memorized_step=900, grokked_step=None, heldout_at_memorized=0.1)
-    lucky = v.scorecard(_numbers(wang_grokking=dict(seeds=[stalled, stalled])))
-    row = lucky.set_index("claim").loc["wang_grokking"]
-    assert row["verdict"] == v.PARTLY and "0 of 2 other training seeds" in row["this book"]
-    alone = v.scorecard(_numbers(wang_grokking=dict(seeds=[])))
-    assert alone.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_MEASURED
+    undetermined = v.scorecard(_numbers(claim1_same_path=dict(per_seed=[
+        _claim1(s, "undetermined", measured=False) for s in (1, 2, 3)])))
+    assert undetermined.set_index("claim").loc["claim1_same_path", "verdict"] == v.NOT_MEASURED
+    # slow is not never: censored seeds leave Wang's grokking not measured
+    slow = [_seed(s, "still rising at its budget") for s in range(5)] + [_seed(9)] * 3
+    row = v.scorecard(_numbers(wang_grokking=dict(per_seed=slow))).set_index("claim")
+    assert row.loc["wang_grokking", "verdict"] == v.NOT_MEASURED
+    assert "censored" in row.loc["wang_grokking", "this book"]
+    few = v.scorecard(_numbers(wang_grokking=dict(per_seed=[_seed(1), _seed(2)])))
+    assert few.set_index("claim").loc["wang_grokking", "verdict"] == v.NOT_MEASURED
+    # OOD: the interval over seeds decides
+    high = v.scorecard(_numbers(wang_ood=dict(per_seed=[_seed(s, ood=0.6) for s in range(4)])))
+    assert high.set_index("claim").loc["wang_ood", "verdict"] == v.NOT_REPLICATED
+    # claim 1 over seeds: one different seed among same ones is partly
+    mixed = [_claim1(1), _claim1(2, "different"), _claim1(3)]
+    row = v.verdicts(_numbers(claim1_same_path=dict(per_seed=mixed)))["claim1_same_path"]
+    assert row["verdict"] == v.PARTLY and "seed 2" in row["this_book"]
+    assert row["evidence"]["different"] == [2] and set(row["runs"]) == {"r1", "r2", "r3"}
 
 
 def test_what_the_wait_bought_for_new_facts_is_read_from_the_starts():
@@ -243,67 +266,3 @@ def test_claim2_line_gives_the_control_and_the_hop2_crossings():
     assert "hop-2-only looped (never fitted)" in line
 
 
-def test_claim1_takes_the_neighbours_verdict_only_when_the_subject_has_none():
-    """Claim 1's row: the subject's verdict when it is measured; the neighbour's, named as
-    such, when the subject is not measured and the neighbour is; not measured when neither
-    is. The neighbour's evidence is in the JSON either way."""
-    unmeasured = dict(measured=False, outcome="undetermined", reason="no seed control grokked")
-    nb = {**_numbers()["claim1_same_path"], "outcome": "different", "runs": ["n1", "n2"],
-          "label": "TRM neighbour (d_model 128, phi 4.5, training seed 1)"}
-
-    def row(subject, neighbour):
-        objs = v.verdicts(_numbers(claim1_same_path=subject, claim1_neighbour=neighbour))
-        return objs["claim1_same_path"]
-
-    took = row(unmeasured, nb)
-    assert took["verdict"] == v.NOT_REPLICATED
-    assert took["this_book"].startswith("on the TRM neighbour") and "no seed control" in \
-        took["this_book"]
-    assert took["evidence"]["neighbour"]["outcome"] == "different"
-    assert took["evidence"]["measured"] is False              # the top level stays the subject's
-    assert took["evidence"]["verdict_from"] == "neighbour"
-    assert set(took["runs"]) >= {"a", "n1", "n2"}
-    # any reason the subject is not measured hands the verdict over, not only a missing control
-    late = row(dict(unmeasured, reason="held-out ID 0.53 at before, above 0.2"), nb)
-    assert late["verdict"] == v.NOT_REPLICATED and "0.53" in late["this_book"]
-    kept = row({}, nb)                                  # the subject measured "same"
-    assert kept["verdict"] == v.REPLICATES and "neighbour" in kept["this_book"]
-    assert not kept["this_book"].startswith("on the")
-    assert kept["evidence"]["neighbour"]["outcome"] == "different"
-    assert kept["evidence"]["verdict_from"] == "subject"
-    neither = row(unmeasured, {**nb, **unmeasured, "reason": "its subject never grokked"})
-    assert neither["verdict"] == v.NOT_MEASURED
-    assert not neither["this_book"].startswith("on the")
-    assert "its subject never grokked" in neither["this_book"]
-    assert neither["evidence"]["verdict_from"] == "subject"
-    alone = v.verdicts(_numbers(claim1_same_path=unmeasured))["claim1_same_path"]
-    assert alone["verdict"] == v.NOT_MEASURED and "neighbour" not in alone["evidence"]
-    assert alone["evidence"]["verdict_from"] == "subject"
-    # the neighbour's own classes all come through: "same" replicates, on the neighbour
-    same = row(unmeasured, {**nb, "outcome": "same"})
-    assert same["verdict"] == v.REPLICATES and same["this_book"].startswith("on the TRM")
-
-
-def test_the_answer_names_the_neighbour_when_claim_1_is_its_verdict():
-    """``describe`` (chapter 7's plain-words answer) says claim 1's verdict came from the
-    neighbour exactly when the scorecard took it from there."""
-    unmeasured = dict(measured=False, outcome="undetermined", reason="no seed control grokked")
-    nb = {**_numbers()["claim1_same_path"], "outcome": "different", "runs": ["n1"],
-          "label": "TRM neighbour (d_model 128, phi 4.5, training seed 1)"}
-    costs = pd.DataFrame([dict(chapter="2 training", memorize_step=1000,
-                               generalize_id_step=3000, memorize_flops=1e12)])
-    for subject, named in ((unmeasured, True), (_numbers()["claim1_same_path"], False)):
-        n = _numbers(claim1_same_path=subject, claim1_neighbour=nb)
-        words = v.describe(v.scorecard(n), costs, n)
-        assert ("on the TRM neighbour" in words) is named, words
-
-
-def test_phi_and_size_rows_say_when_the_sweep_model_is_not_the_subject():
-    same = v.verdicts(_numbers(wang_phi=dict(d_model=[64], subject_d_model=64)))
-    assert "width" not in same["wang_phi"]["this_book"]
-    wide = v.verdicts(_numbers(wang_phi=dict(d_model=[128], subject_d_model=64),
-                               wang_size=dict(d_model=[128], subject_d_model=64)))
-    for key in ("wang_phi", "wang_size"):
-        text = wide[key]["this_book"]
-        assert text.startswith("on the TRM at width 128 (the subject's is 64")
-        assert wide[key]["verdict"] == same[key]["verdict"]   # the note never moves a verdict

@@ -191,8 +191,7 @@ def cmd_paths(args):
 def cmd_claims(args):
     """Every verdict of the scorecard computed from the store (training what is missing), as
     JSON objects ``{"verdict", "rule", "this_book", "evidence", "runs"}``; claim 1 also for
-    the architectures beside the subject (the subject's with its claim-1 neighbour, whose
-    verdict it takes when the subject's is not measured: ``verdict.claim1_object``).
+    the architectures beside the subject, on the first claim seed.
     ``--only claim1`` computes claim 1 alone."""
     from ..chapters import paths, verdict
     from ..core.config import ARCH_NAMES, PRESETS, SUBJECT
@@ -211,12 +210,12 @@ def cmd_claims(args):
     for a in archs:
         if a == SUBJECT and key in out:
             continue
-        nb = (dict(paths.claim1(args.preset, neighbour=True, store=args.store,
-                                progress=not args.json),
-                   label=paths.neighbour_label(args.preset))
-              if a == SUBJECT and args.preset in paths.has_neighbour() else None)
-        out[key if a == SUBJECT else f"{key}_{a}"] = verdict.claim1_object(
-            paths.claim1(args.preset, a, store=args.store, progress=not args.json), nb)
+        if a == SUBJECT:
+            evs = paths.claim1_seeds(args.preset, store=args.store)
+        else:
+            evs = [paths.claim1(args.preset, a, store=args.store,
+                                seed=paths.claim_seeds(args.preset)[0])]
+        out[key if a == SUBJECT else f"{key}_{a}"] = verdict.claim1_object({"per_seed": evs})
     if args.json:
         print(json.dumps(out))
     else:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
-                                    checkpoint_accuracy, grokked_checkpoint, json_ready,
+                                    checkpoint_accuracy, json_ready,
                                     non_grokked_checkpoint)
 from ..analysis.lens import bridge_first_layer, bridge_rates, lens_summary, logit_lens
 from ..analysis.patching import causal_tracing, heatmap_matrix, tracing_heatmap
@@ -147,47 +147,35 @@ CONTROL_SEEDS = (1, 2, 3)     # the positive control: the first of these trainin
                               # rule is fixed in advance and looks at accuracy, not paths
 RANDOM_SEED = 12345           # the random-initialisation control's torch seed
 
-def has_neighbour() -> list[str]:
-    """The presets that name a claim-1 neighbour."""
-    return sorted(p for p in settings.PRESETS if settings.of(p)["neighbour"] is not None)
+LATER_AT = 2.0                # "later": the same run at this multiple of its grokked step
+# a seed control only needs its grokked checkpoint; the lookup only has to memorize
+CONTROL_STOP = {"train.stop_at": GROKKED_AT, "train.stop_after_grokked": 0.0}
+LOOKUP_STOP = {"train.stop_at": 0.0, "train.stop_after_grokked": 0.0,
+               "train.stop_after_fitted": 2.0}
 
 
-def neighbour_label(preset_name: str) -> str | None:
-    """The neighbour's overrides in words (None: this preset has none)."""
-    nb = settings.of(preset_name)["neighbour"]
-    if nb is None:
-        return None
-    o = nb["overrides"]
-    parts = [f"{k.split('.')[-1]} {v:g}" for k, v in o.items()
-             if k in ("model.d_model", "data.phi")]
-    return f"TRM neighbour ({', '.join(parts)}, training seed {nb['subject_seed']})"
+def claim_seeds(preset_name: str) -> list[int]:
+    """The seeds the verdicts read: the first ``claim_seeds`` of the subject's first
+    confirmation round (the preset's own seed where it names none)."""
+    from ..core.config import preset
+    chosen = settings.of(preset_name)
+    first = (chosen["confirmation"] or ((preset(preset_name).seed,),))[0]
+    return list(first[:chosen["claim_seeds"]])
 
 
 def claim1_configs(preset_name: str = "cpu", arch: str | None = None,
-                   neighbour: bool = False) -> dict:
-    """The runs claim 1 needs for one architecture: the subject run, the lookup control (the
-    same graph with the training two-hop tails permuted: it can memorize them, but no
-    bridge composes them) and the candidates for the positive control (the same config
-    under another training seed), ``seed_control_<seed>``, in the order they are tried.
-    ``neighbour``: the same for the preset's claim-1 neighbour (``settings``; a
-    ConfigError naming the preset if it has none)."""
-    from ..core.config import SUBJECT, ConfigError, preset
-    if neighbour and arch not in (None, SUBJECT):
-        raise ConfigError(f"arch: the claim-1 neighbour is a neighbour of the subject; "
-                          f"allowed: {SUBJECT} (got {arch!r})")
-    cfg = preset(preset_name, arch or SUBJECT)
-    seeds, lookup = CONTROL_SEEDS, {}
-    if neighbour:
-        nb = settings.of(preset_name)["neighbour"]
-        if nb is None:
-            raise ConfigError(f"preset: {preset_name!r} has no claim-1 neighbour; allowed: "
-                              f"{', '.join(has_neighbour())}")
-        cfg = cfg.replace(**{**nb["overrides"], "train.init_seed": nb["subject_seed"]})
-        seeds, lookup = nb["control_seeds"], nb["lookup"]
-    out = {"subject": cfg,
-           "lookup": cfg.replace(**{"data.shuffle_inferred": True, **lookup})}
-    for s in seeds:
-        out[f"seed_control_{s}"] = cfg.replace(**{"train.init_seed": s})
+                   seed: int | None = None) -> dict:
+    """The runs claim 1 needs for one architecture on one seed's graph: the subject run
+    (chapter 2's), the lookup control (the same graph with the training two-hop tails
+    permuted: it can memorize them, but no bridge composes them) and the candidates for
+    the positive control (the same config under another training seed),
+    ``seed_control_<s>``, in the order they are tried."""
+    from ..core.config import SUBJECT, preset
+    cfg = preset(preset_name, arch or SUBJECT, **({} if seed is None else {"seed": seed}))
+    out = {"subject": cfg, "lookup": cfg.replace(**{"data.shuffle_inferred": True,
+                                                    **LOOKUP_STOP})}
+    for s_ in CONTROL_SEEDS:
+        out[f"seed_control_{s_}"] = cfg.replace(**{"train.init_seed": s_, **CONTROL_STOP})
     return out
 
 
@@ -210,17 +198,25 @@ def before_checkpoint(run):
 
 
 def after_checkpoint(run):
-    """Claim 1's "after": the last grokked checkpoint; for a run that never reaches
-    MEMORIZED_AT, the last one with train_inferred >= PLATEAU_AT and held-out ID >=
-    GROKKED_AT (the rule of ``before_checkpoint``). None when absent."""
-    step = grokked_checkpoint(run)
-    if step is not None:
-        return step
+    """Claim 1's "after": the first grokked checkpoint (memorized, held-out ID >=
+    GROKKED_AT: matched in held-out accuracy across runs); for a run that never reaches
+    MEMORIZED_AT, the first with train_inferred >= PLATEAU_AT and held-out ID >= GROKKED_AT
+    (the rule of ``before_checkpoint``). None when absent."""
     a = checkpoint_accuracy(run)
-    if a[MEMORIZED_SPLIT].max() >= MEMORIZED_AT:
+    fitted = MEMORIZED_AT if a[MEMORIZED_SPLIT].max() >= MEMORIZED_AT else PLATEAU_AT
+    ok = a[(a[MEMORIZED_SPLIT] >= fitted) & (a[GROKKED_SPLIT] >= GROKKED_AT)]
+    return int(ok.index[0]) if len(ok) else None
+
+
+def later_checkpoint(run, after):
+    """Claim 1's "later": the run's last checkpoint, when it lies at least ``LATER_AT``
+    times the grokked step (held-out ID first >= GROKKED_AT) after the start; else None."""
+    from ..analysis.definitions import grokked_step
+    grok = grokked_step(run.accuracy())
+    last = run.checkpoints[-1]
+    if after is None or grok is None or last < LATER_AT * grok or last <= after:
         return None
-    ok = a[(a[MEMORIZED_SPLIT] >= PLATEAU_AT) & (a[GROKKED_SPLIT] >= GROKKED_AT)]
-    return int(ok.index[-1]) if len(ok) else None
+    return int(last)
 
 
 def _acc_at(run, step) -> dict:
@@ -252,6 +248,7 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     ds = subject.dataset
     before, before_rule = before_checkpoint(subject)
     after = after_checkpoint(subject)
+    later = later_checkpoint(subject, after)
     tried = {k: r for k, r in runs.items() if k.startswith("seed_control_")}
     control, after2 = next(((r, after_checkpoint(r)) for r in tried.values()
                             if after_checkpoint(r) is not None), (None, None))
@@ -262,8 +259,10 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
                                    "final_test_inferred_iid": round(float(
                                        r.accuracy()[GROKKED_SPLIT].iloc[-1]), 4)}
                                   for r in tried.values()],
+          "seed": subject.config.seed,
           "before": _acc_at(subject, before) if before is not None else None,
           "after": _acc_at(subject, after) if after is not None else None,
+          "later": _acc_at(subject, later) if later is not None else None,
           "seed_control": _acc_at(control, after2) if after2 is not None else None,
           "lookup": _acc_at(lookup, lookup.checkpoints[-1]) if lookup is not None else None}
     missing = []
@@ -272,8 +271,9 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     elif ev["before"]["test_inferred_iid"] > BEFORE_MAX_HELDOUT:
         missing.append(f"held-out ID at 'before' is {ev['before']['test_inferred_iid']:.2f} "
                        f"> {BEFORE_MAX_HELDOUT}: it had already half generalized")
-    if lookup is None and after2 is not None:
-        missing.append("no lookup control run")
+    if after is not None and later is None:
+        missing.append(f"the subject run has no checkpoint at {LATER_AT:g}x its grokked step "
+                       f"(no scale for its own drift)")
     if not tried:
         missing.append("no seed control was trained (none is, unless the subject grokked)")
     elif after2 is None:
@@ -288,18 +288,24 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     q = C.sample_queries(ds.probes["train_inferred"], n_queries, seed)
     kept, cfs = C.pool_counterfactuals(ds, q, pool, seed)
     models = {"before": subject.load_model(before), "after": subject.load_model(after),
+              "later": subject.load_model(later),
               "seed_control": control.load_model(after2),
               "seed_control_before": control.load_model(before_checkpoint(control)[0]
                                                         or after2),
-              "lookup": lookup.load_model(lookup.checkpoints[-1]),
               "random": _random_model(subject.config, len(ds.vocab))}
+    if lookup is not None:        # a negative control trained on one seed of the book's
+        models["lookup"] = lookup.load_model(lookup.checkpoints[-1])
     prof = {k: C.profile(m, ds, kept, cfs) for k, m in models.items()}
     mask = C.construction_mask(prof["random"])
     prof["permuted"] = C.permuted(prof["after"], seed, mask)
     d = C.bootstrap(prof["before"], prof["after"], seed, n_boot, mask)
-    scale = C.bootstrap(prof["after"], prof["seed_control"], seed, n_boot, mask)
+    seed_scale = C.bootstrap(prof["after"], prof["seed_control"], seed, n_boot, mask)
+    drift = C.bootstrap(prof["after"], prof["later"], seed, n_boot, mask)
+    # "same" is read against the larger of the two scales: another seed at matched held-out
+    # accuracy, and the run's own drift between "after" and "later"
+    scale = max((seed_scale, drift), key=lambda b: b["p95"])
     negs = {k: C.bootstrap(prof["after"], prof[k], seed, n_boot, mask)
-            for k in ("random", "lookup", "permuted")}
+            for k in ("random", "lookup", "permuted") if k in prof}
     outcome, reason = C.path_rule(d, scale, negs)
     compared = {}
     for label, (run, step) in (others or {}).items():
@@ -317,8 +323,9 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     atoms = {k: v[~ds.atomic_ood] for k, v in ds.atomic.items()}
     mid = C.middle_stage(models["after"].stage_names)
     bridge = {k: C.bridge_interchange(models[k], ds, kept, atoms, seed).assign(model=k)
-              for k in ("before", "after", "seed_control", "lookup", "random")}
-    lens = {k: C.bridge_lens(models[k], ds, kept).assign(model=k) for k in ("before", "after")}
+              for k in ("before", "after", "seed_control", "lookup", "random") if k in models}
+    lens = {k: C.bridge_lens(models[k], ds, kept).assign(model=k)
+            for k in ("before", "after", "later")}
 
     ev["seed_control"] = {**ev["seed_control"], "init_seed": control.config.train.init_seed}
 
@@ -327,11 +334,14 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     return {**ev, "measured": True, "outcome": outcome, "reason": reason,
             "queries": int(len(kept["h"])), "queries_sampled": int(len(q["h"])),
             "cells_informative": d["cells"], "cells_total": len(prof["after"].cells),
-            "d_before_after": d, "seed_scale": scale, "negatives": negs,
+            "d_before_after": d, "seed_scale": seed_scale, "drift": drift,
+            "scale": {"p95": scale["p95"], "from": "drift" if scale is drift else "seed"},
+            "negatives": negs,
             "seed_scale_before": before_scale, "others": compared,
             "middle_stage": mid,
             "interchange_at_middle": {k: at_mid(v, "rate") for k, v in bridge.items()},
             "bridge_top1_at_middle": {k: at_mid(v, "bridge_top1") for k, v in lens.items()},
+            "lens_before_after": lens_gap(lens["before"], lens["after"]),
             "heldout_split": heldout_split(models, ds, pool, seed, n_boot),
             "informative_sites": [list(map(str, c)) for c, m in zip(prof["after"].cells, mask)
                                   if m],
@@ -373,15 +383,26 @@ def _grokked(run) -> bool:
     return run is not None and after_checkpoint(run) is not None
 
 
+def lens_gap(before: pd.DataFrame, after: pd.DataFrame) -> dict:
+    """The study's own instrument on the same two checkpoints: the logit lens's bridge
+    top-1 rate at the r1 position per stage, the largest gap between them and where."""
+    gap = (after.set_index("stage")["bridge_top1"] - before.set_index("stage")["bridge_top1"])
+    stage = gap.abs().idxmax()
+    return {"max_gap": round(float(gap.abs().max()), 4), "at": str(stage),
+            "before": round(float(before.set_index("stage")["bridge_top1"][stage]), 4),
+            "after": round(float(after.set_index("stage")["bridge_top1"][stage]), 4)}
+
+
 def claim1_plan(preset_name: str = "cpu", arch: str | None = None,
-                neighbour: bool = False) -> Plan:
-    """``claim1_configs`` as chapter 4's plan: the subject; each seed control only if the
-    subject grokked and no earlier control did (in their order); the lookup control only
-    once a seed control grokked (without a grokked subject and a grokked seed control
-    claim 1 is not measured whatever the other controls do, so none is trained for it)."""
+                seed: int | None = None, lookup: bool = True) -> Plan:
+    """``claim1_configs`` on one seed's graph as chapter 4's plan: the subject; each seed
+    control only if the subject grokked and no earlier control did (in their order); the
+    lookup control (``lookup``) only once a seed control grokked (without a grokked
+    subject and a grokked seed control claim 1 is not measured whatever the other controls
+    do, so none is trained for it)."""
     from ..core.config import SUBJECT
-    cfgs = claim1_configs(preset_name, arch, neighbour)
-    pre = f"04/{'neighbour' if neighbour else arch or SUBJECT}/"
+    cfgs = claim1_configs(preset_name, arch, seed)
+    pre = f"04/{arch or SUBJECT}/seed {cfgs['subject'].seed}/"
     subject = pre + "subject"
     controls = [pre + k for k in cfgs if k.startswith("seed_control_")]
     p = Plan([Planned(subject, "04", "subject", cfgs["subject"])])
@@ -393,36 +414,77 @@ def claim1_plan(preset_name: str = "cpu", arch: str | None = None,
                           _grokked(runs[c]) for c in e),
                       note="trained only if the subject grokked and no earlier seed "
                            "control did"))
-    p.add(Planned(pre + "lookup", "04", "lookup control", cfgs["lookup"],
-                  after=(subject, *controls),
-                  when=lambda runs: any(_grokked(runs[c]) for c in controls),
-                  note="trained only once a seed control grokked"))
+    if lookup:
+        p.add(Planned(pre + "lookup", "04", "lookup control", cfgs["lookup"],
+                      after=(subject, *controls),
+                      when=lambda runs: any(_grokked(runs[c]) for c in controls),
+                      note="trained only once a seed control grokked"))
     return p
 
 
 def plan(preset_name: str = "cpu") -> Plan:
-    """Chapter 4's runs: claim 1 for the subject and the dense transformer, and for the
-    preset's claim-1 neighbour where it names one."""
+    """Chapter 4's runs: claim 1 for the subject on each claim seed (the lookup control on
+    the first only), and for the dense transformer on the first seed beside it."""
     from ..core.config import SUBJECT
-    p = claim1_plan(preset_name, SUBJECT).extend(claim1_plan(preset_name, "dense"))
-    return p.extend(claim1_plan(preset_name, neighbour=True)) \
-        if preset_name in has_neighbour() else p
+    seeds = claim_seeds(preset_name)
+    p = Plan()
+    for i, s_ in enumerate(seeds):
+        p.extend(claim1_plan(preset_name, SUBJECT, s_, lookup=i == 0))
+    return p.extend(claim1_plan(preset_name, "dense", seeds[0]))
 
 
 def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
-                progress: bool = False, neighbour: bool = False) -> dict:
+                progress: bool = False, seed: int | None = None) -> dict:
     """The runs of ``claim1_plan`` that were trained ({"subject", "seed_control_<s>" ...,
     "lookup"}), read from the store or trained now."""
-    p = claim1_plan(preset_name, arch, neighbour)
+    from ..core.config import SUBJECT
+    first = seed is None or seed == claim_seeds(preset_name)[0]
+    lookup = first or (arch or SUBJECT) != SUBJECT
+    p = claim1_plan(preset_name, arch, seed, lookup=lookup)
     runs = plan_runs(p, store=store)
-    return {name.split("/", 2)[2]: run for name, run in runs.items() if run is not None}
+    return {name.rsplit("/", 1)[1]: run for name, run in runs.items() if run is not None}
 
 
 def claim1(preset_name: str = "cpu", arch: str | None = None, store=None,
-           progress: bool = False, neighbour: bool = False, **kw) -> dict:
-    """Claim 1's evidence at a preset for one architecture (the subject by default), or
-    for the preset's neighbour."""
-    return claim1_evidence(claim1_runs(preset_name, arch, store, progress, neighbour), **kw)
+           progress: bool = False, seed: int | None = None, **kw) -> dict:
+    """Claim 1's evidence at a preset for one architecture (the subject by default) on one
+    seed's graph (the preset's own by default)."""
+    return claim1_evidence(claim1_runs(preset_name, arch, store, progress, seed), **kw)
+
+
+def claim1_seeds(preset_name: str = "cpu", store=None, **kw) -> list[dict]:
+    """Claim 1's evidence on each claim seed of the subject."""
+    return [claim1(preset_name, store=store, seed=s_, **kw) for s_ in claim_seeds(preset_name)]
+
+
+def claim1_over_seeds(evs: list[dict]) -> tuple:
+    """(verdict, why, numbers) of claim 1 over seeds: replicates if more than half of the
+    measured seeds are "same" and none "different"; does not replicate if more than half
+    are "different" and none "same"; partly if both occur; not measured otherwise (too
+    few seeds measured, or mostly undetermined)."""
+    from ..analysis.circuit import DIFFERENT, SAME
+    from ..analysis.definitions import NOT_MEASURED, NOT_REPLICATED, PARTLY, REPLICATES
+    from ..analysis.seeds import not_measured
+    measured = [e for e in evs if e["measured"]]
+    same = [e["seed"] for e in measured if e["outcome"] == SAME]
+    diff = [e["seed"] for e in measured if e["outcome"] == DIFFERENT]
+    n = len(measured)
+    numbers = {"seeds": [e["seed"] for e in evs], "measured": n, "same": same,
+               "different": diff}
+    said = (f"{len(same)} of {n} measured seeds same, {len(diff)} different "
+            f"(seeds {', '.join(map(str, numbers['seeds']))})")
+    why = not_measured(n)
+    if why:
+        reasons = "; ".join(f"seed {e['seed']}: {e['reason']}" for e in evs
+                            if not e["measured"])
+        return NOT_MEASURED, why + (f" ({reasons})" if reasons else ""), numbers
+    if 2 * len(same) > n and not diff:
+        return REPLICATES, said, numbers
+    if 2 * len(diff) > n and not same:
+        return NOT_REPLICATED, said, numbers
+    if same and diff:
+        return PARTLY, said, numbers
+    return NOT_MEASURED, said + ": mostly undetermined", numbers
 
 
 def claim1_summary(ev: dict) -> dict:
@@ -432,28 +494,34 @@ def claim1_summary(ev: dict) -> dict:
 
 # ---------------------------------------------------------------- claim 1: tables, charts, prose
 def describe_claim1(c: dict) -> str:
-    """Claim 1's evidence in one paragraph, computed."""
+    """Claim 1's evidence on one seed in one paragraph, computed."""
     if not c["measured"]:
         return f"not measured: {c['reason']}"
-    d, s = c["d_before_after"], c["seed_scale"]
+    d, s, dr = c["d_before_after"], c["seed_scale"], c["drift"]
     negs = ", ".join(f"{k} {v['d']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]"
                      for k, v in c["negatives"].items())
-    return (f"{c['arch']}: steps {c['before']['step']} (held-out ID "
+    lens = c["lens_before_after"]
+    return (f"{c['arch']}, seed {c['seed']}: steps {c['before']['step']} (held-out ID "
             f"{c['before']['test_inferred_iid']:.2f}) vs {c['after']['step']} "
             f"({c['after']['test_inferred_iid']:.2f}): d(before, after) = {d['d']:.3f} "
             f"[{d['lo']:.3f}, {d['hi']:.3f}] over {d['cells']} informative sites and "
-            f"{d['queries']} queries; seed-to-seed d = {s['d']:.3f}, 95th percentile "
-            f"{s['p95']:.3f}; d(after, negative control): {negs}. Outcome **{c['outcome']}**: "
-            f"{c['reason']}.")
+            f"{d['queries']} queries; seed-to-seed d = {s['d']:.3f} (95th percentile "
+            f"{s['p95']:.3f}), drift to step {c['later']['step']} d = {dr['d']:.3f} (95th "
+            f"percentile {dr['p95']:.3f}); the scale of 'same' is the larger, "
+            f"{c['scale']['p95']:.3f} ({c['scale']['from']}); d(after, negative control): "
+            f"{negs}. Outcome **{c['outcome']}**: {c['reason']}. The logit lens's bridge "
+            f"top-1 rate at r1 moves by at most {lens['max_gap']:.2f} between the two "
+            f"checkpoints ({lens['before']:.2f} -> {lens['after']:.2f} at {lens['at']}).")
 
 
-CHECKPOINT_ROLES = ("before", "after", "seed_control", "lookup")
+CHECKPOINT_ROLES = ("before", "after", "later", "seed_control", "lookup")
 
 
 def checkpoint_table(c: dict) -> pd.DataFrame:
-    """The evidence's checkpoints (before, after, and the controls it has), one column each:
-    step, train_inferred and held-out ID accuracy (and the seed control's training seed)."""
-    return pd.DataFrame({k: c[k] for k in CHECKPOINT_ROLES if c.get(k)})
+    """The evidence's checkpoints (before, after, later, and the controls it has), one row
+    each: step, train_inferred and held-out ID accuracy (and the seed control's training
+    seed)."""
+    return pd.DataFrame([{"checkpoint": k, **c[k]} for k in CHECKPOINT_ROLES if c.get(k)])
 
 
 def bridge_tables(c: dict) -> tuple:
@@ -471,7 +539,8 @@ def bridge_tables(c: dict) -> tuple:
 def distance_table(c: dict) -> pd.DataFrame:
     """Every distance of the evidence with its interval, one row each."""
     rows = [("before vs after", c["d_before_after"]),
-            ("after vs seed control (the scale of 'same')", c["seed_scale"]),
+            ("after vs seed control (one scale of 'same')", c["seed_scale"]),
+            ("after vs later, the same run (its drift, the other scale)", c["drift"]),
             ("before vs seed control's before (context)", c["seed_scale_before"])]
     rows += [(f"after vs {k} (negative control)", v) for k, v in c["negatives"].items()]
     for k, v in c.get("heldout_split", {}).items():
@@ -491,10 +560,10 @@ def distance_chart(c: dict):
                                                 "interchange rates)"), x2="high:Q")
     dots = base.mark_point(filled=True, size=60).encode(
         x="d:Q", tooltip=["comparison", "d", "low", "high", "queries"])
-    rule = alt.Chart(pd.DataFrame({"p95": [c["seed_scale"]["p95"]]})).mark_rule(
+    rule = alt.Chart(pd.DataFrame({"p95": [c["scale"]["p95"]]})).mark_rule(
         color="black", strokeDash=[4, 3]).encode(x="p95:Q")
     return (bars + dots + rule).properties(width=420, height=28 * len(t),
-                                           title="claim 1: distances (dashed: seed scale)")
+                                           title="claim 1: distances (dashed: the scale of 'same')")
 
 
 def rates_chart(c: dict, models=("before", "after", "seed_control", "lookup", "random")):
@@ -532,3 +601,23 @@ def interchange_chart(c: dict):
         color="black", strokeDash=[4, 3]).encode(x=alt.X("stage:N", sort=order))
     return (line + mid).properties(width=360, height=200, title="donor bridge copied in at "
                                    "the r1 position (dashed: stage fixed in advance)")
+
+
+def seed_summary(evs: list[dict]) -> pd.DataFrame:
+    """One row per claim seed: the checkpoints, d(before, after) with its interval, the two
+    scales of "same" and the larger, the outcome, and the logit lens's largest gap."""
+    rows = []
+    for e in evs:
+        row = {"seed": e["seed"], "outcome": e["outcome"] if e["measured"] else "not measured"}
+        if e["measured"]:
+            d = e["d_before_after"]
+            row.update(before=e["before"]["step"],
+                       heldout_before=e["before"]["test_inferred_iid"],
+                       after=e["after"]["step"], later=e["later"]["step"], d=d["d"],
+                       d_low=d["lo"], d_high=d["hi"], seed_p95=e["seed_scale"]["p95"],
+                       drift_p95=e["drift"]["p95"], scale=e["scale"]["p95"],
+                       lens_max_gap=e["lens_before_after"]["max_gap"])
+        else:
+            row["why"] = e["reason"]
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -46,6 +46,7 @@ from ..analysis.wang import BEFORE_AT
 from ..core.config import Config, ConfigError, preset
 from ..core.plan import Plan, Planned, plan_runs, resolve
 from ..core.store import run_id, store_path, train_many
+from . import settings
 from ..core.train import TrainingDiverged
 
 MIN_DELAY = 3.0          # grokked step >= this x memorized step
@@ -224,10 +225,10 @@ SEARCHES = {
                    budget_seconds=5.0),
 }
 
-# Fresh seeds for the confirmation: the winner on the first set, the runner-up on the
-# second only if the winner fails. None of them is a search seed.
-CONFIRMATION = {"cpu": (tuple(range(41, 49)), tuple(range(51, 59))),
-                "test": ((0, 1), (2, 3))}
+# Fresh seeds for the confirmation (``settings``: the winner on the first set, the
+# runner-up on the second only if the winner fails). None of them is a search seed.
+CONFIRMATION = {p: settings.of(p)["confirmation"] for p in SEARCHES
+                if settings.of(p)["confirmation"]}
 
 
 def _field(cfg, dotted: str):

@@ -121,20 +121,6 @@ def _buildable(cfg: Config) -> bool:
     return True
 
 
-def grid_configs(base_config: Config, **grids) -> list:
-    """The configs ``sweep`` trains for these grids: every point that is a valid config
-    and whose graph can be built."""
-    out = []
-    for point in expand_grid(**grids):
-        try:
-            cfg = base_config.replace(**point)
-        except ConfigError:
-            continue
-        if _buildable(cfg):
-            out.append(cfg)
-    return out
-
-
 # ---------------------------------------------------------------- the grid
 def _key(k: str) -> str:
     return k.replace("__", ".")
@@ -148,23 +134,25 @@ def expand_grid(**grids) -> list[dict]:
 
 
 def sweep(base_config: Config, executor=None, progress: bool = True, store=None,
-          measures: dict | None = None, **grids) -> pd.DataFrame:
+          measures: dict | None = None, config_of=None, **grids) -> pd.DataFrame:
     """Train every grid point (through the store) and return one row per point.
 
-    ``measures`` are keyword arguments for ``grokking_measures`` (thresholds).
+    ``measures`` are keyword arguments for ``grokking_measures`` (thresholds);
+    ``config_of(point)`` makes a point's config (default: ``base_config`` with the point).
     """
+    config_of = config_of or (lambda point: base_config.replace(**point))
     points = expand_grid(**grids)
     root = str(store_path(store))
     items, rows = [], []
     for point in points:
         try:
-            cfg = base_config.replace(**point)
+            cfg = config_of(point)
         except ConfigError as e:
             rows.append((point, {"status": "skipped", "reason": str(e), "run": None}))
             continue
         items.append((point, {"config": cfg.to_dict(), "store": root, "measures": measures or {},
                               "progress": bool(progress) and executor is None}))
-    cfgs = [base_config.replace(**p) for p, _ in items]
+    cfgs = [Config.from_dict(it["config"]) for _, it in items]
     with announce(cfgs, label="sweep"):
         if executor is None:  # here: points of one shape train together, as stacked groups
             _train_together(cfgs, store, progress)
@@ -186,20 +174,34 @@ def sweep(base_config: Config, executor=None, progress: bool = True, store=None,
 
 # ---------------------------------------------------------------- presets' grids
 def chapter_base(preset_name: str):
-    """The base config of chapter 3's sweeps (chapter 7 reads the same runs): the preset,
-    with its ``sweep_model`` changes (``settings``), ending runs once they grok."""
-    s = settings.of(preset_name)
-    stop = s["sweep_stop_at"]
-    return preset(preset_name, **s["sweep_model"],
-                  **({"train.stop_at": stop} if stop else {}))
+    """The base config of chapter 3's sweep points: the subject, ending a run once it
+    groks (``settings``' ``sweep_stop_at``; the subject's own points are its chapter-2
+    runs, ``point_config``)."""
+    stop = settings.of(preset_name)["sweep_stop_at"]
+    return preset(preset_name, **({"train.stop_at": stop, "train.stop_after_grokked": 0.0}
+                                  if stop else {}))
+
+
+def point_config(preset_name: str, point: dict):
+    """The config of one sweep point: where the point changes nothing but the seed, the
+    subject's own run (chapter 2 trains it; the sweep only reads it); else the chapter's
+    base with the point."""
+    subject = preset(preset_name)
+    same = subject.replace(**point)
+    if same.replace(seed=subject.seed).hash() == subject.hash():
+        return same
+    return chapter_base(preset_name).replace(**point)
 
 
 def default_grid(preset_name: str, phis=None, seeds=None, sizes=None) -> dict:
     """The chapter-3 grid of a preset: phis and seeds for the phi sweep, and graph sizes
     (``data.n_entities``) at ``size_phi`` (where the grid names none: the preset's phi).
     Arguments override."""
+    from .paths import claim_seeds
     g = dict(settings.of(preset_name)["sweep_grid"])
     g.setdefault("size_phi", preset(preset_name).data.phi)
+    if g.get("seeds") is None:          # the verdicts' seeds: the subject's first ones
+        g["seeds"] = claim_seeds(preset_name)
     for k, v in (("phis", phis), ("seeds", seeds), ("sizes", sizes)):
         if v is not None:
             g[k] = list(v)
@@ -209,11 +211,11 @@ def default_grid(preset_name: str, phis=None, seeds=None, sizes=None) -> dict:
 def plan(preset_name: str) -> Plan:
     """Chapter 3's runs: every buildable point of the phi and graph-size sweeps of the
     preset's grid (a point both sweeps share is one run)."""
-    grid, base = default_grid(preset_name), chapter_base(preset_name)
+    grid = default_grid(preset_name)
     p = Plan()
     for kind, points in (("phi", phi_points(grid)), ("size", size_points(grid))):
         for point in expand_grid(**points):
-            cfg = base.replace(**point)
+            cfg = point_config(preset_name, point)
             if _buildable(cfg):
                 p.add(Planned(f"03/{kind}/" + ", ".join(f"{k.split('.')[-1]} {v:g}"
                                                        for k, v in point.items()),
@@ -221,8 +223,18 @@ def plan(preset_name: str) -> Plan:
     return p
 
 
+def chapter_sweep(preset_name: str, kind: str, grid: dict | None = None, store=None,
+                  progress: bool = False) -> pd.DataFrame:
+    """Chapter 3's ``kind`` sweep ("phi" or "size") of ``grid`` (default: the preset's),
+    each point ``point_config``'s: from the store (the book trained them), or trained."""
+    grid = grid or default_grid(preset_name)
+    points = phi_points(grid) if kind == "phi" else size_points(grid)
+    return sweep(chapter_base(preset_name), store=store, progress=progress,
+                 config_of=lambda point: point_config(preset_name, point), **points)
+
+
 def phi_points(grid: dict) -> dict:
-    """The phi sweep's grid for ``sweep`` / ``grid_configs``."""
+    """The phi sweep's grid for ``sweep``."""
     return {"data.phi": grid["phis"], "seed": grid["seeds"]}
 
 
@@ -236,7 +248,10 @@ def grid_table(grid: dict, base) -> pd.DataFrame:
     """The grid a page trains, with the model and budget of ``base`` (chapter 3 shows it)."""
     model = (f"{base.model.arch}, width {base.model.d_model}, "
              f"at most {base.train.max_steps:,} steps")
-    return pd.Series({**grid, "model": model}, name="grid").to_frame()
+    rows = {**grid, "model": model}
+    return pd.DataFrame({"setting": list(rows), "value": [
+        ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        for v in rows.values()]})
 
 
 # ---------------------------------------------------------------- tables for charts
@@ -253,13 +268,16 @@ def sweep_curves(table: pd.DataFrame, by=("data.phi", "seed"), store=None,
 
 def by_value(table: pd.DataFrame, key: str = "data.phi",
              cols=("memorized_step", "half_step", "grokked_step")) -> pd.DataFrame:
-    """Per value of ``key``: runs, how many grokked, and mean / min / max of ``cols`` over
-    the seeds, a run that did not reach a milestone counting as its budget (a lower bound:
+    """Per value of ``key``: runs, how many grokked, how many had a clean wait (held-out
+    ID <= ``wang.BEFORE_AT`` when memorized), and mean / min / max of ``cols`` over the
+    seeds, a run that did not reach a milestone counting as its budget (a lower bound:
     ``censored`` says how many did not)."""
     ok = table[table["status"] == "ok"]
     rows = []
     for v, g in ok.groupby(key):
-        r = {key: v, "runs": len(g), "grokked": int(g["grokked_step"].notna().sum())}
+        held = pd.to_numeric(g.get("heldout_at_memorized"), errors="coerce")
+        r = {key: v, "runs": len(g), "grokked": int(g["grokked_step"].notna().sum()),
+             "clean_wait": int((held <= wang.BEFORE_AT).sum())}
         for c in cols:
             x = pd.to_numeric(g[c], errors="coerce")
             done = x.notna()
@@ -385,8 +403,8 @@ def describe_sweep(table: pd.DataFrame, key: str = "data.phi") -> str:
                     f"above {wang.BEFORE_AT}, where Wang's grokking rule sees no clean delay "
                     f"(these runs measure how fast held-out accuracy rises, not the wait).")
     rule = wang.phi_verdict if key == "data.phi" else wang.size_verdict
-    verdict, why = rule(ok.assign(seed=ok.get("seed", 0)), key) if len(ok) else (
-        wang.NOT_MEASURED, "no run finished")
+    verdict, why, _ = rule(ok.assign(seed=ok.get("seed", 0)), key) if len(ok) else (
+        wang.NOT_MEASURED, "no run finished", {})
     text.append(f"Wang et al.'s rule ({'speed follows φ' if key == 'data.phi' else 'not the graph size'}): "
                 f"**{verdict}** ({why}).")
     return " ".join(text)
