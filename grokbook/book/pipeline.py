@@ -202,12 +202,13 @@ class _ChapterEnv:
 
 
 def train_plan(preset: str, entries: list[str], out: Path, workers: int | None = None,
-               pool=None) -> float:
+               pool=None) -> dict:
     """Train, in one pool of worker processes and largest predicted cost first, every run
     of the book's plan (``chapters.plans``) that the chapters ``entries`` read, fine-tunes
     and conditional controls included, so that executing a chapter only reads the store.
     Prints the plan's summary first, then a line with the time left as each run ends. A
-    run that fails here is reported; its chapter says more. Returns wall seconds."""
+    run that fails here is reported; its chapter says more. Returns what it did: wall
+    seconds, runs trained, and the seconds it predicted for them (the ETA's error)."""
     from ..chapters.plans import book_plan, plan_summary, plan_table
     from ..core.plan import FAILED, TRAINED, predict, resolve
     from ..core.store import default_workers
@@ -218,7 +219,7 @@ def train_plan(preset: str, entries: list[str], out: Path, workers: int | None =
         workers = workers or default_workers()
         table = plan_table(preset, chapters)
         if not len(table):
-            return time.perf_counter() - t0
+            return {"seconds": time.perf_counter() - t0, "trained": 0}
         s = plan_summary(table)
         left = s["seconds_to_train"] / max(1, workers)
         log(f"the plan: {s['runs']} runs, {s['stored']} in the store, {s['to_train']} to "
@@ -227,7 +228,7 @@ def train_plan(preset: str, entries: list[str], out: Path, workers: int | None =
                f"{_minutes(s['seconds_waiting_at_most'] / max(1, workers))} more)"
                if s["waiting"] else ""))
         if not s["to_train"] and not s["waiting"]:
-            return time.perf_counter() - t0
+            return {"seconds": time.perf_counter() - t0, "trained": 0, "runs": s["runs"]}
         predicted = {r.run: r.seconds for r in table.itertuples() if r.seconds}
         state = {"done": 0, "ratio": [], "left": s["seconds_to_train"]}
 
@@ -254,7 +255,10 @@ def train_plan(preset: str, entries: list[str], out: Path, workers: int | None =
         log(f"warning: {o.name} failed ({o.reason}); its chapter will say more")
     wall = time.perf_counter() - t0
     log(f"trained the plan: {state['done']} run(s) in {_minutes(wall)}")
-    return wall
+    return {"seconds": wall, "trained": state["done"], "runs": s["runs"],
+            "predicted_seconds": s["seconds_to_train"] / max(1, workers),
+            "predicted_waiting_at_most": s["seconds_waiting_at_most"] / max(1, workers),
+            "workers": workers, "failed": len(failed)}
 
 
 def _minutes(seconds: float) -> str:
@@ -505,9 +509,10 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
     kernel = ensure_kernel(out)
     executed: dict[str, Path] = {}
     given = Path(executed_dir).resolve() if executed_dir else None
+    record = BuildRecord(out, preset)
     ahead = [e for e in present if _will_execute(root, e, preset, out, given, force)]
     if ahead or train_only:
-        train_plan(preset, ahead or present, out, pool=pool)
+        record.put("plan", train_plan(preset, ahead or present, out, pool=pool))
     if train_only:
         return 0
     for entry in present:
@@ -520,7 +525,8 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
             log(f"{entry}: not in {given}; executing it here")
         dest = out / "executed" / f"{entry}.ipynb"
         try:
-            execute_chapter(root, entry, preset, dest, kernel, force=force)
+            wall = execute_chapter(root, entry, preset, dest, kernel, force=force)
+            record.chapter(entry, wall)
         except ChapterError as e:
             print(f"grokbook book: error: {e}", file=sys.stderr, flush=True)
             return 1
@@ -535,6 +541,39 @@ def build_book(preset: str = "cpu", chapters=None, executed_dir=None, html: bool
         print("grokbook book: error: the Jupyter Book build failed (see the warnings above)",
               file=sys.stderr, flush=True)
         return 1
+    record.put("html_seconds", time.perf_counter() - t_html)
+    record.put("build_seconds", time.perf_counter() - t_all)
     log(f"HTML in {time.perf_counter() - t_html:.1f} s; whole build "
         f"{time.perf_counter() - t_all:.1f} s: {out / 'html' / 'index.html'}")
     return 0
+
+
+RECORD_ENV = "GROKBOOK_BUILD_RECORD"
+
+
+class BuildRecord:
+    """The build's own timing record, ``<out>/build_record.json``: what training the plan
+    took, each chapter's execution (0 s: reused), the HTML, the machine. The kernels see its
+    path in ``$GROKBOOK_BUILD_RECORD``, so the appendix *Cost and provenance* renders it."""
+
+    def __init__(self, out: Path, preset: str):
+        import torch
+        self.path = Path(out) / "build_record.json"
+        self.data = {"preset": preset, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                time.gmtime()),
+                     "machine": device_name(resolve_device("auto")),
+                     "grokbook": __version__, "torch": torch.__version__, "chapters": {}}
+        os.environ[RECORD_ENV] = str(self.path)
+        self._write()
+
+    def put(self, key: str, value) -> None:
+        self.data[key] = value
+        self._write()
+
+    def chapter(self, entry: str, seconds: float) -> None:
+        self.data["chapters"][entry] = {"seconds": round(seconds, 1), "reused": seconds == 0}
+        self._write()
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=1, default=float))
