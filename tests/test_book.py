@@ -111,6 +111,46 @@ def test_built_pages_load_nothing_from_outside(book):
     assert not outside, "pages load from outside the book:\n" + "\n".join(outside[:20])
 
 
+def test_built_pages_read_cleanly(book):
+    """Every table cell shows a value (no NaN) in full (nothing cut to "..."), every chapter
+    page has a chart, and every link inside the book leads to a page it built."""
+    from html.parser import HTMLParser
+    html = book["out"] / "html"
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cells, self.links, self.in_cell = [], [], False
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag in ("td", "th"):
+                self.in_cell, self.text = True, ""
+            if tag == "a" and a.get("href") and not EXTERNAL.match(a["href"]) and \
+                    not a["href"].startswith(("#", "mailto:", "javascript:")):
+                self.links.append(a["href"])
+
+        def handle_data(self, data):
+            if self.in_cell:
+                self.text += data
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.in_cell:
+                self.cells.append(self.text.strip())
+                self.in_cell = False
+
+    for page in html.rglob("*.html"):
+        p = Page()
+        p.feed(page.read_text())
+        bad = [c for c in p.cells if c.lower() in ("nan", "none") or c.endswith("...")]
+        assert not bad, f"{page.relative_to(html)}: cells {bad[:5]}"
+        for link in p.links:
+            target = (page.parent / link.split("#")[0].split("?")[0]).resolve()
+            assert target.exists(), f"{page.relative_to(html)}: broken link {link}"
+    for entry in book["chapters"]:
+        assert "vegaEmbed(el, spec" in (html / f"{entry}.html").read_text(), entry
+
+
 def test_pytest_does_not_collect_build_outputs():
     import tomllib
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]

@@ -128,10 +128,12 @@ def finetune_config_like(cfg, preset_name: str):
 
 
 def chapter_runs(preset_name: str, store=None) -> dict:
-    """{"parent", "floor", "dense", and each fine-tuned role: Run} from the store (trained
-    if missing)."""
+    """{"parent", "floor", "dense": Run, "finetunes": {role: Run}} from the store (trained
+    if missing); a fine-tune that was not needed is absent."""
     runs = plan_runs(plan(preset_name), store=store)
-    return {n.split("/")[-1]: r for n, r in runs.items() if r is not None}
+    return {"parent": runs[PARENT], "floor": runs[FLOOR], "dense": runs[DENSE],
+            "finetunes": {n.rsplit("/", 1)[1]: r for n, r in runs.items()
+                          if n.startswith("06/finetune/") and r is not None}}
 
 
 def describe_beside(dense_run) -> str:

@@ -187,12 +187,15 @@ def ledger(book: dict) -> pd.DataFrame:
     rows = [run_costs(book["default"], "2 training")]
     rows += [run_costs(run, "2 training seed") for run in book["seed_runs"]
              if run.id != book["default"].id]
+    listed = {r.id for r in book["seed_runs"]}          # a run shared by chapters: once
     for rid, run in book["phi_runs"].items():
-        if rid != book["default"].id:
+        if rid not in listed:
             rows.append(run_costs(run, "3 phi sweep"))
+            listed.add(rid)
     for rid, run in book["size_runs"].items():
-        if rid != book["default"].id and rid not in book["phi_runs"]:
+        if rid not in listed:
             rows.append(run_costs(run, "3 graph size"))
+            listed.add(rid)
     for seed, runs in book["claim1_runs"].items():
         for role, run in runs.items():
             if role != "subject":                       # the subject is chapter 2's run
