@@ -232,8 +232,8 @@ def test_claims_json_gives_every_verdict_from_the_books_store(book):
         assert all(isinstance(x, str) for x in v["runs"]), key
         assert v["runs"] or v["verdict"] == NOT_MEASURED, key
         assert isinstance(v["evidence"], dict) and v["this_book"], key
-    assert out["wang_grokking"]["evidence"]["memorized"] is None or \
-        isinstance(out["wang_grokking"]["evidence"]["memorized"], int)
+    assert all(s["memorized_step"] is None or isinstance(s["memorized_step"], int)
+               for s in out["wang_grokking"]["evidence"]["per_seed"])
     # Wang's grokking reads chapter 2's subject on its fresh seeds (the runs the book trained)
     from grokbook.chapters import paths, settings
     first = list(settings.of("test")["confirmation"][0])

@@ -38,15 +38,21 @@ def plan(preset_name: str):
 
 
 def chapter_runs(preset_name: str, store=None) -> dict:
-    """{"subject": the first seed's run, "contrast": the dense run, "seeds": [every
-    confirmation run that was trained, in order]} from the store (trained if missing)."""
+    """{"subject": the first seed's run, "contrast": the dense run, "seeds": [the subject on
+    the first round's seeds], "runner_up": [the runner-up's round, where it was trained]}
+    from the store (trained if missing)."""
     p = plan(preset_name)
     runs = plan_runs(p, store=store)
-    seeds = [runs[e.name] for e in p if e.role == "subject" and runs[e.name] is not None]
-    return {"subject": seeds[0], "contrast": runs[CONTRAST], "seeds": seeds}
+    rounds = {}
+    for e in p:
+        if e.role == "subject" and runs[e.name] is not None:
+            rounds.setdefault(e.labels["round"], []).append(runs[e.name])
+    return {"subject": rounds[1][0], "contrast": runs[CONTRAST], "seeds": rounds[1],
+            "runner_up": rounds.get(2, [])}
 
 
 def seed_runs(preset_name: str, store=None, progress: bool = False) -> list:
+    """The subject (the preset's recipe) on its confirmation seeds."""
     return chapter_runs(preset_name, store)["seeds"]
 
 

@@ -127,7 +127,8 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
         return {row.run: load_run(row.run, store) for row in table.itertuples()
                 if row.status == "ok"}
 
-    seeds = [runs[n] for n in recipe.plan(preset_name).names("02", "subject") if n in runs]
+    seeds = [runs[e.name] for e in recipe.plan(preset_name)          # the preset's recipe
+             if e.role == "subject" and e.labels["round"] == 1 and e.name in runs]
     return {"preset": preset_name, "default": seeds[0],
             "phi_table": phi_table, "size_table": size_table,
             "phi_runs": ok_runs(phi_table), "size_runs": ok_runs(size_table),
