@@ -59,12 +59,13 @@ def _numbers(**changes):
                           runs=["d"]),
         "claim1_same_path": dict(per_seed=[_claim1(s) for s in (1, 2, 3)]),
         "claim2_fake_grokking": dict(
-            verdicts=pd.DataFrame([dict(regime="hop2_only", arch="trm", rule="lenient",
-                                        verdict=FAKE, acc_peak=0.95, bridge_end=0.4),
-                                   dict(regime="both_full", arch="trm", rule="lenient",
-                                        verdict=CIRCUIT_WITH_ACCURACY, acc_peak=0.9,
-                                        bridge_end=0.95)]),
-            per_run=[dict(regime="hop2_only", arch="trm", fitted=1000, clock=10.0,
+            verdicts=pd.DataFrame(
+                [dict(regime="hop2_only", arch="trm", seed=s, rule="lenient", verdict=FAKE,
+                      acc_peak=0.95, bridge_end=0.4) for s in (1, 2, 3)]
+                + [dict(regime="both_full", arch="trm", seed=s, rule="lenient",
+                        verdict=CIRCUIT_WITH_ACCURACY, acc_peak=0.9, bridge_end=0.95)
+                   for s in (1, 2, 3)]),
+            per_run=[dict(regime="hop2_only", arch="trm", seed=1, fitted=1000, clock=10.0,
                           acc_peak=0.95, verdict={"lenient": FAKE},
                           curves={"exact": {"x_fit_0.5": 6.5}, "lenient": {"x_fit_0.5": float("inf")}})],
             runs=["d"]),
@@ -102,35 +103,30 @@ def test_path_fake_and_transfer_rules():
     assert v.verdict_paths("same") == v.REPLICATES
     assert v.verdict_paths("different") == v.NOT_REPLICATED
     assert v.verdict_paths("undetermined") == v.NOT_MEASURED
-    # claim 2 reads the lenient rule (a bridge it misses, the strict one misses too)
-    table = pd.DataFrame([dict(regime="natural", arch="trm", rule="lenient", verdict=FAKE),
-                          dict(regime="hop2_only", arch="trm", rule="lenient", verdict=CIRCUIT_ONLY),
-                          dict(regime="hop2_only", arch="trm", rule="strict", verdict=FAKE),
-                          dict(regime="both_full", arch="trm", rule="lenient", verdict=NEITHER)])
-    table["acc_peak"] = [0.1, 0.1, 0.1, 0.8]   # the subject's both-full control composes OOD
-    assert v.verdict_fake(table.assign(acc_peak=0.1)) == v.NOT_MEASURED  # control failed
-    assert v.verdict_fake(table.assign(arch="looped")) == v.NOT_MEASURED  # not the subject's
-    assert v.verdict_fake(table) == v.PARTLY       # fake only outside hop-2 (strict: ignored)
-    table.loc[1, "verdict"] = FAKE
-    assert v.verdict_fake(table) == v.REPLICATES
-    table["verdict"] = NEITHER
-    assert v.verdict_fake(table) == v.NOT_REPLICATED
+    # claim 2 reads the lenient rule over the subject's seeds (the strict rule misses more)
+    fake = v.verdict_fake
+
+    def runs(hop2, control_peak=0.8, elsewhere=NEITHER, arch="trm"):
+        rows = [dict(regime="both_full", arch=arch, seed=s, rule="lenient", verdict=NEITHER,
+                     acc_peak=control_peak) for s in (1, 2, 3)]
+        rows += [dict(regime="natural", arch=arch, seed=s, rule="lenient", verdict=elsewhere,
+                      acc_peak=0.1) for s in (1, 2, 3)]
+        rows += [dict(regime="hop2_only", arch=arch, seed=s, rule="lenient", verdict=c,
+                      acc_peak=0.1) for s, c in enumerate(hop2, 1)]
+        rows += [dict(regime="hop2_only", arch=arch, seed=1, rule="strict", verdict=FAKE,
+                      acc_peak=0.1)]
+        return pd.DataFrame(rows)
+    assert fake(runs([FAKE, FAKE, NEITHER]))[0] == v.REPLICATES
+    assert fake(runs([FAKE, NEITHER, NEITHER]))[0] == v.PARTLY
+    assert fake(runs([NEITHER] * 3, elsewhere=FAKE))[0] == v.PARTLY   # only another regime
+    assert fake(runs([NEITHER, CIRCUIT_ONLY, NEITHER]))[0] == v.NOT_REPLICATED
+    assert fake(runs([FAKE] * 3, control_peak=0.1))[0] == v.NOT_MEASURED  # control failed
+    assert fake(runs([FAKE] * 3, arch="looped"))[0] == v.NOT_MEASURED   # not the subject's
     for unknown in (STILL_RISING, TOO_SHORT, LENIENT_BLIND, NOT_FITTED):  # cut off, no clock
-        table.loc[1, "verdict"] = unknown
-        assert v.verdict_fake(table) == v.NOT_MEASURED
-    other = pd.DataFrame([dict(regime="hop2_only", arch="looped", rule="lenient",
-                               verdict=TOO_SHORT, acc_peak=0.1)])
-    table.loc[1, "verdict"] = NEITHER            # another architecture cut short: the subject decides
-    assert v.verdict_fake(pd.concat([table, other], ignore_index=True)) == v.NOT_REPLICATED
-    other["verdict"] = FAKE                      # ... but its fake grokking counts
-    assert v.verdict_fake(pd.concat([table, other], ignore_index=True)) == v.REPLICATES
-    table.loc[1, "verdict"] = STILL_RISING
-    table.loc[0, "verdict"] = FAKE               # fake elsewhere does not settle hop-2-only
-    assert v.verdict_fake(table) == v.NOT_MEASURED
-    table.loc[1, "verdict"] = FAKE
-    assert v.verdict_fake(table) == v.REPLICATES
-    assert v.verdict_fake(table[table.regime != "hop2_only"]) == v.NOT_MEASURED  # no hop-2 run
-    assert v.verdict_fake(table.iloc[:0]) == v.NOT_MEASURED
+        verdict, why = fake(runs([FAKE, FAKE, unknown]))
+        assert verdict == v.NOT_MEASURED and "decided" in why           # 2 of 3 seeds decided
+    assert fake(runs([]))[0] == v.NOT_MEASURED
+    assert fake(runs([FAKE]).iloc[:0])[0] == v.NOT_MEASURED
     good = {"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.9, "replayed_hop1_new_hop2": 0.05,
             "new_new": 0.0, "new_hop1_old_hop2": 0.1, "old_hop1_new_hop2": 0.4}
     T, vt = _starts, v.verdict_transfer
@@ -253,16 +249,17 @@ def test_what_the_wait_bought_for_new_facts_is_read_from_the_starts():
 
 
 def test_claim2_line_gives_the_control_and_the_hop2_crossings():
-    control = dict(regime="both_full", arch="trm", fitted=1200, clock=10.0, acc_peak=0.81,
-                   verdict={"lenient": CIRCUIT_WITH_ACCURACY}, curves={})
-    hop2 = dict(regime="hop2_only", arch="trm", fitted=1000, clock=10.2, acc_peak=0.3,
-                verdict={"lenient": NEITHER},
+    control = dict(regime="both_full", arch="trm", seed=41, fitted=1200, clock=10.0,
+                   acc_peak=0.81, verdict={"lenient": CIRCUIT_WITH_ACCURACY}, curves={})
+    hop2 = dict(regime="hop2_only", arch="trm", seed=41, fitted=1000, clock=10.2,
+                acc_peak=0.3, verdict={"lenient": NEITHER},
                 curves={"exact": {"x_fit_0.5": "> 10.2"}, "lenient": {"x_fit_0.5": 3.5}})
     never = dict(hop2, arch="looped", fitted=None, verdict={"lenient": NOT_FITTED})
     line = v.verdicts(_numbers(claim2_fake_grokking=dict(per_run=[control, hop2, never])))[
         "claim2_fake_grokking"]["this_book"]
-    assert "control trm both-full OOD peak 0.81" in line
-    assert "hop-2-only trm (ran 10.2x fit): OOD 0.5 at > 10.2x, lenient bridge 0.5 at 3.5x -> neither" in line
-    assert "hop-2-only looped (never fitted)" in line
+    assert "control trm seed 41 both-full OOD peak 0.81" in line
+    assert ("hop-2-only trm seed 41 (ran 10.2x fit): OOD 0.5 at > 10.2x, lenient bridge 0.5 "
+            "at 3.5x -> neither") in line
+    assert "hop-2-only looped seed 41 (never fitted)" in line
 
 

@@ -105,7 +105,10 @@ def ensure_kernel(out: Path) -> str:
     """A kernel spec named ``python3`` that runs *this* interpreter, first on JUPYTER_PATH."""
     kdir = Path(out) / "jupyter" / "kernels" / KERNEL
     kdir.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    # the kernel's own log stays quiet below errors: its start-up notice about the local TCP
+    # transport is not the build's business (cell errors reach the build as they are)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     "--IPKernelApp.log_level=ERROR"],
             "display_name": "Python 3 (grokbook)", "language": "python"}
     (kdir / "kernel.json").write_text(json.dumps(spec, indent=1))
     paths = os.environ.get("JUPYTER_PATH", "").split(os.pathsep)
@@ -143,6 +146,7 @@ def provenance(preset: str, wall: float, root: Path) -> dict:
 
 
 FOOTER_TAG = "grokbook-provenance"
+CELL_TIMEOUT = 3 * 3600   # a cell that runs longer is a hung kernel, reported, not waited on
 
 
 def add_provenance(path: Path, info: dict, digest: str | None = None) -> None:
@@ -287,8 +291,7 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
             with progress.Watcher(env.feed, f"grokbook book: {entry}: ", every=progress_every):
                 pm.execute_notebook(str(src), str(dest), parameters={"preset": preset},
                                     kernel_name=kernel, cwd=str(src.parent),
-                                    progress_bar=False,
-                                    kernel_manager_class=ipc_kernel_manager())
+                                    progress_bar=False, execution_timeout=CELL_TIMEOUT)
     except pm.PapermillExecutionError as e:
         raise ChapterError(_describe_failure(entry, dest, e)) from None
     except DeadKernelError:
@@ -297,20 +300,6 @@ def execute_chapter(root: Path, entry: str, preset: str, dest: Path, kernel: str
     add_provenance(dest, provenance(preset, wall, root), digest)
     log(f"{entry}: done in {wall:.1f} s")
     return wall
-
-
-def ipc_kernel_manager():
-    """A kernel manager whose kernels talk to papermill over local sockets (IPC) instead of
-    TCP: no network port is opened, and the kernel has no plain-text transport to warn
-    about in the build's output."""
-    from jupyter_client import AsyncKernelManager
-    from traitlets import default
-
-    class IPCKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _transport_default(self):
-            return "ipc"
-    return IPCKernelManager
 
 
 def _describe_dead_kernel(entry: str, src: Path, dest: Path) -> str:

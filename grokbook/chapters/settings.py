@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..core.config import GROKKED_AT, ConfigError
 
-CLOCK = 10        # chapter 5: a run ends at this multiple of its fitted step (or its cap)
+CLOCK = 10        # chapter 5 at test: a run ends at this multiple of its fitted step
 FIGURE_REGIMES = ("natural", "both_full", "hop1_only", "hop2_only")
 
 DEFAULTS = {
@@ -22,7 +22,8 @@ DEFAULTS = {
     "sweep_grid": {"phis": [5.4, 6.3, 7.2, 8.4], "seeds": None, "sizes": [50, 75, 100]},
     "sweep_stop_at": GROKKED_AT,  # chapter 3: a sweep run ends once held-out ID reaches it
                                # (the subject's own points are its chapter-2 runs)
-    "regime_schedule": {},     # chapter 5: {"all": overrides, arch: overrides}
+    "regime_schedule": {},     # chapter 5: {"all": overrides, arch: overrides} on the
+                               # subject's config (empty: its own schedule)
     "regime_runs": None,       # chapter 5: {arch: regimes}; None: every arch x FIGURE_REGIMES
     "finetune": None,          # chapter 6: finetune_config keyword arguments
 }
@@ -47,16 +48,9 @@ PRESETS = {
         # among them) under this graph's max_phi (~8.5), and graph sizes spanning 4x at the
         # subject's phi; the claim seeds each; a run ends once held-out ID reaches 0.9
         "sweep_grid": {"phis": [4.5, 5.4, 6.3, 7.2], "seeds": None, "sizes": [50, 100, 200]},
-        # the TRM fits its training facts (0.9) at 800-1,300 steps, so its runs end by
-        # 13,000 (cap 20,000); Wang's looped transformer fits later and is capped at 12,000,
-        # in the two regimes claim 2's rule reads. 20 % OOD facts: 390 OOD test queries
-        "regime_schedule": {"all": {"data.ood_ratio": 0.2, "train.warmup_steps": 50,
-                                    "train.eval_every": 100, "train.checkpoint_every": 500,
-                                    "train.stop_after_fitted": CLOCK},
-                            "trm": {"train.max_steps": 20000,
-                                    "train.eval_dense_until": 20000},
-                            "looped": {"train.max_steps": 12000,
-                                       "train.eval_dense_until": 12000}},
+        # chapter 5 trains the subject's own schedule in every regime (its natural runs are
+        # chapter 2's); Wang's looped transformer beside it in the two regimes claim 2 reads
+        "regime_schedule": {},
         "regime_runs": {"trm": FIGURE_REGIMES, "looped": ("both_full", "hop2_only")},
         # batch 128 over ~2,000 items, 5,000 steps = about 300 epochs, 600 queries per probe
         "finetune": {"max_steps": 5000, "lr": 5e-4, "train.batch_size": 128,

@@ -16,7 +16,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     NOT_MEASURED, NOT_REPLICATED, OOD_AT, OOD_SPLIT, PARTLY,
                                     REPLICATES, first_step, still_rising)
 from ..analysis import circuit, wang
-from ..analysis.definitions import BRIDGE_READABLE, FITTED_AT, json_ready, run_summary
+from ..analysis.definitions import json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
 from ..core.config import SUBJECT
 from ..core.newknowledge import CONTROL_TEST
@@ -48,29 +48,13 @@ VERDICT_RULES = {
         f"lies above it, undetermined if a negative control is not clearly farther. "
         f"Replicates if most seeds are same and none different; the reverse does not "
         f"replicate; both: partly; not measured with fewer than 3 seeds decided."),
-    "claim2_fake_grokking": (f"on crossing times, each run sized by its own clock (it ends "
-                             f"at {detect.CLOCK}x its fitted step, where its training accuracy "
-                             f"first reaches {FITTED_AT:g} as in the study's tables, or at a "
-                             f"cap; crossings are read as multiples of that step): replicates "
-                             f"if a hop-2-only run's OOD exact match reaches {FAKE_ACC:g} while "
-                             f"the bridge, under the lenient rule (b top-1 at any stage and "
-                             f"position: the study's rule, and the generous one, so a bridge "
-                             f"it misses the strict rule misses too), never reaches "
-                             f"{FAKE_BRIDGE:g} within the run (accuracy without circuit); "
-                             f"partly if such a run exists only in another regime; otherwise "
-                             f"does not replicate. Not measured unless the subject's both-full "
-                             f"run (the positive control) reaches OOD accuracy "
-                             f"{CONTROL_OOD:g}; not measured if the subject's hop-2-only run "
-                             f"(the architecture the claim is about; another architecture's "
-                             f"run can make it replicate, not fail) never fitted its training "
-                             f"facts, ended short of its clock with a curve that had not "
-                             f"arrived, was still rising below a threshold when it ended (a "
-                             f"gain of >= {detect.RISING_BY:g} over its last "
-                             f"{detect.RISING_OVER:.0%}), or if the lenient rule cannot tell: "
-                             f"it finds b for fewer than {BRIDGE_READABLE:.0%} of the trained "
-                             f"two-hop facts the run answers, or it finds another query's b "
-                             f"in {FAKE_BRIDGE:g} of the queries at some checkpoint (by "
-                             f"chance)."),
+    "claim2_fake_grokking": (
+        f"On each claim seed, the subject in each regime ends at twice its grokked step or its "
+        f"budget; a curve 'arrives' when it first reaches {FAKE_ACC:g}, the lenient bridge only "
+        f"above its chance rate. Replicates if most measured hop-2-only seeds reach OOD exact "
+        f"{FAKE_ACC:g} with no bridge (accuracy without circuit); partly if some do, or only "
+        f"another regime; does not replicate if none; not measured unless both-full composes "
+        f"OOD ({CONTROL_OOD:g}) in most seeds, or with fewer than 3 hop-2-only seeds decided."),
     "claim3_transfer": (f"On the study's probes (the old hop is a fact replayed in "
                         f"fine-tuning), read at the end of fine-tuning the grokked "
                         f"checkpoint: replicates if new-as-hop-1 reaches >= {HOP1_OK} while "
@@ -132,7 +116,8 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
     return {"preset": preset_name, "default": seeds[0],
             "phi_table": phi_table, "size_table": size_table,
             "phi_runs": ok_runs(phi_table), "size_runs": ok_runs(size_table),
-            "fake": {tuple(k.split("/")): r for k, r in under("05/").items()},
+            "fake": {(r_, a_, int(s_.split()[1])): r for k, r in under("05/").items()
+                     for r_, a_, s_ in [k.split("/")]},
             "picks": transfer.pick_checkpoints(runs[transfer.PARENT]),
             "finetunes": {role: sixth[role] for role in transfer.ROLES if role in sixth},
             "claim1_runs": _by_seed(under(f"04/{SUBJECT}/")), "shortcuts": shortcut_runs,
@@ -242,21 +227,32 @@ def verdict_paths(outcome: str) -> str:
                                                                           NOT_MEASURED)
 
 
-def verdict_fake(verdicts: pd.DataFrame) -> str:
-    """``verdicts``: the detector's table (regime, arch, rule, verdict, acc_peak). Not
-    measured unless the positive control worked: the subject's both-full run composes OOD
-    queries. Read under the lenient rule (a bridge it misses, the strict rule misses too)."""
-    control = verdicts[(verdicts["regime"] == "both_full") & (verdicts["arch"] == SUBJECT)]
-    if not len(control) or not (control["acc_peak"] >= CONTROL_OOD).any():
-        return NOT_MEASURED
-    lenient = verdicts[verdicts["rule"] == "lenient"]
-    fake = lenient[lenient["verdict"] == FAKE]
-    if (fake["regime"] == "hop2_only").any():
-        return REPLICATES
-    hop2 = lenient[(lenient["regime"] == "hop2_only") & (lenient["arch"] == SUBJECT)]
-    if not len(hop2) or hop2["verdict"].str.startswith("not measured").any():
-        return NOT_MEASURED          # cut off, never fitted, or the rule cannot see b
-    return PARTLY if len(fake) else NOT_REPLICATED
+def verdict_fake(verdicts: pd.DataFrame) -> tuple:
+    """(verdict, why) of claim 2 over seeds from the detector's table (regime, arch, seed,
+    rule, verdict, acc_peak), read under the lenient rule (a bridge it misses, the strict
+    rule misses too)."""
+    from ..analysis.seeds import not_measured
+    lenient = verdicts[(verdicts["rule"] == "lenient") & (verdicts["arch"] == SUBJECT)]
+    control = lenient[lenient["regime"] == "both_full"]
+    ok = int((control["acc_peak"] >= CONTROL_OOD).sum())
+    if not len(control) or 2 * ok <= len(control):
+        return NOT_MEASURED, (f"the positive control (both-full) reached OOD {CONTROL_OOD:g} "
+                              f"in {ok} of {len(control)} seeds")
+    hop2 = lenient[lenient["regime"] == "hop2_only"]
+    decided = hop2[~hop2["verdict"].str.startswith("not measured")]
+    why = not_measured(len(decided), what="hop-2-only seeds decided")
+    if why:
+        return NOT_MEASURED, why
+    fake = int((decided["verdict"] == FAKE).sum())
+    said = (f"{fake} of {len(decided)} decided hop-2-only seeds show accuracy without "
+            f"circuit ({', '.join(f'seed {s}: {v}' for s, v in zip(decided['seed'], decided['verdict']))})")
+    if 2 * fake > len(decided):
+        return REPLICATES, said
+    elsewhere = lenient[(lenient["verdict"] == FAKE) & (lenient["regime"] != "hop2_only")]
+    if fake or len(elsewhere):
+        return PARTLY, said + (f"; elsewhere: {', '.join(sorted(set(elsewhere['regime'])))}"
+                               if len(elsewhere) else "")
+    return NOT_REPLICATED, said
 
 
 def transfer_summary(table: pd.DataFrame) -> dict:
@@ -402,8 +398,12 @@ def claim_numbers(book: dict) -> dict:
                                       shortcuts.transfer_rows(fts, known)) if cuts else table,
         runs=[r.id for r in [*cuts.values(), *fts.values()]])
     _, verdicts, crossings = detect.chapter_tables(book["fake"], max_queries=detect.QUERIES)
-    out["claim2_fake_grokking"] = dict(verdicts=verdicts, runs=[r.id for r in book["fake"].values()],
-                                       per_run=detect.claim2_runs(verdicts, crossings))
+    chance = verdicts[verdicts["rule"] == "lenient"][["regime", "arch", "seed", "control_peak"]]
+    out["claim2_fake_grokking"] = dict(
+        verdicts=verdicts, runs=[r.id for r in book["fake"].values()],
+        per_run=detect.claim2_runs(verdicts, crossings),
+        lenient_chance=chance.to_dict("records"),
+        events=detect.events_table(crossings).to_dict("records"))
     return out
 
 
@@ -447,7 +447,8 @@ def verdicts(numbers: dict) -> dict:
             {**p, **num}, p["runs"])
     out["claim1_same_path"] = claim1_object(n["claim1_same_path"])
     f = n["claim2_fake_grokking"]
-    put("claim2_fake_grokking", verdict_fake(f["verdicts"]), detect.describe_claim2(f["per_run"]),
+    fv, fwhy = verdict_fake(f["verdicts"])
+    put("claim2_fake_grokking", fv, f"{fwhy}. {detect.describe_claim2(f['per_run'])}",
         {k: v for k, v in f.items() if k != "verdicts"}, f["runs"])
     t = n["claim3_transfer"]
     put("claim3_transfer", *transfer_this_book(t["starts"]), t, t["runs"])
