@@ -246,6 +246,10 @@ DECLARATION_HISTORY = (
     "step of these small models took ~50 ms there, not the few ms assumed, so stage 1 had "
     "not finished when the GPU time ran out; it was replaced, before any of its outcomes "
     "were read, by the smaller declaration run on the book's own CPU.",
+    "Stage 1 of the CPU declaration ran to its end; the process that ran it then stopped "
+    "while reading its runs back (the library had gained config fields meanwhile), and the "
+    "same command resumed the search from the run store: no run was trained twice and the "
+    "declaration did not change.",
 )
 
 
