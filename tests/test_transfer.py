@@ -207,8 +207,14 @@ def test_chapter_configs_fine_tune_every_start_on_one_transfer_set(store, monkey
     assert "dense_grokked" not in configs          # the short dense run never grokked
     assert "never reached" in transfer.describe_beside(dense)
     digests = {r: dataset_for(c.replace(finetune="new_knowledge")).digest()
-               for r, c in configs.items()}
+               for r, c in configs.items() if r != "replay"}
     assert len(set(digests.values())) == 1             # the same new facts for every start
+    from grokbook.core.config import transfer_sizes   # the variant replays twice the old items
+    more = configs["replay"]
+    assert more.transfer.replay == 2 * transfer_sizes(configs["grokked"])["replay"]
+    assert more.replace(**{"transfer.replay": 0}) == configs["grokked"]
+    assert dataset_for(more).counts["new_facts"] == dataset_for(configs["grokked"]).counts[
+        "new_facts"]
     assert configs["floor"].parent.startswith(floor.id)
     assert configs["hop2_control"].finetune == HOP2_CONTROL
     # a dense run with a grokked checkpoint is fine-tuned beside the subject, from it

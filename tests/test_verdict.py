@@ -44,6 +44,10 @@ def _claim1(seed, outcome="same", measured=True):
                 negatives={"random": {"d": 0.5, "lo": 0.45, "hi": 0.55}})
 
 
+GOOD3 = {"new_atomic": 1.0, "new_hop1_replayed_hop2": 0.9, "replayed_hop1_new_hop2": 0.05,
+         "new_new": 0.02}
+
+
 def _numbers(**changes):
     n = {
         "wang_grokking": dict(per_seed=[_seed(s) for s in range(8)], runs=["a"]),
@@ -69,10 +73,9 @@ def _numbers(**changes):
                           acc_peak=0.95, verdict={"lenient": FAKE},
                           curves={"exact": {"x_fit_0.5": 6.5}, "lenient": {"x_fit_0.5": float("inf")}})],
             runs=["d"]),
-        "claim3_transfer": dict(starts=_starts({"new_atomic": 1.0,
-                                                "new_hop1_replayed_hop2": 0.9,
-                                                "replayed_hop1_new_hop2": 0.05,
-                                                "new_new": 0.02}), runs=["e"]),
+        "claim3_transfer": dict(starts=_starts(GOOD3), per_seed={s: _starts(GOOD3)
+                                                                 for s in (1, 2, 3)},
+                                runs=["e"]),
         "wait_cut": dict(table=_cuts(), runs=["a", "f"]),
     }
     for key, upd in changes.items():
@@ -93,7 +96,8 @@ def _starts(grokked: dict, n: int = 600, rising=(), floor_hop1: float = 0.02,
     and the positive control on its held-out hop-2 queries (None: that run is missing)."""
     out = {"grokked": _transfer({**grokked, CONTROL_TEST: grokked_control}, n, rising)}
     if floor_hop1 is not None:
-        out["floor"] = _transfer({"new_atomic": 1.0, "new_hop1_replayed_hop2": floor_hop1}, n)
+        out["floor"] = _transfer({"new_atomic": 1.0, "new_hop1_replayed_hop2": floor_hop1,
+                                  "replayed_hop1_new_hop2": 0.0}, n)
     if control is not None:
         out["hop2_control"] = _transfer({"new_atomic": 1.0, CONTROL_TEST: control}, 300)
     return out
@@ -263,3 +267,27 @@ def test_claim2_line_gives_the_control_and_the_hop2_crossings():
     assert "hop-2-only looped seed 41 (never fitted)" in line
 
 
+
+
+def test_claim_3_over_seeds_reads_the_asymmetry_beyond_the_floor():
+    def seeds(hop1, floor_hop1=0.02, hop2=0.05, n=3, control=0.6, rising=()):
+        return {s: _starts({**GOOD3, "new_hop1_replayed_hop2": h, "replayed_hop1_new_hop2": hop2},
+                           floor_hop1=f, control=control, rising=rising)
+                for s, h, f in zip(range(n), hop1, floor_hop1 if isinstance(floor_hop1, list)
+                                   else [floor_hop1] * n)}
+    c3 = v.claim3_over_seeds
+    assert c3(seeds([0.9, 0.85, 0.95]))[0] == v.REPLICATES
+    assert c3(seeds([0.9, 0.85, 0.95], hop2=0.4))[0] == v.PARTLY        # hop 2 not low
+    # the floor model shows the same asymmetry: it is not bought by grokking
+    v_, why, num = c3(seeds([0.3, 0.2, 0.25], floor_hop1=[0.5, 0.4, 0.45]))
+    assert v_ == v.NOT_REPLICATED and num["delta_hi"] <= 0
+    assert c3(seeds([0.3, 0.05, 0.2], floor_hop1=[0.05, 0.3, 0.2]))[0] == v.NOT_MEASURED
+    assert c3(seeds([0.9, 0.9], n=2))[0] == v.NOT_MEASURED               # too few seeds
+    assert c3(seeds([0.9, 0.9, 0.9], control=0.0))[0] == v.NOT_MEASURED  # control failed
+    rising = seeds([0.4, 0.4, 0.4], rising=("new_hop1_replayed_hop2",))
+    assert c3(rising)[0] == v.NOT_MEASURED                                # cut off
+    words = v.forgetting_words([{"start": "grokked", "probe": "test_inferred_iid",
+                                 "before": 0.95, "after": 0.4, "seed": 1},
+                                {"start": "replay", "probe": "test_inferred_iid",
+                                 "before": 0.95, "after": 0.7, "seed": 1}])
+    assert "0.95 -> 0.40 (grokked)" in words and "0.70 (replay, more replay)" in words

@@ -11,7 +11,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     non_grokked_checkpoint, wilson)
 from ..analysis.circuit import middle_stage
 from ..analysis.lens import site_lens, strict_check
-from ..core.config import ConfigError
+from ..core.config import ConfigError, transfer_sizes
 from ..core.newknowledge import (CONTROL_TEST, CONTROL_TRAINED, CONTROL_UNSEEN, HOP2_CONTROL,
                                  PARENT_PROBES, PROBE_KINDS)
 from ..core.tables import n_rows
@@ -58,7 +58,9 @@ NEW_LEARNED = 0.9   # the new atomic facts count as learned at this best accurac
 # subject's steps (at cpu 2,000: its 1,000 atomic facts are memorized long before)
 FLOOR_SHARE = 0.2
 # the chapter's starting points, in the order of its tables
-ROLES = ("grokked", "memorized", "floor", "hop2_control", "dense_grokked")
+ROLES = ("grokked", "memorized", "floor", "hop2_control", "replay", "dense_grokked")
+CONTEXT = ("memorized", "replay", "dense_grokked")   # on the first claim seed only
+REPLAY_GAIN = 2          # the replay variant replays this many times the chapter's old items
 
 
 def floor_config(parent_cfg):
@@ -87,32 +89,45 @@ def chapter_configs(parent_run, floor_run, preset: str, dense_run=None) -> dict:
                                    **{"data.phi": parent_run.config.data.phi})
     out["hop2_control"] = finetune_config(parent_run, int(picks["grokked"]),
                                           finetune=HOP2_CONTROL, **settings)
+    more = REPLAY_GAIN * transfer_sizes(out["grokked"])["replay"]     # forgetting, reduced?
+    out["replay"] = out["grokked"].replace(**{"transfer.replay": more})
     step = grokked_checkpoint(dense_run) if dense_run is not None else None
     if step is not None:
         out["dense_grokked"] = finetune_config(dense_run, step, **settings)
     return {r: out[r] for r in ROLES if r in out}
 
 
-PARENT, FLOOR, DENSE = "06/parent", "06/floor", "06/dense"
+def _names(seed: int) -> tuple:
+    pre = f"06/seed {seed}/"
+    return pre + "parent", pre + "floor", pre + "dense", pre + "finetune/"
 
 
 def plan(preset_name: str) -> Plan:
-    """Chapter 6's runs: the parent (the subject run), the floor model and the dense
-    transformer beside it, then each role of ``chapter_configs`` fine-tuned once they are
-    trained (``dense_grokked`` only when the dense run grokked)."""
+    """Chapter 6's runs on every claim seed: the parent (the subject's chapter-2 run), the
+    floor model, then the grokked, floor and positive-control starts fine-tuned once those
+    are trained; on the first seed also the memorized start, the replay variant and the
+    dense transformer's grokked start (only when it grokked) beside them."""
     from ..core.config import preset
-    base = preset(preset_name)
-    p = Plan([Planned(PARENT, "06", "parent", base),
-              Planned(FLOOR, "06", "floor", floor_config(base)),
-              Planned(DENSE, "06", "contrast", preset(preset_name, "dense"))])
-    like = finetune_config_like(base, preset_name)
-    for role in ROLES:
-        p.add(Planned(f"06/finetune/{role}", "06", "fine-tune", after=(PARENT, FLOOR, DENSE),
-                      build=lambda runs, r=role: chapter_configs(
-                          runs[PARENT], runs[FLOOR], preset_name, runs[DENSE]).get(r),
-                      note=("fine-tunes the dense run's grokked checkpoint; only when it "
-                            "grokked" if role == "dense_grokked" else
-                            f"fine-tunes the {role} start"), like=like))
+    from .paths import claim_seeds
+    p = Plan()
+    for i, seed in enumerate(claim_seeds(preset_name)):
+        base = preset(preset_name, seed=seed)
+        parent, floor, dense, tune = _names(seed)
+        p.add(Planned(parent, "06", "parent", base))
+        p.add(Planned(floor, "06", "floor", floor_config(base)))
+        if i == 0:
+            p.add(Planned(dense, "06", "contrast", preset(preset_name, "dense", seed=seed)))
+        starts = (parent, floor, dense) if i == 0 else (parent, floor)
+        like = finetune_config_like(base, preset_name)
+        for role in ROLES if i == 0 else [r for r in ROLES if r not in CONTEXT]:
+            p.add(Planned(tune + role, "06", "fine-tune", after=starts,
+                          build=lambda runs, r=role, st=starts: chapter_configs(
+                              runs[st[0]], runs[st[1]], preset_name,
+                              runs[st[2]] if len(st) > 2 else None).get(r),
+                          note=("fine-tunes the dense run's grokked checkpoint; only when "
+                                "it grokked" if role == "dense_grokked" else
+                                f"fine-tunes the {role} start"), like=like,
+                          labels={"seed": seed, "role": role}))
     return p
 
 
@@ -128,12 +143,19 @@ def finetune_config_like(cfg, preset_name: str):
 
 
 def chapter_runs(preset_name: str, store=None) -> dict:
-    """{"parent", "floor", "dense": Run, "finetunes": {role: Run}} from the store (trained
-    if missing); a fine-tune that was not needed is absent."""
+    """{seed: {"parent", "floor" (and "dense" on the first seed): Run, "finetunes": {role:
+    Run}}} from the store (trained if missing); a fine-tune that was not needed is absent."""
+    from .paths import claim_seeds
     runs = plan_runs(plan(preset_name), store=store)
-    return {"parent": runs[PARENT], "floor": runs[FLOOR], "dense": runs[DENSE],
-            "finetunes": {n.rsplit("/", 1)[1]: r for n, r in runs.items()
-                          if n.startswith("06/finetune/") and r is not None}}
+    out = {}
+    for seed in claim_seeds(preset_name):
+        parent, floor, dense, tune = _names(seed)
+        out[seed] = {"parent": runs[parent], "floor": runs[floor],
+                     "finetunes": {n[len(tune):]: r for n, r in runs.items()
+                                   if n.startswith(tune) and r is not None}}
+        if dense in runs:
+            out[seed]["dense"] = runs[dense]
+    return out
 
 
 def describe_beside(dense_run) -> str:

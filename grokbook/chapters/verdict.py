@@ -55,23 +55,14 @@ VERDICT_RULES = {
         f"{FAKE_ACC:g} with no bridge (accuracy without circuit); partly if some do, or only "
         f"another regime; does not replicate if none; not measured unless both-full composes "
         f"OOD ({CONTROL_OOD:g}) in most seeds, or with fewer than 3 hop-2-only seeds decided."),
-    "claim3_transfer": (f"On the study's probes (the old hop is a fact replayed in "
-                        f"fine-tuning), read at the end of fine-tuning the grokked "
-                        f"checkpoint: replicates if new-as-hop-1 reaches >= {HOP1_OK} while "
-                        f"old+new-as-hop-2 and new+new stay <= {HOP2_LOW}; partly if "
-                        f"new-as-hop-1's 95 % interval lies above both of theirs (a "
-                        f"significant asymmetry) without those thresholds; otherwise does "
-                        f"not replicate. Not measured if the new atomic facts were not "
-                        f"learned (best < {NEW_LEARNED}), if new-as-hop-1 was still rising "
-                        f"when fine-tuning ended (a gain of >= {detect.RISING_BY:g} over its "
-                        f"last {detect.RISING_OVER:.0%}), or, for replicates and partly, if "
-                        f"a control fails: the floor model (phi 0, never saw a composition, "
-                        f"fine-tuned alike) must stay below the grokked start on "
-                        f"new-as-hop-1 (intervals apart), and the positive control (one "
-                        f"composition with the new fact as hop 2 trained, for half the new "
-                        f"facts) must compose the other compositions of those facts above "
-                        f"{HOP2_LOW}, its interval above the grokked start's on the same "
-                        f"queries (else a low hop 2 may only mean a short run)."),
+    "claim3_transfer": (
+        f"On each claim seed the grokked subject and the floor model (phi 0: never saw a "
+        f"composition) are fine-tuned alike on new facts; on the study's probes, gap = "
+        f"new-as-hop-1 minus new-as-hop-2, and delta = the grokked gap minus the floor's. "
+        f"Replicates if delta's 95 % interval over seeds lies above 0 with hop 2 and new+new "
+        f"<= {HOP2_LOW} on average; partly if above 0 without that; does not replicate if at "
+        f"or below 0; not measured if it straddles 0, with fewer than 3 seeds whose new facts "
+        f"were learned and hop 1 settled, or if the hop-2 positive control fails."),
     "wait_cut": (f"Each shortcut (the subject's recipe with larger weight decay, a larger "
                  f"learning rate, a higher phi or Grokfast) is trained until held-out ID "
                  f">= {GROKKED_AT}; each grokked model is then fine-tuned on chapter 6's new "
@@ -104,7 +95,12 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
     grid = sweeps.default_grid(preset_name)
     phi_table = sweeps.chapter_sweep(preset_name, "phi", grid, store)
     size_table = sweeps.chapter_sweep(preset_name, "size", grid, store)
-    sixth = under("06/finetune/")
+    sixth = {}
+    for key, run in under("06/").items():            # "seed S/finetune/ROLE"
+        seed, _, rest = key.partition("/")
+        if rest.startswith("finetune/"):
+            sixth.setdefault(int(seed.split()[1]), {})[rest[len("finetune/"):]] = run
+    first6 = paths.claim_seeds(preset_name)[0]
     shortcut_runs = {k: r for k, r in under("07/").items() if not k.startswith("finetune/")}
 
     def ok_runs(table):
@@ -118,8 +114,9 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
             "phi_runs": ok_runs(phi_table), "size_runs": ok_runs(size_table),
             "fake": {(r_, a_, int(s_.split()[1])): r for k, r in under("05/").items()
                      for r_, a_, s_ in [k.split("/")]},
-            "picks": transfer.pick_checkpoints(runs[transfer.PARENT]),
-            "finetunes": {role: sixth[role] for role in transfer.ROLES if role in sixth},
+            "picks": transfer.pick_checkpoints(runs[f"06/seed {first6}/parent"]),
+            "finetunes": {seed: {role: f[role] for role in transfer.ROLES if role in f}
+                          for seed, f in sixth.items()},
             "claim1_runs": _by_seed(under(f"04/{SUBJECT}/")), "shortcuts": shortcut_runs,
             "seed_runs": seeds,
             "shortcut_finetunes": under("07/finetune/")}
@@ -187,8 +184,10 @@ def ledger(book: dict) -> pd.DataFrame:
             if role != "subject":                       # the subject is chapter 2's run
                 rows.append(run_costs(run, "4 claim-1 control", role=role,
                                       init_seed=run.config.train.init_seed))
-    for (regime, arch), run in book["fake"].items():
-        rows.append(run_costs(run, "5 regimes", circuit_probe="test_inferred_ood"))
+    for (regime, arch, seed), run in book["fake"].items():
+        if run.id not in listed:                        # chapter 5's natural runs: chapter 2's
+            rows.append(run_costs(run, "5 regimes", circuit_probe="test_inferred_ood"))
+            listed.add(run.id)
     for label, run in book.get("shortcuts", {}).items():
         if run.id != book["default"].id:                 # the natural run is chapter 2's
             rows.append(run_costs(run, "7 shortcut", shortcut=label))
@@ -292,6 +291,61 @@ def transfer_verdict_why(starts: dict) -> tuple[str, str]:
     return (REPLICATES if strong else PARTLY), "both controls pass"
 
 
+def claim3_over_seeds(per_seed: dict) -> tuple:
+    """(verdict, why, numbers) of claim 3 over seeds from {seed: {role: transfer_summary}}:
+    the grokked start's hop-1 minus hop-2 gap beyond the floor model's, with a 95 % interval
+    over seeds (the rule's text: ``VERDICT_RULES["claim3_transfer"]``)."""
+    from ..analysis.seeds import mean_interval, not_measured
+    h1, h2, nn = STUDY_PROBES
+    rows, control = [], None
+    for seed, st in per_seed.items():
+        g, f = st.get("grokked") or {}, st.get("floor") or {}
+        if control is None and st.get("hop2_control"):
+            control = (st["hop2_control"].get(CONTROL_TEST), g.get(CONTROL_TEST))
+        if not all(p in g and p in f for p in (h1, h2)) or not g[h1]["n"] or \
+                g.get("new_atomic", {}).get("best", 0) < NEW_LEARNED or g[h1]["rising"]:
+            continue
+        rows.append({"seed": seed, "hop1": g[h1]["final"], "hop2": g[h2]["final"],
+                     "new_new": g.get(nn, {}).get("final", math.nan),
+                     "floor_hop1": f[h1]["final"], "floor_hop2": f[h2]["final"],
+                     "delta": (g[h1]["final"] - g[h2]["final"]) - (f[h1]["final"] -
+                                                                  f[h2]["final"])})
+    mean, lo, hi = mean_interval([r["delta"] for r in rows])
+    numbers = {"seeds": rows, "delta": mean, "delta_lo": lo, "delta_hi": hi}
+    why = not_measured(len(rows), what="seeds with learned new facts and a settled hop 1")
+    if why:
+        return NOT_MEASURED, why, numbers
+    ctrl, base = control or (None, None)
+    if ctrl is None or base is None or not (ctrl["final"] > HOP2_LOW and ctrl["lo"] > base["hi"]):
+        return NOT_MEASURED, ("the positive control did not compose new facts as hop 2: a "
+                              "low hop 2 may only mean a short run"), numbers
+    said = (f"delta {mean:.3f} (95 % [{lo:.3f}, {hi:.3f}]) over {len(rows)} seeds; hop 2 "
+            f"{pd.Series([r['hop2'] for r in rows]).mean():.2f}, new+new "
+            f"{pd.Series([r['new_new'] for r in rows]).mean():.2f} on average")
+    if lo > 0:
+        low = all(pd.Series([r[k] for r in rows]).mean() <= HOP2_LOW for k in ("hop2", "new_new"))
+        return (REPLICATES if low else PARTLY), said, numbers
+    if hi <= 0:
+        return NOT_REPLICATED, said + ": no asymmetry beyond the floor model's", numbers
+    return NOT_MEASURED, said + ": the interval straddles 0", numbers
+
+
+def forgetting_words(rows: list) -> str:
+    """Forgetting in words: held-out ID and non-replayed old facts before and after
+    fine-tuning the grokked start, and with more replay, averaged over seeds."""
+    if not rows:
+        return ""
+    t = pd.DataFrame(rows)
+    parts = []
+    for start in ("grokked", "replay"):
+        for probe in ("test_inferred_iid", "old_inferred"):
+            d = t[(t["start"] == start) & (t["probe"] == probe)]
+            if len(d):
+                parts.append(f"{probe} {d['before'].mean():.2f} -> {d['after'].mean():.2f} "
+                             f"({start}{', more replay' if start == 'replay' else ''})")
+    return ". Forgetting: " + "; ".join(parts) if parts else ""
+
+
 def verdict_transfer(starts: dict) -> str:
     """Claim 3's verdict (``transfer_verdict_why`` without the reason)."""
     return transfer_verdict_why(starts)[0]
@@ -376,17 +430,24 @@ def claim_numbers(book: dict) -> dict:
     for key in ("phi", "size"):
         runs = book[f"{key}_runs"]
         out[f"wang_{key}"] = dict(table=_ok(book[f"{key}_table"]), runs=list(runs))
-    tables = {role: transfer.transfer_table(run) for role, run in book["finetunes"].items()}
-    starts = {role: transfer_summary(t) for role, t in tables.items()}
-    known = {book["finetunes"][role].id: summary for role, summary in starts.items()}
-    g = tables.get("grokked")
+    per_seed6, forgetting, known, first = {}, [], {}, None
+    for seed, fts in book["finetunes"].items():
+        tables = {role: transfer.transfer_table(run) for role, run in fts.items()}
+        per_seed6[seed] = {role: transfer_summary(t) for role, t in tables.items()}
+        known.update({fts[role].id: sm for role, sm in per_seed6[seed].items()})
+        forgetting += transfer.retention({r: tables[r] for r in ("grokked", "replay")
+                                          if r in tables}).assign(seed=seed).to_dict("records")
+        first = first or tables
+    starts = per_seed6[next(iter(per_seed6))] if per_seed6 else {}
+    g = (first or {}).get("grokked")
     check = transfer.strict_rule_check(g) if g is not None else None
     when_wrong = (float(g[g.probe == "new_new"]["bridge_found_when_wrong"].iloc[-1])
                   if check and check["readable"] and (g.probe == "new_new").any() else None)
     out["claim3_transfer"] = {
-        "starts": starts, "strict_rule_check": check,
+        "per_seed": per_seed6, "starts": starts, "strict_rule_check": check,
+        "forgetting": forgetting,
         "new_new_bridge_when_wrong_strict": when_wrong,   # None: not measured
-        "runs": [r.id for r in book["finetunes"].values()]}
+        "runs": [r.id for fts in book["finetunes"].values() for r in fts.values()]}
     cuts = book.get("shortcuts", {})
     per_seed = [paths.claim1_evidence(runs, others=shortcuts.others(cuts) if i == 0 else None)
                 for i, runs in enumerate(book["claim1_runs"].values())]
@@ -451,7 +512,9 @@ def verdicts(numbers: dict) -> dict:
     put("claim2_fake_grokking", fv, f"{fwhy}. {detect.describe_claim2(f['per_run'])}",
         {k: v for k, v in f.items() if k != "verdicts"}, f["runs"])
     t = n["claim3_transfer"]
-    put("claim3_transfer", *transfer_this_book(t["starts"]), t, t["runs"])
+    tv, twhy, tnum = claim3_over_seeds(t.get("per_seed") or {"-": t["starts"]})
+    put("claim3_transfer", tv, f"{twhy}. First seed: {transfer_this_book(t['starts'])[1]}"
+        + forgetting_words(t.get("forgetting", [])), {**t, **tnum}, t["runs"])
     w = n.get("wait_cut", dict(table=pd.DataFrame(), runs=[]))
     put("wait_cut", verdict_wait_cut(w["table"]),
         shortcuts.describe(w["table"]) if len(w["table"]) else "no shortcut run", w, w["runs"])
