@@ -67,7 +67,8 @@ def test_a_plan_trains_on_a_local_ray_instance(tmp_path):
     finally:
         pool.close()
     assert not [o for o in out.values() if o.status in (FAILED, MISSING)]
-    assert out["06/finetune/grokked"].status == TRAINED
-    assert out["06/finetune/grokked"].run.config.parent.startswith(out["06/parent"].run_id)
+    tune = out["06/seed 0/finetune/grokked"]
+    assert tune.status == TRAINED
+    assert tune.run.config.parent.startswith(out["06/seed 0/parent"].run_id)
     again = resolve(plan, store, train=False)     # what Ray trained is the plan's runs
     assert {n: o.run_id for n, o in again.items()} == {n: o.run_id for n, o in out.items()}
