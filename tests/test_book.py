@@ -293,7 +293,8 @@ def test_cost_ledger_has_a_row_per_shortcut(book):
     assert {r.id for r in collected["seed_runs"]
             if r.steps == r.config.train.max_steps} <= set(ood)
     rows = costs[costs.chapter == "7 shortcut"]
-    assert set(rows["shortcut"]) == set(shortcuts.shortcut_configs("test")) - {shortcuts.NATURAL}
+    assert set(rows["shortcut"]) == set(shortcuts.tuned("test")) and len(rows) == len(
+        shortcuts.tuned("test")) * len(collected["shortcuts"])     # each tuned one, each seed
     assert (rows["steps_run"] > 0).all()
     seeds = costs[costs.chapter == "2 training seed"]
     from grokbook.chapters.settings import of

@@ -1,4 +1,6 @@
-"""Chapter 7's shortcuts: steps and FLOPs to grok against the natural run, in words."""
+"""Chapter 7's shortcuts: tuning, speed-ups over seeds against the natural run, in words."""
+import json
+
 import pandas as pd
 import pytest
 
@@ -22,53 +24,125 @@ class FakeRun:
         return self._acc
 
 
-def test_table_ratios_and_words():
-    runs = {S.NATURAL: FakeRun("n", 9000), "fast": FakeRun("f", 2500, flops=1.1e6),
-            "slow": FakeRun("s", 6000), "never": FakeRun("x", None)}
-    t = S.shortcut_table(runs)
-    assert list(t["shortcut"]) == list(runs)
-    row = t.set_index("shortcut")
-    assert row.loc["fast", "grokked_step"] == 2500 and pd.isna(row.loc["never", "grokked_step"])
-    assert abs(row.loc["fast", "steps_vs_natural"] - 2500 / 9000) < 1e-12
-    assert abs(row.loc["fast", "flops_vs_natural"] - 2500 * 1.1 / 9000) < 1e-12
-    assert row.loc["fast", "heldout_at_memorized"] == 0.1
-    ev = {"others": {"fast": {"outcome": "same", "reason": "r", "d": {"d": 0.01}},
-                     "slow": {"outcome": "different", "reason": "r", "d": {"d": 0.4}}}}
-    v = S.shortcut_verdicts(t, ev).set_index("shortcut")
-    assert v.loc["fast", "path_vs_natural"] == "same" and v.loc["slow", "path_d"] == 0.4
-    words = S.describe(v.reset_index())
-    assert "at most 0.33 of the natural steps: fast." in words    # 0.28 <= 1/3, 0.67 not
-    assert "never: did not grok" in words
-    rows = pd.DataFrame([dict(shortcut=S.NATURAL, hop1=0.24, hop2=0.01, transfer_vs_natural="-"),
-                         dict(shortcut="fast", hop1=0.22, hop2=0.0,
-                              transfer_vs_natural=S.SAME_TRANSFER)])
-    words = S.describe(S.with_transfer(v.reset_index(), rows))
-    assert "transfer of new facts after fine-tuning: hop 1 0.22, hop 2 0.00 (no difference " \
-           "from the natural run's 0.24 / 0.01)" in words
-    assert "slow: step 6,000" in words and "slow: step 6,000 (0.67x the natural steps, " \
-           "0.67x its FLOPs); path vs the naturally grokked model: different." in words
+def _fake(rid, grok_at, budget=10_000, flops=1e6, wall=100.0, held=0.1):
+    r = FakeRun(rid, grok_at, budget, flops)
+    r.info["wall_seconds"], r.steps = wall, budget if grok_at is None else grok_at
+    r._acc["test_inferred_iid"] = [0.95 if grok_at is not None and s >= grok_at else held
+                                   for s in r._acc.index]
+    return r
 
 
-def test_no_speed_up_without_a_grokked_natural_run():
-    t = S.shortcut_table({S.NATURAL: FakeRun("n", None), "fast": FakeRun("f", 2500)})
-    assert t["steps_vs_natural"].isna().all()
-    assert "no speed-up can be stated" in S.describe(S.shortcut_verdicts(t, {}))
+def test_seed_rows_give_speedups_over_the_same_seeds_natural_run():
+    by_seed = {1: {S.NATURAL: _fake("n", 9000, wall=90.0),
+                   "Muon": _fake("m", 3000, flops=1.5e6, wall=60.0),
+                   "Grokfast": _fake("g", None, held=0.5)}}
+    rows = S.seed_rows(by_seed).set_index("shortcut")
+    assert rows.loc["Muon", "speedup"] == 3.0 and not rows.loc["Muon", "censored"]
+    assert rows.loc["Muon", "flops_speedup"] == 9000 / (3000 * 1.5)
+    assert rows.loc["Muon", "seconds_speedup"] == 90.0 / 60.0     # each run's own rate
+    assert rows.loc["Grokfast", "speedup"] == 0.9 and rows.loc["Grokfast", "censored"]
+    assert rows.loc["Muon", "clean_wait"] and not rows.loc["Grokfast", "clean_wait"]
+    assert pd.isna(rows.loc[S.NATURAL, "speedup"])
+    none = S.seed_rows({1: {S.NATURAL: _fake("n", None), "Muon": _fake("m", 3000)}})
+    assert none.set_index("shortcut")["speedup"].isna().all()   # no grokked natural run
 
 
-@pytest.mark.parametrize("name", ["test", "cpu", "gpu"])
-def test_each_shortcut_scales_one_setting_up_and_stops_at_grokking(name):
+def _table(muon=(3000, 2500, 2000), path=("same", "same", "same"), nat=9000):
+    by_seed = {s: {S.NATURAL: _fake("n", nat), "Muon": _fake("m", g),
+                   "Grokfast": _fake("g", 8000)} for s, g in zip((1, 2, 3), muon)}
+    ev = {s: {"others": {"Muon": {"outcome": p}, "Grokfast": {"outcome": "different"}}}
+          for s, p in zip((1, 2, 3), path)}
+    return S.wait_cut_table(S.seed_rows(by_seed), ev)
+
+
+def test_wait_cut_table_reads_speedups_paths_and_the_cut_rule():
+    t = _table().set_index("shortcut")
+    assert list(t.index) == ["Grokfast", "Muon"]          # in SHORTCUTS' order
+    m = t.loc["Muon"]
+    assert m["speedup"] == 3.6 and m["speedup_lo"] <= 3.6 <= m["speedup_hi"]
+    assert m["path"] == S.SAME_CIRCUIT and m["cuts"] and m["same_share"] == 1.0
+    g = t.loc["Grokfast"]
+    assert g["path"] == S.OTHER_CIRCUIT and not g["cuts"]   # 1.125x: not a cut
+    words = S.describe(t.reset_index(), missing=["phi"])
+    assert "Muon (-): 3.60x fewer steps" in words and "over 3 seeds" in words
+    assert "cut the wait (median speed-up >= 2x, interval above 1x): Muon." in words
+    assert "Not tuned at this preset, so not trained: phi." in words
+    mixed = _table(path=("same", "different", "different")).set_index("shortcut")
+    assert mixed.loc["Muon", "path"] == S.MIXED
+    few = _table(path=("same", "undetermined", "-")).set_index("shortcut")
+    assert few.loc["Muon", "path"] == "not measured"      # one seed decided
+    slow = _table(muon=(9000, 8000, 9500)).set_index("shortcut")
+    assert not slow.loc["Muon", "cuts"]
+
+
+def test_tuning_takes_the_fewest_median_steps_and_ties_go_to_the_first():
+    rows = [dict(shortcut="Muon", value=v, seed=s, steps=st) for v, s, st in (
+        (0.01, 1, 4000), (0.01, 2, 6000), (0.02, 1, 3000), (0.02, 2, 7000))]
+    rows += [dict(shortcut="Grokfast", value=v, seed=1, steps=10_000) for v in (2.0, 5.0)]
+    assert S.choose(rows) == {"Grokfast": 2.0, "Muon": 0.01}   # medians 5000 vs 5000: first
+    rows[3]["steps"] = 6500
+    assert S.choose(rows)["Muon"] == 0.02
+
+
+def test_a_tuning_is_read_only_under_its_own_declaration():
+    summary = {"declaration": S.declaration("test"), "chosen": {"Muon": 0.01, "phi": 4.6}}
+    assert S.tuned("test", summary) == {"Muon": 0.01, "phi": 4.6}
+    stale = json.loads(json.dumps(summary))
+    stale["declaration"]["shortcuts"]["Muon"]["grid"] = [0.05]
+    assert S.tuned("test", stale) == {"phi": 4.6}
+    assert "Muon" in S.not_tuned("test", stale)
+    stale["declaration"]["seeds"] = [7]
+    assert S.tuned("test", stale) == {}
+
+
+@pytest.mark.parametrize("name", ["test", "cpu"])
+def test_each_shortcut_changes_its_knob_and_stops_at_grokking(name):
     base = preset(name)
-    cfgs = S.shortcut_configs(name)
-    assert cfgs.pop(S.NATURAL) == base and len(cfgs) >= 3
-    for label, cfg in cfgs.items():
-        assert cfg.train.stop_at == S.GROKKED_AT
-        changed = {k: (getattr(getattr(base, sec), k), getattr(getattr(cfg, sec), k))
-                   for sec in ("data", "train") for k in vars(getattr(base, sec))
-                   if getattr(getattr(base, sec), k) != getattr(getattr(cfg, sec), k)
-                   and k != "stop_at"}
-        assert len(changed) == 1, (label, changed)
-        (before, after), = changed.values()
-        assert after > before, (label, changed)
+    assert not set(S.tuning_seeds(name)) & set(S.paths.claim_seeds(name))
+    for sc in S.SHORTCUTS:
+        values = sc.values(base)
+        assert values, sc.label
+        for v in values:
+            cfg = sc.config(base, v, seed=5)
+            assert cfg.seed == 5 and cfg.train.stop_at == S.GROKKED_AT
+            changed = {k for sec in ("data", "train", "model")
+                       for k in vars(getattr(base, sec))
+                       if getattr(getattr(base, sec), k) != getattr(getattr(cfg, sec), k)}
+            allowed = {sc.knob.split(".")[1], *(k.split(".")[1] for k, _ in sc.fixed),
+                       "stop_at", "stop_after_grokked"}
+            assert sc.knob.split(".")[1] in changed or sc.fixed, (sc.label, v)
+            assert changed <= allowed, (sc.label, changed)
+
+
+def test_the_chapter_plan_trains_tuned_shortcuts_on_every_claim_seed(monkeypatch):
+    monkeypatch.setattr(S, "tuned", lambda p, summary=None: {"Muon": 0.01, "phi": 4.6})
+    p = S.plan("test")
+    seeds = S.paths.claim_seeds("test")
+    cuts = [e for e in p if e.role == "shortcut"]
+    assert {(e.labels["seed"], e.labels["shortcut"]) for e in cuts} == {
+        (s, k) for s in seeds for k in ("Muon", "phi")}
+    nat = {e.labels["seed"]: e.config for e in p if e.role == "natural"}
+    assert all(nat[s] == preset("test").replace(seed=s) for s in seeds)   # chapter 2's runs
+    tunes = [e for e in p if e.role == "fine-tune"]
+    assert {e.labels["seed"] for e in tunes} == {seeds[0]} and len(tunes) == 3
+    muon = next(e.config for e in cuts if e.labels["shortcut"] == "Muon")
+    assert muon.train.optimizer == "muon" and muon.train.muon_lr == 0.01
+
+
+def test_tune_command_writes_a_summary_and_refuses_claim_seeds(tmp_path, monkeypatch, capsys):
+    from grokbook.book.cli import main
+    monkeypatch.setattr(S, "SHORTCUTS", S.SHORTCUTS[4:6])     # Grokfast and Muon
+    out = tmp_path / "tuning.json"
+    assert main(["shortcuts", "--tune", "--preset", "test", "--store", str(tmp_path / "s"),
+                 "--out", str(out), "--json"]) == 0
+    summary = json.loads(out.read_text())
+    assert set(summary["chosen"]) == {"Grokfast", "Muon"} and summary["commit"]
+    assert len(summary["rows"]) == 4 and all(r["run"] for r in summary["rows"])
+    assert S.tuned("test", summary) == summary["chosen"]
+    monkeypatch.setitem(S.settings.PRESETS["test"], "shortcut_tuning_seeds", (0,))
+    assert main(["shortcuts", "--tune", "--preset", "test", "--store", str(tmp_path / "s"),
+                 "--out", str(out)]) != 0
+    assert "shortcut_tuning_seeds" in capsys.readouterr().err
 
 
 def test_shortcut_fine_tunes_differ_from_the_natural_one_only_in_their_start(store, monkeypatch):

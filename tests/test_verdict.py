@@ -13,14 +13,18 @@ def _sweep(key, steps):
                          for k, gs in steps.items() for i, g in enumerate(gs)])
 
 
-def _cuts(steps=(9000, 2500, None), paths=("-", "same", "-")):
-    """A shortcut table: the natural run first, then shortcuts (None: never grokked)."""
-    t = pd.DataFrame({"shortcut": ["natural", "wd", "lr"][:len(steps)],
-                      "grokked_step": [float("nan") if s is None else s for s in steps],
-                      "budget": 14000, "path_vs_natural": list(paths)})
-    t["steps_vs_natural"] = t["grokked_step"] / t["grokked_step"].iloc[0]
-    t["flops_vs_natural"] = t["steps_vs_natural"]
-    return t
+def _cuts(speedups=(3.6, 1.1), paths=("same", "different"), measured=3,
+          transfer=("-", "-")):
+    """``shortcuts.wait_cut_table``: Muon (fast) and Grokfast (slow) by default."""
+    from grokbook.chapters import shortcuts as S
+    rows = []
+    for label, sp, path, tr in zip(("Muon", "Grokfast"), speedups, paths, transfer):
+        rows.append(dict(shortcut=label, setting="-", seeds=3, grokked=3, clean_wait=3,
+                         measured=measured, speedup=sp, speedup_lo=sp * 0.8,
+                         speedup_hi=sp * 1.2, seconds_speedup=sp, flops_speedup=sp,
+                         path=path, path_why=f"{path} on 3 seeds", same_share=1.0,
+                         transfer=tr, cuts=measured >= 3 and sp >= S.CUT_AT and sp * 0.8 > 1))
+    return pd.DataFrame(rows)
 
 
 def _seed(seed, cls="grokked after a wait", ood=0.02):
@@ -76,7 +80,7 @@ def _numbers(**changes):
         "claim3_transfer": dict(starts=_starts(GOOD3), per_seed={s: _starts(GOOD3)
                                                                  for s in (1, 2, 3)},
                                 runs=["e"]),
-        "wait_cut": dict(table=_cuts(), runs=["a", "f"]),
+        "wait_cut": dict(table=_cuts(), natural_grokked=3, not_tuned=[], runs=["a", "f"]),
     }
     for key, upd in changes.items():
         n[key] = {**n[key], **upd} if key in n and upd is not None else upd
@@ -192,19 +196,22 @@ def test_transfer_summary_reads_final_best_interval_and_rising():
 
 
 def test_wait_cut_rule_reaches_every_class():
-    assert v.verdict_wait_cut(_cuts()) == v.REPLICATES                  # 0.28x, same path
-    assert v.verdict_wait_cut(_cuts(paths=("-", "different", "-"))) == v.PARTLY
-    assert v.verdict_wait_cut(_cuts(paths=("-", "undetermined", "-"))) == v.NOT_MEASURED
-    assert v.verdict_wait_cut(_cuts(steps=(9000, 4000, None))) == v.NOT_REPLICATED  # 0.44x
-    assert v.verdict_wait_cut(_cuts(steps=(None, 2500, 3000))) == v.NOT_MEASURED  # no base
-    assert v.verdict_wait_cut(_cuts(steps=(9000,), paths=("-",))) == v.NOT_MEASURED
-    # a fast shortcut on the same path whose new facts transfer differently: partly
-    moved = _cuts().assign(transfer_vs_natural=["-", "different", "-"])
-    assert v.verdict_wait_cut(moved) == v.PARTLY
-    assert v.verdict_wait_cut(moved.assign(transfer_vs_natural=["-", "no difference", "-"])) \
-        == v.REPLICATES
+    def verdict(table, grokked=3):
+        return v.verdict_wait_cut(table, grokked)[0]
+    assert verdict(_cuts()) == v.REPLICATES                      # 3.6x, same circuit
+    assert verdict(_cuts(paths=("different", "same"))) == v.PARTLY
+    assert verdict(_cuts(paths=("mixed", "same"))) == v.PARTLY
+    assert verdict(_cuts(paths=("not measured", "same"))) == v.NOT_MEASURED
+    assert verdict(_cuts(speedups=(1.5, 1.1))) == v.NOT_REPLICATED     # nothing halves it
+    assert verdict(_cuts(speedups=(1.5, 1.1), measured=2)) == v.NOT_MEASURED
+    assert verdict(_cuts(), grokked=2) == v.NOT_MEASURED               # too few natural runs
+    assert verdict(_cuts().iloc[:0]) == v.NOT_MEASURED                 # nothing tuned
+    # a fast shortcut on the same circuit whose new facts transfer differently: partly
+    assert verdict(_cuts(transfer=("different", "-"))) == v.PARTLY
+    assert verdict(_cuts(transfer=("no difference", "-"))) == v.REPLICATES
     words = v.verdicts(_numbers())["wait_cut"]["this_book"]
-    assert "wd: step 2,500" in words and "lr: did not grok" in words
+    assert words.startswith("Muon cut the wait and reach the naturally grokked circuit.")
+    assert "Muon (-): 3.60x fewer steps [2.88x, 4.32x] over 3 seeds" in words
 
 
 def test_scorecard_follows_the_numbers():

@@ -246,6 +246,24 @@ def cmd_subject(args):
     return 0
 
 
+def cmd_shortcuts(args):
+    """Chapter 7's shortcut tuning (``--tune``), or the settings it chose."""
+    from ..chapters import shortcuts
+    if args.tune:
+        out = shortcuts.tune(args.preset, store=args.store, out=args.out,
+                             workers=args.workers,
+                             log=lambda m: print(f"grokbook shortcuts: {m}", file=sys.stderr,
+                                                 flush=True))
+        return _emit({"preset": args.preset, "summary": args.out or
+                      f"results/shortcut_tuning_{args.preset}.json",
+                      "chosen": out["chosen"]}, args.json, width=34)
+    chosen = shortcuts.tuned(args.preset)
+    out = {s.label: (shortcuts._setting(s.label, chosen[s.label]) if s.label in chosen
+                     else "not tuned (grokbook shortcuts --tune)")
+           for s in shortcuts.SHORTCUTS}
+    return _emit(out, args.json, width=34)
+
+
 def cmd_bench(args):
     """Time grokbook's training step against a Wang-style Hugging Face loop."""
     r = bench(_config(args), device=args.device, steps=args.steps, repeats=args.repeats,
@@ -367,6 +385,18 @@ def main(argv=None) -> int:
     p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_subject)
+
+    p = sub.add_parser("shortcuts", help="chapter 7's shortcuts: the settings their tuning "
+                       "chose, or (--tune) the declared tuning that chooses them")
+    p.add_argument("--preset", default="cpu", help="test or cpu (default cpu)")
+    p.add_argument("--tune", action="store_true", help="train every shortcut at every value "
+                   "of its grid on the tuning seeds and write the summary")
+    p.add_argument("--workers", type=int, help="training processes at once")
+    p.add_argument("--out", help="the tuning summary's path (default "
+                   "results/shortcut_tuning_<preset>.json)")
+    p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_shortcuts)
 
     p = sub.add_parser("bench", help="time training steps (grokbook vs a Wang-style loop)")
     _add_config_args(p)

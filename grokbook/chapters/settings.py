@@ -26,6 +26,9 @@ DEFAULTS = {
                                # subject's config (empty: its own schedule)
     "regime_runs": None,       # chapter 5: {arch: regimes}; None: every arch x FIGURE_REGIMES
     "finetune": None,          # chapter 6: finetune_config keyword arguments
+    # chapter 7: the seeds each shortcut's knob is tuned on (the subject search's first
+    # seeds; never a claim seed)
+    "shortcut_tuning_seeds": (101, 102),
 }
 
 PRESETS = {
@@ -40,6 +43,7 @@ PRESETS = {
                                     "train.checkpoint_every": 40,
                                     "train.stop_after_fitted": CLOCK}},
         "finetune": dict(max_steps=40, lr=3e-3),
+        "shortcut_tuning_seeds": (101,),
     },
     "cpu": {
         # fresh seeds, none used by the subject search (chapters.subject.SEARCHES)

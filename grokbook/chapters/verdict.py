@@ -18,6 +18,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
 from ..analysis import circuit, wang
 from ..analysis.definitions import json_ready, run_summary
 from ..analysis.measures import flops_per_step_of
+from ..analysis.seeds import MIN_SEEDS, not_measured
 from ..core.config import SUBJECT
 from ..core.newknowledge import CONTROL_TEST
 from ..core.plan import FAILED, MISSING, WAITING, PlanRunError, resolve, runs_of
@@ -63,17 +64,18 @@ VERDICT_RULES = {
         f"<= {HOP2_LOW} on average; partly if above 0 without that; does not replicate if at "
         f"or below 0; not measured if it straddles 0, with fewer than 3 seeds whose new facts "
         f"were learned and hop 1 settled, or if the hop-2 positive control fails."),
-    "wait_cut": (f"Each shortcut (the subject's recipe with larger weight decay, a larger "
-                 f"learning rate, a higher phi or Grokfast) is trained until held-out ID "
-                 f">= {GROKKED_AT}; each grokked model is then fine-tuned on chapter 6's new "
-                 f"facts exactly as the natural one. 'Replicates' here means yes: some "
-                 f"shortcut groks within {shortcuts.CUT_GOAL:.2f} of the natural run's steps, "
-                 f"claim 1's path rule calls it the same as the naturally grokked model and "
-                 f"its new-as-hop-1 and new-as-hop-2 intervals overlap the natural run's; "
-                 f"partly if one is that fast but its path or its transfer differs; does not "
-                 f"replicate if none is that fast; not measured if the natural run did not "
-                 f"grok within its budget, no shortcut was trained, or the path rule could "
-                 f"not decide for the fast ones (e.g. claim 1 had no grokked seed control)."),
+    "wait_cut": (f"Each shortcut (one change to the subject's recipe: weight decay, learning "
+                 f"rate, phi, initial scale, Grokfast, Muon, StableMax with the perpendicular "
+                 f"gradient) takes the value of a declared grid that grokked fastest on the "
+                 f"tuning seeds, then trains on every claim seed until held-out ID >= "
+                 f"{GROKKED_AT}. It cuts the wait if its median speed-up in steps over the "
+                 f"natural run of the same seed is >= {shortcuts.CUT_AT:g}x with the interval "
+                 f"above 1x, over >= {MIN_SEEDS} seeds. Yes ('replicates') if a shortcut cuts "
+                 f"the wait and claim 1's path rule calls its model the naturally grokked one "
+                 f"on most seeds (none different) with transfer not different; partly if one "
+                 f"cuts it but its circuit or transfer differs; no if none cuts it; not "
+                 f"measured if the natural run grokked on fewer than {MIN_SEEDS} seeds, no "
+                 f"shortcut was tuned, or the circuit of the fast ones could not be decided."),
 }
 
 
@@ -101,7 +103,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
         if rest.startswith("finetune/"):
             sixth.setdefault(int(seed.split()[1]), {})[rest[len("finetune/"):]] = run
     first6 = paths.claim_seeds(preset_name)[0]
-    shortcut_runs = {k: r for k, r in under("07/").items() if not k.startswith("finetune/")}
+    shortcut_runs, shortcut_tunes = shortcuts.split_runs(under("07/"))
 
     def ok_runs(table):
         return {row.run: load_run(row.run, store) for row in table.itertuples()
@@ -119,7 +121,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
                           for seed, f in sixth.items()},
             "claim1_runs": _by_seed(under(f"04/{SUBJECT}/")), "shortcuts": shortcut_runs,
             "seed_runs": seeds,
-            "shortcut_finetunes": under("07/finetune/")}
+            "shortcut_finetunes": shortcut_tunes}
 
 
 def _by_seed(runs: dict) -> dict:
@@ -188,9 +190,11 @@ def ledger(book: dict) -> pd.DataFrame:
         if run.id not in listed:                        # chapter 5's natural runs: chapter 2's
             rows.append(run_costs(run, "5 regimes", circuit_probe="test_inferred_ood"))
             listed.add(run.id)
-    for label, run in book.get("shortcuts", {}).items():
-        if run.id != book["default"].id:                 # the natural run is chapter 2's
-            rows.append(run_costs(run, "7 shortcut", shortcut=label))
+    for seed, runs in book.get("shortcuts", {}).items():
+        for label, run in runs.items():
+            if run.id not in listed:                     # the natural runs are chapter 2's
+                rows.append(run_costs(run, "7 shortcut", shortcut=label))
+                listed.add(run.id)
     return pd.DataFrame(rows)
 
 
@@ -230,7 +234,7 @@ def verdict_fake(verdicts: pd.DataFrame) -> tuple:
     """(verdict, why) of claim 2 over seeds from the detector's table (regime, arch, seed,
     rule, verdict, acc_peak), read under the lenient rule (a bridge it misses, the strict
     rule misses too)."""
-    from ..analysis.seeds import not_measured
+
     lenient = verdicts[(verdicts["rule"] == "lenient") & (verdicts["arch"] == SUBJECT)]
     control = lenient[lenient["regime"] == "both_full"]
     ok = int((control["acc_peak"] >= CONTROL_OOD).sum())
@@ -295,7 +299,7 @@ def claim3_over_seeds(per_seed: dict) -> tuple:
     """(verdict, why, numbers) of claim 3 over seeds from {seed: {role: transfer_summary}}:
     the grokked start's hop-1 minus hop-2 gap beyond the floor model's, with a 95 % interval
     over seeds (the rule's text: ``VERDICT_RULES["claim3_transfer"]``)."""
-    from ..analysis.seeds import mean_interval, not_measured
+    from ..analysis.seeds import mean_interval
     h1, h2, nn = STUDY_PROBES
     rows, control = [], None
     for seed, st in per_seed.items():
@@ -376,22 +380,31 @@ def transfer_this_book(starts: dict) -> tuple[str, str]:
     return v, f"{line} ({why})"
 
 
-def verdict_wait_cut(table: pd.DataFrame) -> str:
-    """``table``: ``shortcuts.shortcut_verdicts`` (natural run first)."""
-    if len(table) < 2 or pd.isna(table["grokked_step"].iloc[0]):
-        return NOT_MEASURED
-    fast = table.iloc[1:]
-    fast = fast[fast["steps_vs_natural"].notna()
-                & (fast["steps_vs_natural"].astype(float) <= shortcuts.CUT_GOAL)]
+def verdict_wait_cut(table: pd.DataFrame, natural_grokked: int) -> tuple[str, str]:
+    """(verdict, why) from ``shortcuts.wait_cut_table`` and the number of claim seeds whose
+    natural run grokked."""
+    why = not_measured(natural_grokked, what="natural runs grokked")
+    if why:
+        return NOT_MEASURED, why
+    if not len(table):
+        return NOT_MEASURED, "no shortcut was tuned at this preset"
+    fast = table[table["cuts"]]
     if not len(fast):
-        return NOT_REPLICATED
-    moved = (fast["transfer_vs_natural"] == shortcuts.DIFFERENT_TRANSFER
-             if "transfer_vs_natural" in fast else pd.Series(False, index=fast.index))
-    if ((fast["path_vs_natural"] == circuit.SAME) & ~moved).any():
-        return REPLICATES
-    if ((fast["path_vs_natural"] == circuit.DIFFERENT) | moved).any():
-        return PARTLY
-    return NOT_MEASURED
+        short = table[table["measured"] < MIN_SEEDS]
+        if len(short):
+            return NOT_MEASURED, (f"no shortcut cuts the wait among those measured, but "
+                                  f"{', '.join(short['shortcut'])} had fewer than "
+                                  f"{MIN_SEEDS} seeds measured")
+        return NOT_REPLICATED, f"no shortcut cuts the wait to 1/{shortcuts.CUT_AT:g}"
+    names = ", ".join(fast["shortcut"])
+    moved = fast["transfer"] == shortcuts.DIFFERENT_TRANSFER
+    same = fast[(fast["path"] == shortcuts.SAME_CIRCUIT) & ~moved]
+    if len(same):
+        return REPLICATES, (f"{', '.join(same['shortcut'])} cut the wait and reach the "
+                            f"naturally grokked circuit")
+    if ((fast["path"].isin([shortcuts.OTHER_CIRCUIT, shortcuts.MIXED])) | moved).any():
+        return PARTLY, f"{names} cut the wait, but the circuit or its transfer differs"
+    return NOT_MEASURED, f"{names} cut the wait; whether its circuit is the same: not measured"
 
 
 def _ok(table: pd.DataFrame) -> pd.DataFrame:
@@ -448,16 +461,23 @@ def claim_numbers(book: dict) -> dict:
         "forgetting": forgetting,
         "new_new_bridge_when_wrong_strict": when_wrong,   # None: not measured
         "runs": [r.id for fts in book["finetunes"].values() for r in fts.values()]}
-    cuts = book.get("shortcuts", {})
-    per_seed = [paths.claim1_evidence(runs, others=shortcuts.others(cuts) if i == 0 else None)
-                for i, runs in enumerate(book["claim1_runs"].values())]
+    cuts = book.get("shortcuts", {})                 # {seed: {label: run}}
+    per_seed = []
+    for seed, runs in book["claim1_runs"].items():
+        per_seed.append(paths.claim1_evidence(runs, others=shortcuts.others(cuts, seed)))
     out["claim1_same_path"] = {"per_seed": per_seed}
-    table = shortcuts.shortcut_table(cuts) if cuts else pd.DataFrame()
+    rows = shortcuts.seed_rows(cuts)
+    nat = rows[rows["shortcut"] == shortcuts.NATURAL] if len(rows) else rows
     fts = book.get("shortcut_finetunes", {})
+    trans = shortcuts.transfer_rows(fts, known)
+    table = shortcuts.wait_cut_table(rows, {e["seed"]: e for e in per_seed}, trans,
+                                     book["preset"])
     out["wait_cut"] = dict(
-        table=shortcuts.with_transfer(shortcuts.shortcut_verdicts(table, per_seed[0]),
-                                      shortcuts.transfer_rows(fts, known)) if cuts else table,
-        runs=[r.id for r in [*cuts.values(), *fts.values()]])
+        table=table, seed_rows=rows, transfer=trans,
+        natural_grokked=int((~nat["censored"]).sum()) if len(nat) else 0,
+        not_tuned=shortcuts.not_tuned(book["preset"]),
+        runs=list(dict.fromkeys([r.id for rs in cuts.values() for r in rs.values()]
+                                + [r.id for r in fts.values()])))
     _, verdicts, crossings = detect.chapter_tables(book["fake"], max_queries=detect.QUERIES)
     chance = verdicts[verdicts["rule"] == "lenient"][["regime", "arch", "seed", "control_peak"]]
     out["claim2_fake_grokking"] = dict(
@@ -515,9 +535,13 @@ def verdicts(numbers: dict) -> dict:
     tv, twhy, tnum = claim3_over_seeds(t.get("per_seed") or {"-": t["starts"]})
     put("claim3_transfer", tv, f"{twhy}. First seed: {transfer_this_book(t['starts'])[1]}"
         + forgetting_words(t.get("forgetting", [])), {**t, **tnum}, t["runs"])
-    w = n.get("wait_cut", dict(table=pd.DataFrame(), runs=[]))
-    put("wait_cut", verdict_wait_cut(w["table"]),
-        shortcuts.describe(w["table"]) if len(w["table"]) else "no shortcut run", w, w["runs"])
+    w = n.get("wait_cut") or dict(table=pd.DataFrame(), natural_grokked=0, not_tuned=[],
+                                  runs=[])
+    wv, wwhy = verdict_wait_cut(w["table"], w["natural_grokked"])
+    words = (shortcuts.describe(w["table"], w["not_tuned"]) if len(w["table"])
+             else "no shortcut was trained (none is tuned at this preset)")
+    put("wait_cut", wv, f"{wwhy}. {words}",
+        {k: v for k, v in w.items() if k not in ("seed_rows", "transfer")}, w["runs"])
     return out
 
 
@@ -580,7 +604,7 @@ def describe(card: pd.DataFrame, costs: pd.DataFrame, numbers: dict | None = Non
                  f"Whether accuracy and the circuit come apart (claim 2): "
                  f"{v['claim2_fake_grokking']}. Whether the circuit transfers only as hop 1 "
                  f"(claim 3): {v['claim3_transfer']}. Whether a common acceleration cuts the "
-                 f"wait to a third and reaches the same path (asked by this book): "
+                 f"wait and reaches the same circuit (asked by this book): "
                  f"{v['wait_cut']}.")
     bought = transfer_bought((numbers or {}).get("claim3_transfer", {}).get("starts", {}))
     if bought:
