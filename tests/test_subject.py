@@ -123,11 +123,27 @@ def test_confirmation_reads_rounds_and_tries_the_runner_up_only_after_a_failure(
         assert "runner-up" in S.describe_confirmation(c2)
 
 
-def test_subject_command_prints_the_confirmation(store, capsys):
+def test_subject_command_prints_the_confirmation(store, capsys, tmp_path):
     from grokbook.book.cli import main
-    assert main(["subject", "--preset", "test", "--json", "--store", str(store)]) == 0
+    path = tmp_path / "confirmation.json"
+    assert main(["subject", "--preset", "test", "--json", "--store", str(store),
+                 "--out", str(path)]) == 0
     out = json.loads(capsys.readouterr().out)
+    written = json.loads(path.read_text())
+    assert written["per_seed"] == out["per_seed"] and written["commit"]
     assert {"recipe", "search_seeds", "confirmation_seeds", "per_seed", "passed", "of"} <= set(out)
     assert not set(out["search_seeds"]) & set(out["confirmation_seeds"])
     assert main(["subject", "--preset", "gpu"]) == 2
     assert "preset" in capsys.readouterr().err
+
+
+def test_the_cpu_preset_is_the_search_winner():
+    """Once the committed search names a winner, the cpu preset's subject is that recipe
+    (architecture, width, phi, weight decay, initial scale; the schedule is the book's)."""
+    summary = S.read_summary("cpu")
+    assert S.differences("cpu", summary) == {}
+    assert S.differences("cpu", {**(summary or {}), "chosen": []}) == {}
+    other = {"arch": "looped", "model.d_model": 64, "data.phi": 7.2,
+             "train.weight_decay": 1.0, "model.init_scale": 1.0}
+    moved = S.differences("cpu", {"chosen": [other]})
+    assert {"model.arch", "model.n_loops", "data.phi"} <= set(moved)

@@ -239,6 +239,8 @@ def cmd_subject(args):
                       f"results/subject_search_{args.preset}.json", "chosen": chosen},
                      args.json)
     out = subject.confirmation(args.preset, store=args.store, progress=not args.json)
+    subject.write_confirmation(out, args.out or
+                               f"results/subject_confirmation_{args.preset}.json")
     if args.json:
         print(json.dumps(out))
     else:
@@ -380,8 +382,8 @@ def main(argv=None) -> int:
                    help="the search's train.precision (default auto)")
     p.add_argument("--workers", type=int, help="training processes at once")
     p.add_argument("--group-size", type=int, help="runs stacked into one network (GPU)")
-    p.add_argument("--out", help="the search summary's path (default "
-                   "results/subject_search_<preset>.json)")
+    p.add_argument("--out", help="the summary's path (default results/subject_search_"
+                   "<preset>.json, or results/subject_confirmation_<preset>.json)")
     p.add_argument("--store", help="run store directory (default $GROKBOOK_STORE or ~/.cache/grokbook)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_subject)

@@ -43,7 +43,7 @@ import pandas as pd
 from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEMORIZED_SPLIT,
                                     grokked_step, heldout_at, memorized_step)
 from ..analysis.wang import BEFORE_AT
-from ..core.config import Config, ConfigError, preset
+from ..core.config import Config, ConfigError, field_names, preset
 from ..core.plan import Plan, Planned, plan_runs, resolve
 from ..core.store import run_id, store_path, train_many
 from . import settings
@@ -469,6 +469,27 @@ def round_configs(preset_name: str, summary: dict | None = None) -> list[list]:
     return rounds
 
 
+def differences(preset_name: str, summary: dict | None = None) -> dict:
+    """{field: (preset's value, winner's value)} where the preset's subject is not the
+    search's winner (architecture, shape and the search's knobs; the schedule may differ);
+    empty when it is, or when the summary names no winner yet."""
+    summary = summary if summary is not None else read_summary(preset_name)
+    chosen = (summary or {}).get("chosen", [])
+    if not chosen:
+        return {}
+    spec, base = _spec(preset_name), preset(preset_name)
+    win = spec.config(chosen[0], base.seed)
+    schedule = set(_schedule_of(base)) | {"train.max_steps", "seed"}
+    out = {}
+    for name in field_names(base):
+        if name in schedule or name.startswith(("transfer.", "data.probe")):
+            continue
+        a, b = _field(base, name), _field(win, name)
+        if a != b:
+            out[name] = (a, b)
+    return out
+
+
 def _schedule_of(cfg) -> dict:
     """The preset's schedule fields, which the subject's book runs keep whatever recipe."""
     t = cfg.train
@@ -542,6 +563,13 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
     out.update(recipe=last["recipe"], confirmation_seeds=last["seeds"], passed=last["passed"],
                of=last["of"], confirmed=last["confirmed"], per_seed=last["per_seed"])
     return out
+
+
+def write_confirmation(c: dict, path) -> None:
+    """The confirmation's summary (every round's seeds and milestones), with the commit and
+    date it was read at: the committed record of what the chapter's seeds showed."""
+    _write(Path(path), {**c, "commit": _commit(),
+                        "read": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
 def recipe_of(cfg) -> dict:
