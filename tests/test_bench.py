@@ -77,3 +77,17 @@ def test_baseline_is_skipped_with_a_reason_without_transformers(monkeypatch):
     cfg = preset("test", arch="dense", **TINY)
     b = bench_wang(cfg, build_dataset(cfg.data, 0), "cpu", 1, 1, 1)
     assert b["available"] is False and "transformers" in b["reason"]
+
+
+def test_profile_times_every_part_of_a_real_run(capsys):
+    """``grokbook bench --profile``: a real run, every part timed, fractions of its wall."""
+    from grokbook.book.cli import main
+    from grokbook.book.profile import PARTS, profile_run
+    p = profile_run(preset("test"), steps=60)
+    assert set(p["fractions"]) == {*PARTS, "other"}
+    assert abs(sum(p["fractions"].values()) - 1) < 0.05
+    assert all(p["seconds"][k] > 0 for k in PARTS)     # each was called and timed
+    assert p["achieved_flops"] > 0 and 0 < p["fraction_of_gemm_peak"] < 5
+    assert p["threads"] == 1 and p["config"]["steps"] == 60
+    assert main(["bench", "--preset", "test", "--profile", "0"]) == 2
+    assert "--profile" in capsys.readouterr().err

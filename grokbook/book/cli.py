@@ -267,7 +267,16 @@ def cmd_shortcuts(args):
 
 
 def cmd_bench(args):
-    """Time grokbook's training step against a Wang-style Hugging Face loop."""
+    """Time grokbook's training step against a Wang-style Hugging Face loop, or
+    (``--profile``) where one real run's wall time goes."""
+    if args.profile is not None:
+        from .profile import format_profile, profile_run
+        if args.profile < 1:
+            raise ConfigError(f"--profile: {args.profile} steps; allowed: 1 or more")
+        _apply_threads(args)
+        p = profile_run(_config(args), steps=args.profile)
+        print(json.dumps(p) if args.json else format_profile(p))
+        return 0
     r = bench(_config(args), device=args.device, steps=args.steps, repeats=args.repeats,
               warmup=args.warmup, baseline=args.baseline, threads=args.threads,
               compile=args.compile, compile_timeout=args.compile_timeout,
@@ -419,6 +428,10 @@ def main(argv=None) -> int:
                    help="give up on torch.compile after this many seconds of warm-up")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU too")
     p.add_argument("--no-split", action="store_true", help="skip the forward/backward split")
+    p.add_argument("--profile", type=int, metavar="STEPS", help="instead: train the config "
+                   "for STEPS steps through the run store (a scratch one) and report the wall "
+                   "fractions of data, forward, backward, optimizer, evaluation, checkpoints, "
+                   "the FLOP/s achieved and the measured GEMM peak at the model's shapes")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
