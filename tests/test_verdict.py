@@ -298,3 +298,13 @@ def test_claim_3_over_seeds_reads_the_asymmetry_beyond_the_floor():
                                 {"start": "replay", "probe": "test_inferred_iid",
                                  "before": 0.95, "after": 0.7, "seed": 1}])
     assert "0.95 -> 0.40 (grokked)" in words and "0.70 (replay, more replay)" in words
+
+
+def test_every_verdict_carries_the_subjects_pass_rate():
+    n = {**_numbers(), "subject": {"passed": 5, "of": 8, "seeds_passed": [41, 42, 44, 45, 47]}}
+    out = v.verdicts(n)
+    assert all(x["subject"].startswith("5 of 8 fresh seeds pass") for x in out.values())
+    card = v.scorecard(n)
+    items = dict(v.scorecard_cards(card)[0][1])
+    assert items["on a subject where"].startswith("5 of 8")
+    assert v.scorecard(_numbers())["subject"].eq("not measured").all()

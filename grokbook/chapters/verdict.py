@@ -437,6 +437,9 @@ def claim_numbers(book: dict) -> dict:
                                      still_rising(acc[GROKKED_SPLIT], GROKKED_AT)),
             "final_ood": float(acc[OOD_SPLIT].iloc[-1])})
     runs2 = [r.id for r in book["seed_runs"]]
+    from .subject import seed_rows
+    passed = [r["seed"] for r in seed_rows(book["seed_runs"]) if r["passed"]]
+    out["subject"] = {"passed": len(passed), "of": len(runs2), "seeds_passed": passed}
     out["wang_grokking"] = dict(per_seed=per_seed, runs=runs2)
     out["wang_ood"] = dict(per_seed=[{"seed": p["seed"], "final_ood": p["final_ood"]}
                                      for p in per_seed], runs=runs2)
@@ -542,13 +545,26 @@ def verdicts(numbers: dict) -> dict:
              else "no shortcut was trained (none is tuned at this preset)")
     put("wait_cut", wv, f"{wwhy}. {words}",
         {k: v for k, v in w.items() if k not in ("seed_rows", "transfer")}, w["runs"])
+    for v_ in out.values():                  # what every verdict stands on
+        v_["subject"] = subject_words(n)
     return out
 
 
+def subject_words(numbers: dict) -> str:
+    """The subject's pass rate on chapter 2's fresh seeds, which every verdict carries."""
+    s = numbers.get("subject")
+    if not s:
+        return "not measured"
+    return (f"{s['passed']} of {s['of']} fresh seeds pass the subject's rule (clean wait, "
+            f"then grokked)")
+
+
 def scorecard(numbers: dict) -> pd.DataFrame:
-    """One row per claim: the study's statement and number, this book's, the verdict."""
+    """One row per claim: the study's statement and number, this book's, the verdict, and
+    the subject's pass rate the verdict stands on."""
     rows = [(k, v["this_book"], v["verdict"], v["runs"]) for k, v in verdicts(numbers).items()]
     table = pd.DataFrame(rows, columns=["claim", "this book", "verdict", "runs"])
+    table["subject"] = subject_words(numbers)
     table.insert(1, "source", [study.CLAIMS[k][0] for k in table["claim"]])
     table.insert(2, "study", [study.CLAIMS[k][1] for k in table["claim"]])
     table["rule"] = [VERDICT_RULES[k] for k in table["claim"]]
@@ -656,5 +672,6 @@ def scorecard_cards(card: pd.DataFrame) -> list:
     return [(f"{r['claim']}: {r['verdict']}",
              [("the study", f"{r['study']} ({r['source']})"), ("this book", r["this book"]),
               ("verdict", r["verdict"]), ("rule", r["rule"]),
+              ("on a subject where", r.get("subject", "not measured")),
               ("runs", ", ".join(x[:6] for x in r["runs"]) or "none")])
             for _, r in card.iterrows()]
