@@ -143,7 +143,9 @@ def test_grokfast_members_equal_solo_runs_and_resume(tmp_path):
     # fields added later leave every earlier config's id as it was (values before them)
     from grokbook.core.config import preset
     cpu_before = {"data.phi": 6.3, "train.lr": 3e-3, "train.max_steps": 14000,
-                  "train.eval_dense_until": 14000}  # the cpu preset until 2026-11-30
+                  "train.eval_dense_until": 14000, "model.d_model": 64,
+                  "model.init_scale": 1.0, "train.checkpoint_every": 500,
+                  "train.stop_after_grokked": 0.0}  # an earlier cpu preset
     assert (preset("cpu", **cpu_before).hash(), preset("test").hash(),
             preset("paper", "dense").hash()) == \
         ("c6d96eaa2620", "8e2d71c5269d", "30b87d06aa9a")

@@ -108,7 +108,11 @@ def test_a_run_can_stop_at_a_multiple_of_its_grokked_step(store, monkeypatch):
 
 
 def test_confirmation_reads_rounds_and_tries_the_runner_up_only_after_a_failure(store):
+    with pytest.raises(S.ConfigError, match="grokbook subject --preset test"):
+        S.confirmation("test", store=store, summary={}, train=False)   # nothing stored yet
     c = S.confirmation("test", store=store, summary={})
+    read = S.confirmation("test", store=store, summary={}, train=False)
+    assert read["per_seed"] == c["per_seed"] and read["pending"] == []
     assert [r["seed"] for r in c["per_seed"]] == list(S.CONFIRMATION["test"][0])
     assert len(c["rounds"]) == 1 and c["of"] == 2
     assert {"memorized_step", "grokked_step", "heldout_at_memorized", "wall_seconds",
@@ -121,6 +125,12 @@ def test_confirmation_reads_rounds_and_tries_the_runner_up_only_after_a_failure(
         assert len(c2["rounds"]) == 2 and c2["recipe"]["init_scale"] == 2.0
         assert c2["confirmation_seeds"] == list(S.CONFIRMATION["test"][1])
         assert "runner-up" in S.describe_confirmation(c2)
+    else:
+        up = {"arch": "trm", "data.phi": 3.0, "model.init_scale": 2.0}
+    later = S.confirmation("test", store=store, summary={"chosen": [up, {**up, "data.phi": 3.5}]},
+                           train=False)       # a runner-up nobody trained: listed, not run
+    if not later["rounds"][0]["confirmed"]:
+        assert len(later["pending"]) == 2 and "Not yet trained" in S.describe_confirmation(later)
 
 
 def test_subject_command_prints_the_confirmation(store, capsys, tmp_path):

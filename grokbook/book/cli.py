@@ -238,7 +238,8 @@ def cmd_subject(args):
         return _emit({"preset": args.preset, "summary": args.out or
                       f"results/subject_search_{args.preset}.json", "chosen": chosen},
                      args.json)
-    out = subject.confirmation(args.preset, store=args.store, progress=not args.json)
+    out = subject.confirmation(args.preset, store=args.store, progress=not args.json,
+                               train=not args.no_train)
     subject.write_confirmation(out, args.out or
                                f"results/subject_confirmation_{args.preset}.json")
     if args.json:
@@ -390,6 +391,8 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "tf32", "bf16"],
                    help="the search's train.precision (default auto)")
     p.add_argument("--workers", type=int, help="training processes at once")
+    p.add_argument("--no-train", action="store_true", help="report the confirmation runs "
+                   "the store holds; train nothing (the rest are listed as pending)")
     p.add_argument("--group-size", type=int, help="runs stacked into one network (GPU)")
     p.add_argument("--out", help="the summary's path (default results/subject_search_"
                    "<preset>.json, or results/subject_confirmation_<preset>.json)")

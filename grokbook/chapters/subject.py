@@ -44,7 +44,7 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
                                     grokked_step, heldout_at, memorized_step)
 from ..analysis.wang import BEFORE_AT
 from ..core.config import Config, ConfigError, field_names, preset
-from ..core.plan import Plan, Planned, plan_runs, resolve
+from ..core.plan import MISSING, STORED, WAITING, Plan, Planned, plan_runs, resolve
 from ..core.store import run_id, store_path, train_many
 from . import settings
 from ..core.train import TrainingDiverged
@@ -542,17 +542,27 @@ def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None) -> 
 
 
 def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
-                 summary: dict | None = None) -> dict:
+                 summary: dict | None = None, train: bool = True) -> dict:
     """The subject on fresh seeds, round by round (``confirmation_plan``: from the store,
-    or trained)."""
+    or trained). With ``train=False`` only what the store holds is read, and the rounds
+    still to train are listed under "pending" (a round with no run is left out)."""
     plan = confirmation_plan(preset_name, summary)
-    runs = plan_runs(plan, store=store)
+    pending = []
+    if train:
+        runs = plan_runs(plan, store=store)
+    else:
+        got = resolve(plan, store, train=False)
+        runs = {n: (o.run if o.status == STORED else None) for n, o in got.items()}
+        pending = [n for n, o in got.items() if o.status in (MISSING, WAITING)]
     out = {"preset": preset_name, "search_seeds": search_seeds(preset_name),
-           "rule": RULE_TEXT, "share": CONFIRM_SHARE, "rounds": []}
+           "rule": RULE_TEXT, "share": CONFIRM_SHARE, "rounds": [], "pending": pending}
     by_round = {}
     for e in plan:
         if runs[e.name] is not None:
             by_round.setdefault(e.labels["round"], []).append(runs[e.name])
+    if not by_round:
+        raise ConfigError(f"the {preset_name} subject has no confirmation run in the store "
+                          f"yet; run `grokbook subject --preset {preset_name}` to train them")
     for r, got in sorted(by_round.items()):
         rows = seed_rows(got)
         out["rounds"].append({"recipe": recipe_of(got[0].config), "seeds": [x.config.seed
@@ -595,6 +605,9 @@ def describe_confirmation(c: dict) -> str:
         first = c["rounds"][0]
         text += (f" The search's winner passed on {first['passed']} of {first['of']} seeds of "
                  f"the first round, so the runner-up was tried on the second.")
+    if c.get("pending"):
+        text += (f" Not yet trained (read from the store only): "
+                 f"{', '.join(c['pending'])}.")
     return text
 
 
