@@ -133,7 +133,10 @@ def cmd_plan(args):
         print(f"{r.chapter} {r.state:>9} {secs} {r.run or '-':>12}  {r.name}"
               + (f"  [{r.reason}]" if r.reason else ""))
     print(f"{summary['runs']} runs, {summary['stored']} in the store, {summary['to_train']} "
-          f"to train (about {summary['seconds_to_train'] / 60:.0f} min of one worker)"
+          f"to train (about {summary['seconds_to_train'] / 60:.0f} min of one worker"
+          + (f"; {summary['unpredicted']} not predicted: their shapes' speed is not "
+             f"measured yet, run without --no-measure" if summary["unpredicted"] else "")
+          + ")"
           + (f", {summary['waiting']} waiting on those results" if summary["waiting"] else ""))
     return 0
 

@@ -65,4 +65,5 @@ def plan_summary(table) -> dict:
             "waiting": int(len(waiting)),
             "skipped": int((table["state"] == "skipped").sum()),
             "seconds_to_train": float(todo["seconds"].fillna(0).sum()),
+            "unpredicted": int(todo["seconds"].isna().sum()),
             "seconds_waiting_at_most": float(waiting["seconds"].fillna(0).sum())}
