@@ -122,8 +122,11 @@ def test_confirmation_reads_rounds_and_tries_the_runner_up_only_after_a_failure(
     if not c["confirmed"]:        # the test preset does not grok: the runner-up is tried
         up = {"arch": "trm", "data.phi": 3.0, "model.init_scale": 2.0}
         c2 = S.confirmation("test", store=store, summary={"chosen": [up, up]})
-        assert len(c2["rounds"]) == 2 and c2["recipe"]["init_scale"] == 2.0
-        assert c2["confirmation_seeds"] == list(S.CONFIRMATION["test"][1])
+        assert len(c2["rounds"]) == 2 and c2["rounds"][1]["recipe"]["init_scale"] == 2.0
+        assert c2["rounds"][1]["seeds"] == list(S.CONFIRMATION["test"][1])
+        best = c2["rounds"][c2["chosen_round"]]       # the book keeps the better round
+        assert c2["recipe"] == best["recipe"] and c2["passed"] == best["passed"] == max(
+            r["passed"] for r in c2["rounds"])
         assert "runner-up" in S.describe_confirmation(c2)
     else:
         up = {"arch": "trm", "data.phi": 3.0, "model.init_scale": 2.0}
@@ -157,3 +160,22 @@ def test_the_cpu_preset_is_the_search_winner():
              "train.weight_decay": 1.0, "model.init_scale": 1.0}
     moved = S.differences("cpu", {"chosen": [other]})
     assert {"model.arch", "model.n_loops", "data.phi"} <= set(moved)
+
+
+def test_the_book_keeps_the_confirmed_round_else_the_one_that_passed_most():
+    r = lambda passed, ok=False: {"passed": passed, "of": 8, "confirmed": ok}
+    assert S.chosen_round([r(3), r(0)]) == 0          # neither confirmed: the better
+    assert S.chosen_round([r(2), r(4)]) == 1
+    assert S.chosen_round([r(3), r(3)]) == 0          # a tie: the search's winner
+    assert S.chosen_round([r(5), r(6, True)]) == 1
+
+
+def test_the_cpu_preset_is_the_confirmation_s_best_recipe():
+    """The committed confirmation's chosen recipe (confirmed, or the best when none was)
+    is the cpu preset's subject."""
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "results" / "subject_confirmation_cpu.json"
+    c = json.loads(path.read_text())
+    assert c["rounds"][c["chosen_round"]]["recipe"] == c["recipe"] == S.recipe_of(preset("cpu"))
+    assert set(c["confirmation_seeds"]).isdisjoint(c["search_seeds"])

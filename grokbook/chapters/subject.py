@@ -569,10 +569,21 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
                                                                            for x in got],
                               "passed": sum(x["passed"] for x in rows), "of": len(rows),
                               "confirmed": confirmed(rows), "per_seed": rows})
-    last = out["rounds"][-1]
-    out.update(recipe=last["recipe"], confirmation_seeds=last["seeds"], passed=last["passed"],
-               of=last["of"], confirmed=last["confirmed"], per_seed=last["per_seed"])
+    out["chosen_round"] = chosen_round(out["rounds"])
+    best = out["rounds"][out["chosen_round"]]
+    out.update(recipe=best["recipe"], confirmation_seeds=best["seeds"], passed=best["passed"],
+               of=best["of"], confirmed=best["confirmed"], per_seed=best["per_seed"])
     return out
+
+
+def chosen_round(rounds: list) -> int:
+    """The round whose recipe is the book's subject: the first confirmed one; when none is,
+    the one with the most seeds passed (the earlier round, the search's winner, on a tie),
+    so the book keeps the best recipe with its pass rate."""
+    for i, r in enumerate(rounds):
+        if r["confirmed"]:
+            return i
+    return max(range(len(rounds)), key=lambda i: (rounds[i]["passed"], -i))
 
 
 def write_confirmation(c: dict, path) -> None:
@@ -602,9 +613,22 @@ def describe_confirmation(c: dict) -> str:
              f"not confirmed (the rule needs {math.ceil(CONFIRM_SHARE * c['of'])}); every "
              f"verdict downstream carries this pass rate.")
     if len(c["rounds"]) > 1:
-        first = c["rounds"][0]
+        first, second = c["rounds"][0], c["rounds"][1]
         text += (f" The search's winner passed on {first['passed']} of {first['of']} seeds of "
-                 f"the first round, so the runner-up was tried on the second.")
+                 f"the first round, so the runner-up ({second['recipe']['arch']} at width "
+                 f"{second['recipe']['d_model']}) was tried on the second and passed on "
+                 f"{second['passed']} of {second['of']}.")
+    for i, r in enumerate(c["rounds"]):
+        counts = {}
+        for row in r["per_seed"]:
+            counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
+        text += (f" Round {i + 1}'s outcomes: "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv:
+                                                         -kv[1])) + ".")
+    if len(c["rounds"]) > 1:
+        if not c["confirmed"]:
+            text += (f" Neither recipe passed; the book keeps the better, the "
+                     f"{'winner' if c.get('chosen_round', 0) == 0 else 'runner-up'}.")
     if c.get("pending"):
         text += (f" Not yet trained (read from the store only): "
                  f"{', '.join(c['pending'])}.")
