@@ -179,3 +179,11 @@ def test_the_cpu_preset_is_the_confirmation_s_best_recipe():
     c = json.loads(path.read_text())
     assert c["rounds"][c["chosen_round"]]["recipe"] == c["recipe"] == S.recipe_of(preset("cpu"))
     assert set(c["confirmation_seeds"]).isdisjoint(c["search_seeds"])
+
+
+def test_history_keeps_the_summary_s_record_and_adds_later_entries_once():
+    old = S.DECLARATION_HISTORY[0]
+    got = S.history({"history": ["an entry only the summary has", old]})
+    assert got[:2] == ["an entry only the summary has", old]
+    assert got.count(old) == 1 and set(S.DECLARATION_HISTORY) <= set(got)
+    assert S.history(None) == list(S.DECLARATION_HISTORY)

@@ -250,7 +250,19 @@ DECLARATION_HISTORY = (
     "while reading its runs back (the library had gained config fields meanwhile), and the "
     "same command resumed the search from the run store: no run was trained twice and the "
     "declaration did not change.",
+    "The confirmation said which recipe the book keeps when neither round is confirmed as "
+    "'the last round tried'; once both rounds had been read it was corrected to 'the round "
+    "that passed on most seeds' (the subject issue's own words: the best recipe, with its "
+    "pass rate). No run, seed or score changed; the reported rate did (the winner's 3 of 8, "
+    "not the runner-up's 0 of 8), and the cpu preset was already the winner.",
 )
+
+
+def history(summary: dict | None) -> list:
+    """What became of earlier declarations: the summary's record, then what the code has
+    added since the summary was written."""
+    got = list((summary or {}).get("history", []))
+    return got + [h for h in DECLARATION_HISTORY if h not in got]
 
 
 def _spec(preset_name: str) -> Search:
