@@ -133,7 +133,8 @@ def test_confirmation_reads_rounds_and_tries_the_runner_up_only_after_a_failure(
     later = S.confirmation("test", store=store, summary={"chosen": [up, {**up, "data.phi": 3.5}]},
                            train=False)       # a runner-up nobody trained: listed, not run
     if not later["rounds"][0]["confirmed"]:
-        assert len(later["pending"]) == 2 and "Not yet trained" in S.describe_confirmation(later)
+        assert len(later["pending"]) == 2 and "Not in the store yet" in \
+            S.describe_confirmation(later)
 
 
 def test_subject_command_prints_the_confirmation(store, capsys, tmp_path):
@@ -168,6 +169,9 @@ def test_the_book_keeps_the_confirmed_round_else_the_one_that_passed_most():
     assert S.chosen_round([r(2), r(4)]) == 1
     assert S.chosen_round([r(3), r(3)]) == 0          # a tie: the search's winner
     assert S.chosen_round([r(5), r(6, True)]) == 1
+    assert S.chosen_round([r(2), {"passed": 1, "of": 2, "confirmed": False}]) == 1  # a rate
+    part = {"passed": 2, "of": 2, "confirmed": False, "complete": False}
+    assert S.chosen_round([r(1), part]) == 0          # a half-stored round is not chosen
 
 
 def test_the_cpu_preset_is_the_confirmation_s_best_recipe():
@@ -182,8 +186,23 @@ def test_the_cpu_preset_is_the_confirmation_s_best_recipe():
 
 
 def test_history_keeps_the_summary_s_record_and_adds_later_entries_once():
-    old = S.DECLARATION_HISTORY[0]
-    got = S.history({"history": ["an entry only the summary has", old]})
+    old = S.DECLARATION_HISTORY["cpu"][0]
+    got = S.history({"history": ["an entry only the summary has", old]}, "cpu")
     assert got[:2] == ["an entry only the summary has", old]
-    assert got.count(old) == 1 and set(S.DECLARATION_HISTORY) <= set(got)
-    assert S.history(None) == list(S.DECLARATION_HISTORY)
+    assert got.count(old) == 1 and set(S.DECLARATION_HISTORY["cpu"]) <= set(got)
+    assert S.history(None, "cpu") == [] and S.history({"history": []}, "test") == []
+
+
+def test_a_partial_read_does_not_replace_the_committed_confirmation(monkeypatch, tmp_path,
+                                                                    capsys):
+    from grokbook.book.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    got = {"pending": ["02/subject round 2/seed 51"], "rounds": []}
+    monkeypatch.setattr(S, "confirmation", lambda *a, **k: got)
+    monkeypatch.setattr(S, "describe_confirmation", lambda c: "described")
+    assert main(["subject", "--preset", "test", "--no-train"]) == 0
+    assert not (tmp_path / "results" / "subject_confirmation_test.json").exists()
+    assert "summary was not written" in capsys.readouterr().err
+    assert main(["subject", "--preset", "test", "--no-train", "--search"]) == 2
+    assert "--no-train" in capsys.readouterr().err

@@ -133,12 +133,20 @@ def cmd_plan(args):
         print(f"{r.chapter} {r.state:>9} {secs} {r.run or '-':>12}  {r.name}"
               + (f"  [{r.reason}]" if r.reason else ""))
     print(f"{summary['runs']} runs, {summary['stored']} in the store, {summary['to_train']} "
-          f"to train (about {summary['seconds_to_train'] / 60:.0f} min of one worker"
-          + (f"; {summary['unpredicted']} not predicted: their shapes' speed is not "
-             f"measured yet, run without --no-measure" if summary["unpredicted"] else "")
-          + ")"
+          f"to train ({_cost_words(summary)})"
           + (f", {summary['waiting']} waiting on those results" if summary["waiting"] else ""))
     return 0
+
+
+def _cost_words(summary: dict) -> str:
+    """The predicted time of the runs to train, and how many could not be predicted."""
+    parts = []
+    if summary["unpredicted"] < summary["to_train"] or not summary["to_train"]:
+        parts.append(f"about {summary['seconds_to_train'] / 60:.0f} min of one worker")
+    if summary["unpredicted"]:
+        parts.append(f"{summary['unpredicted']} not predicted: their shapes' speed is not "
+                     f"measured yet, run without --no-measure")
+    return "; ".join(parts)
 
 
 def _chapter_numbers(text):
@@ -231,6 +239,9 @@ def cmd_claims(args):
 def cmd_subject(args):
     """The subject's declared search (``--search``), or its confirmation on fresh seeds."""
     from ..chapters import subject
+    if args.no_train and args.search:
+        raise ConfigError("--no-train reports the confirmation only; it cannot be used "
+                          "with --search")
     if args.search:
         out = subject.search(args.preset, device=args.device, precision=args.precision,
                              store=args.store, out=args.out, workers=args.workers,
@@ -243,8 +254,13 @@ def cmd_subject(args):
                      args.json)
     out = subject.confirmation(args.preset, store=args.store, progress=not args.json,
                                train=not args.no_train)
-    subject.write_confirmation(out, args.out or
-                               f"results/subject_confirmation_{args.preset}.json")
+    if out["pending"] and not args.out:     # a partial read never replaces the record
+        print(f"grokbook subject: {len(out['pending'])} confirmation run(s) not in the "
+              f"store; the summary was not written (give --out to write it anyway)",
+              file=sys.stderr)
+    else:
+        subject.write_confirmation(out, args.out or
+                                   f"results/subject_confirmation_{args.preset}.json")
     if args.json:
         print(json.dumps(out))
     else:

@@ -239,7 +239,8 @@ def _field(cfg, dotted: str):
 
 
 # What became of earlier declarations (the chapter shows this list):
-DECLARATION_HISTORY = (
+# (per preset: the cpu search is the only one with a history so far)
+DECLARATION_HISTORY = {"cpu": (
     "The first declaration (commit 3a21989) crossed 2 architectures x 2 widths x 4 phi x 3 "
     "weight decays x 4 initial scales (192 points, 2 seeds, then the best 12 on 4 more) and "
     "was run on a borrowed GPU, all points of a shape stacked into one network. A stacked "
@@ -255,14 +256,16 @@ DECLARATION_HISTORY = (
     "that passed on most seeds' (the subject issue's own words: the best recipe, with its "
     "pass rate). No run, seed or score changed; the reported rate did (the winner's 3 of 8, "
     "not the runner-up's 0 of 8), and the cpu preset was already the winner.",
-)
+)}
 
 
-def history(summary: dict | None) -> list:
-    """What became of earlier declarations: the summary's record, then what the code has
-    added since the summary was written."""
-    got = list((summary or {}).get("history", []))
-    return got + [h for h in DECLARATION_HISTORY if h not in got]
+def history(summary: dict | None, preset_name: str) -> list:
+    """What became of ``preset_name``'s earlier declarations: the summary's record, then
+    what the code has added since the summary was written (nothing without a summary)."""
+    if not summary:
+        return []
+    got = list(summary.get("history", []))
+    return got + [h for h in DECLARATION_HISTORY.get(preset_name, ()) if h not in got]
 
 
 def _spec(preset_name: str) -> Search:
@@ -287,7 +290,13 @@ def _commit() -> str:
     try:
         r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                            text=True, timeout=10, cwd=Path(__file__).resolve().parent)
-        return r.stdout.strip() or "unknown"
+        head = r.stdout.strip()
+        if not head:
+            return "unknown"
+        d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, timeout=10,
+                           cwd=Path(__file__).resolve().parent)
+        return head + ("-dirty" if d.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -395,7 +404,7 @@ def search(preset_name: str = "cpu", device: str = "cpu", precision: str = "auto
     summary = {"preset": preset_name, "commit": _commit(), "device": device,
                "precision": precision,
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "declaration": spec.declaration(), "history": list(DECLARATION_HISTORY)}
+               "declaration": spec.declaration(), "history": list(DECLARATION_HISTORY.get(preset_name, ()))}
     runs = {}
     for i, (seeds, keep, seconds) in enumerate(spec.stages, start=1):
         points = in_play(spec, plan, runs, i)
@@ -568,8 +577,9 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
         pending = [n for n, o in got.items() if o.status in (MISSING, WAITING)]
     out = {"preset": preset_name, "search_seeds": search_seeds(preset_name),
            "rule": RULE_TEXT, "share": CONFIRM_SHARE, "rounds": [], "pending": pending}
-    by_round = {}
+    by_round, planned = {}, {}
     for e in plan:
+        planned[e.labels["round"]] = planned.get(e.labels["round"], 0) + 1
         if runs[e.name] is not None:
             by_round.setdefault(e.labels["round"], []).append(runs[e.name])
     if not by_round:
@@ -580,7 +590,9 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
         out["rounds"].append({"recipe": recipe_of(got[0].config), "seeds": [x.config.seed
                                                                            for x in got],
                               "passed": sum(x["passed"] for x in rows), "of": len(rows),
-                              "confirmed": confirmed(rows), "per_seed": rows})
+                              "complete": len(rows) == planned[r],
+                              "confirmed": len(rows) == planned[r] and confirmed(rows),
+                              "per_seed": rows})
     out["chosen_round"] = chosen_round(out["rounds"])
     best = out["rounds"][out["chosen_round"]]
     out.update(recipe=best["recipe"], confirmation_seeds=best["seeds"], passed=best["passed"],
@@ -595,7 +607,8 @@ def chosen_round(rounds: list) -> int:
     for i, r in enumerate(rounds):
         if r["confirmed"]:
             return i
-    return max(range(len(rounds)), key=lambda i: (rounds[i]["passed"], -i))
+    whole = [i for i, r in enumerate(rounds) if r.get("complete", True)] or range(len(rounds))
+    return max(whole, key=lambda i: (rounds[i]["passed"] / max(1, rounds[i]["of"]), -i))
 
 
 def write_confirmation(c: dict, path) -> None:
@@ -639,11 +652,12 @@ def describe_confirmation(c: dict) -> str:
                                                          -kv[1])) + ".")
     if len(c["rounds"]) > 1:
         if not c["confirmed"]:
-            text += (f" Neither recipe passed; the book keeps the better, the "
+            text += (f" Neither recipe was confirmed; the book keeps the one with the "
+                     f"higher pass rate, the "
                      f"{'winner' if c.get('chosen_round', 0) == 0 else 'runner-up'}.")
     if c.get("pending"):
-        text += (f" Not yet trained (read from the store only): "
-                 f"{', '.join(c['pending'])}.")
+        text += (f" Not in the store yet (read from the store only; a later round runs "
+                 f"only if the one before it is not confirmed): {', '.join(c['pending'])}.")
     return text
 
 

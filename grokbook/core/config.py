@@ -201,6 +201,7 @@ ARCHITECTURES = {
     "gpu": _sizes(256, 8, 2, 6, 4, 0.999, 2, 4),
     # cpu: the subject search's winner: one mixer block run 2 x (2 + 1) times, width 128,
     # initial weights x2 (Omnigrok's lever on the wait); the contrasts at the same width
+    # and their own initial scale (1.0)
     "cpu": _sizes(128, 4, 1, 2, 4, 0.99, 2, 4, **{"model.init_scale": 2.0}),
     "test": _sizes(32, 2, 1, 2, 2, 0.9, 1, 2),
 }
@@ -211,7 +212,7 @@ def _paper() -> Config:
 
 
 def _cpu() -> Config:
-    # Minutes on 2 cores: the cpu subject search's winner (chapters.subject.SEARCHES["cpu"],
+    # Under 10 minutes of one thread per run: the cpu subject search's winner (chapters.subject.SEARCHES["cpu"],
     # appendix A; subject.differences holds the preset to it): 100 entities with 10 of 20
     # relations each (free (head, relation) pairs remain for the transfer chapter), 10 % OOD
     # facts and 5 % held-out ID two-hop facts, phi 6.3, weight decay 0.4, lr 6e-3. 6,500
