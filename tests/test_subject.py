@@ -206,3 +206,29 @@ def test_a_partial_read_does_not_replace_the_committed_confirmation(monkeypatch,
     assert "summary was not written" in capsys.readouterr().err
     assert main(["subject", "--preset", "test", "--no-train", "--search"]) == 2
     assert "--no-train" in capsys.readouterr().err
+
+
+def test_the_refinement_is_declared_near_the_winner_on_seeds_of_its_own():
+    ref, win = S.REFINEMENTS["cpu"], S.read_summary("cpu")["chosen"][0]
+    points = ref.points()
+    assert win in points and len(points) >= 6
+    assert {p["arch"] for p in points} == {win["arch"]}
+    assert {p["model.d_model"] for p in points} == {win["model.d_model"]}
+    seeds = [s for st in ref.stages for s in st[0]]
+    searched = [s for st in S.SEARCHES["cpu"].stages for s in st[0]]
+    assert not set(seeds) & set(searched)
+    assert not set(S.search_seeds("cpu")) & set(S.confirmation_seeds("cpu"))
+    assert len(S.CONFIRMATION["cpu"]) == 3 and all(len(r) == 8 for r in S.CONFIRMATION["cpu"])
+    assert all(cfg.train.max_steps == ref.budget_steps(p) for p, cfg in
+               ((p, ref.config(p, 105)) for p in points))
+    # ties on seeds passed go to the deeper wait, then the faster grok
+    row = lambda point, held, secs, passed=True: {
+        "point": point, "arch": "trm", "model.d_model": 128, "data.phi": 6.3,
+        "train.weight_decay": 0.4, "model.init_scale": 2.0, "passed": passed,
+        "heldout_at_memorized": held, "predicted_cpu_seconds": secs, "grokked_step": 1}
+    got = S.rank([row("a", 0.19, 100), row("b", 0.05, 500), row("c", 0.01, 50, False)], ref)
+    assert [t["point"] for t in got] == ["b", "a", "c"]
+    assert [t["point"] for t in S.rank([row("a", 0.19, 100), row("b", 0.05, 500)],
+                                       S.SEARCHES["cpu"])] == ["a", "b"]
+    with pytest.raises(S.ConfigError, match="preset.*declared: cpu, test"):
+        S.search_plan("nope", refine=True)

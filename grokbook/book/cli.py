@@ -239,18 +239,20 @@ def cmd_claims(args):
 def cmd_subject(args):
     """The subject's declared search (``--search``), or its confirmation on fresh seeds."""
     from ..chapters import subject
-    if args.no_train and args.search:
+    if args.no_train and (args.search or args.refine):
         raise ConfigError("--no-train reports the confirmation only; it cannot be used "
-                          "with --search")
-    if args.search:
+                          "with --search or --refine")
+    if args.search and args.refine:
+        raise ConfigError("--search and --refine are two declared searches; give one")
+    if args.search or args.refine:
         out = subject.search(args.preset, device=args.device, precision=args.precision,
                              store=args.store, out=args.out, workers=args.workers,
                              group_size=args.group_size, progress=False,
                              log=lambda m: print(f"grokbook subject: {m}", file=sys.stderr,
-                                                 flush=True))
+                                                 flush=True), refine=args.refine)
         chosen = out["chosen"]
-        return _emit({"preset": args.preset, "summary": args.out or
-                      f"results/subject_search_{args.preset}.json", "chosen": chosen},
+        path = args.out or subject.summary_path(args.preset, ".", args.refine)
+        return _emit({"preset": args.preset, "summary": str(path), "chosen": chosen},
                      args.json)
     out = subject.confirmation(args.preset, store=args.store, progress=not args.json,
                                train=not args.no_train)
@@ -405,6 +407,9 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="cpu", help="test or cpu (default cpu)")
     p.add_argument("--search", action="store_true", help="run the declared search (hours on "
                    "a CPU, minutes on a GPU) and write its summary")
+    p.add_argument("--refine", action="store_true", help="run the declared refinement near "
+                   "the search's winner (its winner is the third confirmation round's "
+                   "recipe) and write its summary")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="where the search trains (default cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "tf32", "bf16"],

@@ -139,6 +139,11 @@ class Search:
     budget_seconds: float = BUDGET_SECONDS    # the full budget (the last stage's)
     stop_at: float = GROKKED_AT     # a search run ends once it has grokked
     extra: dict = field(default_factory=dict)
+    # how points with as many seeds passed are ordered: "seconds" (the shortest median
+    # predicted time to grok first) or "margin" (the lowest median held-out ID accuracy at
+    # the memorized step first: the deepest clean wait)
+    tiebreak: str = "seconds"
+    chosen: int = 2                 # how many of the final ranking are named (confirmed)
 
     @property
     def knobs(self) -> list[str]:
@@ -193,6 +198,7 @@ class Search:
                            for s, k, b in self.stages],
                 "budget_seconds": self.budget_seconds, "stop_at": self.stop_at,
                 "rates_steps_per_second": {f"{a} d{w}": r for (a, w), r in self.rates.items()},
+                "tiebreak": self.tiebreak, "chosen": self.chosen,
                 "base": {**self.base, **self.extra},
                 "arch_base": self.arch, "rule": RULE_TEXT, "min_delay": MIN_DELAY,
                 "before_at": BEFORE_AT}
@@ -223,6 +229,30 @@ SEARCHES = {
                            "model.init_scale": (1.0, 2.0)},),
                    stages=(((101,), 2, 3.0), ((102,), 2, 5.0)), rates=RATES["test"],
                    budget_seconds=5.0),
+}
+
+# A refinement, declared after both confirmation rounds had been read (the winner passed 3
+# of 8 fresh seeds; four of its five failures memorized with held-out ID 0.22-0.24, just
+# over the clean-wait rule's 0.2) and before any of its runs: the winner's shape (TRM, width
+# 128, weight decay 0.4) with phi lowered towards 5.4 (fewer inferred facts: a slower start
+# on held-out ID; at 5.4 the search's stage 1 memorized at 0.13-0.15 but had not grokked
+# within its 5-minute stage) and the initial scale around 2 (Omnigrok: larger, a longer
+# wait). Every point on new search seeds within the full 10-minute budget; ties on seeds
+# passed go to the deepest wait (lowest held-out ID at memorization), not the fastest grok,
+# since a shallow wait is what failed. Its winner is confirmed on a third set of fresh
+# seeds (``settings``), only if neither earlier round confirmed its recipe.
+REFINEMENTS = {
+    "cpu": Search(base=_CPU_BASE, arch=_CPU_ARCH,
+                  grids=({"arch": ("trm",), "model.d_model": (128,),
+                          "data.phi": (5.4, 5.85, 6.3), "train.weight_decay": (0.4,),
+                          "model.init_scale": (1.5, 2.0, 2.5)},),
+                  stages=(((105,), 3, BUDGET_SECONDS), ((106, 107), 1, BUDGET_SECONDS)),
+                  rates=RATES["cpu"], tiebreak="margin", chosen=1),
+    "test": Search(base=_TEST_BASE, arch=_TEST_ARCH,
+                   grids=({"arch": ("trm",), "data.phi": (3.5, 4.0),
+                           "model.init_scale": (1.5,)},),
+                   stages=(((103,), 1, 5.0),), rates=RATES["test"], budget_seconds=5.0,
+                   tiebreak="margin", chosen=1),
 }
 
 # Fresh seeds for the confirmation (``settings``: the winner on the first set, the
@@ -268,15 +298,23 @@ def history(summary: dict | None, preset_name: str) -> list:
     return got + [h for h in DECLARATION_HISTORY.get(preset_name, ()) if h not in got]
 
 
-def _spec(preset_name: str) -> Search:
+def _spec(preset_name: str, refine: bool = False) -> Search:
     if preset_name not in SEARCHES:
         raise ConfigError(f"preset: no subject search is declared for {preset_name!r}; "
                           f"declared: {', '.join(SEARCHES)}")
+    if refine:
+        if preset_name not in REFINEMENTS:
+            raise ConfigError(f"preset: no refinement is declared for {preset_name!r}; "
+                              f"declared: {', '.join(REFINEMENTS)}")
+        return REFINEMENTS[preset_name]
     return SEARCHES[preset_name]
 
 
 def search_seeds(preset_name: str) -> list[int]:
-    return [s for seeds, _, _ in _spec(preset_name).stages for s in seeds]
+    """Every seed used to choose the recipe: the search's and the refinement's."""
+    specs = [_spec(preset_name)] + ([REFINEMENTS[preset_name]]
+                                    if preset_name in REFINEMENTS else [])
+    return [s for spec in specs for seeds, _, _ in spec.stages for s in seeds]
 
 
 def confirmation_seeds(preset_name: str) -> list[int]:
@@ -336,21 +374,29 @@ def rank(rows: list[dict], spec: Search) -> list[dict]:
         table.append({"point": label, **point, "seeds": len(rs),
                       "passed": sum(r["passed"] for r in rs),
                       "median_seconds_to_grok": statistics.median(secs)})
+    if spec.tiebreak == "margin":
+        for t in table:
+            held = [r["heldout_at_memorized"] for r in by[t["point"]]
+                    if r.get("heldout_at_memorized") is not None]
+            t["median_heldout_at_memorized"] = statistics.median(held) if held else 1.0
+        return sorted(table, key=lambda t: (-t["passed"], t["median_heldout_at_memorized"],
+                                            t["median_seconds_to_grok"], t["point"]))
     return sorted(table, key=lambda t: (-t["passed"], t["median_seconds_to_grok"], t["point"]))
 
 
 def search_plan(preset_name: str = "cpu", device: str = "cpu",
-                precision: str = "auto") -> Plan:
+                precision: str = "auto", refine: bool = False) -> Plan:
     """The declared search as a plan: every point on the first stage's seeds; a point's
     runs of a later stage only if it is among the best ``keep`` (``rank``, over all its
     runs so far) of the points the stage before ran."""
-    spec = _spec(preset_name)
+    spec = _spec(preset_name, refine)
+    kind = "refine" if refine else "search"
     p, earlier = Plan(), []
     for i, (seeds, _, seconds) in enumerate(spec.stages, start=1):
         names = []
         for point in spec.points():
             for s in seeds:
-                name = f"search/stage {i}/{_label(point)}/seed {s}"
+                name = f"{kind}/stage {i}/{_label(point)}/seed {s}"
                 labels = {"stage": i, "point": _label(point), **point, "seed": s}
                 cfg = spec.config(point, s, device, precision, seconds)
                 if i == 1:
@@ -390,21 +436,22 @@ def stage_rows(spec: Search, plan: Plan, runs: dict, stage: int, points) -> list
 
 def search(preset_name: str = "cpu", device: str = "cpu", precision: str = "auto",
            store=None, out=None, workers: int | None = None, group_size: int | None = None,
-           progress: bool = False, log=print) -> dict:
+           progress: bool = False, log=print, refine: bool = False) -> dict:
     """Run the declared search of ``preset_name`` (``search_plan``) through the run store
     (resumable: stored runs are read, not retrained) and write its summary to ``out``
     (default ``results/subject_search_<preset>.json`` in the current directory): every
     run's milestones and outcome, each stage's ranking and the points chosen (the winner,
     then the runner-up), with the commit and dates it ran at. On a GPU each stage's points
     of one shape train as one stacked network (``group_size`` at a time)."""
-    spec = _spec(preset_name)
-    out = Path(out or f"results/subject_search_{preset_name}.json")
+    spec = _spec(preset_name, refine)
+    out = Path(out or summary_path(preset_name, ".", refine))
     root = store_path(store)
-    plan = search_plan(preset_name, device, precision)
+    plan = search_plan(preset_name, device, precision, refine)
     summary = {"preset": preset_name, "commit": _commit(), "device": device,
                "precision": precision,
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "declaration": spec.declaration(), "history": list(DECLARATION_HISTORY.get(preset_name, ()))}
+               "declaration": spec.declaration(), "refinement": refine,
+               "history": [] if refine else list(DECLARATION_HISTORY.get(preset_name, ()))}
     runs = {}
     for i, (seeds, keep, seconds) in enumerate(spec.stages, start=1):
         points = in_play(spec, plan, runs, i)
@@ -433,8 +480,7 @@ def search(preset_name: str = "cpu", device: str = "cpu", precision: str = "auto
         log(f"stage {i}: done in {time.perf_counter() - t0:.0f} s; best: "
             + "; ".join(f"{t['point']} ({t['passed']}/{t['seeds']})" for t in ranked[:3]))
     final = summary["stages"][-1]["ranking"]
-    summary["chosen"] = [{k: t[k] for k in spec.knobs}
-                         for t in final[:len(CONFIRMATION.get(preset_name, ()))]]
+    summary["chosen"] = [{k: t[k] for k in spec.knobs} for t in final[:spec.chosen]]
     _write(out, summary)
     return summary
 
@@ -458,15 +504,17 @@ def _plain(x):
 REPO = Path(__file__).resolve().parents[2]
 
 
-def summary_path(preset_name: str, root=None) -> Path:
-    """The committed search summary of ``preset_name`` (``results/`` of the repository)."""
-    return Path(root or REPO) / "results" / f"subject_search_{preset_name}.json"
+def summary_path(preset_name: str, root=None, refine: bool = False) -> Path:
+    """The committed search (or refinement) summary of ``preset_name`` (``results/`` of
+    the repository)."""
+    kind = "refine" if refine else "search"
+    return Path(root or REPO) / "results" / f"subject_{kind}_{preset_name}.json"
 
 
-def read_summary(preset_name: str, root=None) -> dict | None:
-    """The committed search summary, or None where it is not (a package installed without
-    the repository's ``results/``)."""
-    p = summary_path(preset_name, root)
+def read_summary(preset_name: str, root=None, refine: bool = False) -> dict | None:
+    """The committed search (or refinement) summary, or None where it is not (a package
+    installed without the repository's ``results/``)."""
+    p = summary_path(preset_name, root, refine)
     if not p.exists():
         return None
     try:
