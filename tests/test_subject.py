@@ -128,6 +128,13 @@ def test_confirmation_reads_rounds_and_tries_the_runner_up_only_after_a_failure(
         assert c2["recipe"] == best["recipe"] and c2["passed"] == best["passed"] == max(
             r["passed"] for r in c2["rounds"])
         assert "runner-up" in S.describe_confirmation(c2)
+        # the refinement's winner is the third round, tried only after both failed
+        ref = {"arch": "trm", "data.phi": 3.5, "model.init_scale": 1.5}
+        c3 = S.confirmation("test", store=store, summary={"chosen": [up, up]},
+                            refined={"chosen": [ref]})
+        assert [r["seeds"] for r in c3["rounds"]] == [list(x) for x in S.CONFIRMATION["test"]]
+        assert c3["rounds"][2]["recipe"]["phi"] == 3.5 and c3["rounds"][:2] == c2["rounds"]
+        assert "the refinement's winner" in S.describe_confirmation(c3)
     else:
         up = {"arch": "trm", "data.phi": 3.0, "model.init_scale": 2.0}
     later = S.confirmation("test", store=store, summary={"chosen": [up, {**up, "data.phi": 3.5}]},
@@ -232,3 +239,16 @@ def test_the_refinement_is_declared_near_the_winner_on_seeds_of_its_own():
                                        S.SEARCHES["cpu"])] == ["a", "b"]
     with pytest.raises(S.ConfigError, match="preset.*declared: cpu, test"):
         S.search_plan("nope", refine=True)
+
+
+def test_a_later_round_runs_only_when_no_earlier_round_confirmed(monkeypatch):
+    monkeypatch.setattr(S, "seed_rows", lambda runs: [{"passed": r} for r in runs])
+    runs = {"a1": True, "a2": True, "b1": False, "b2": None}
+    assert not S._none_confirmed(runs, (("a1", "a2"),))          # round 1 confirmed
+    assert not S._none_confirmed(runs, (("b1", "b2"), ("a1", "a2")))
+    assert S._none_confirmed(runs, (("b1", "b2"),))              # 0 of 1 stored passed
+    assert S._none_confirmed(runs, ((), ("b2",)))                # nothing stored: none
+    p = S.confirmation_plan("test", summary={"chosen": [{"arch": "trm"}] * 2},
+                            refined={"chosen": [{"arch": "trm", "data.phi": 3.5}]})
+    third = [e for e in p if e.labels["round"] == 3]
+    assert len(third) == 2 and all(len(e.after) == 4 for e in third)

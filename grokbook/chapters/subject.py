@@ -524,17 +524,30 @@ def read_summary(preset_name: str, root=None, refine: bool = False) -> dict | No
                           f"repository or run `grokbook subject --search`") from None
 
 
-def round_configs(preset_name: str, summary: dict | None = None) -> list[list]:
-    """The confirmation rounds' configs: the preset's subject on the first set of fresh
-    seeds; where the summary names a runner-up, that recipe (on the preset's schedule) on
-    the second. A later round is trained only when the one before it failed."""
+ROUND_NAMES = ("the search's winner", "the search's runner-up", "the refinement's winner")
+
+
+def round_configs(preset_name: str, summary: dict | None = None,
+                  refined: dict | None = None) -> list[list]:
+    """The confirmation rounds' configs, each on the preset's schedule: the search's winner
+    on the first set of fresh seeds (the preset's subject where no summary names a winner),
+    its runner-up on the second, the refinement's winner (``refined``, the refinement's
+    summary) on the third, as far as the summaries name them. A later round is trained only
+    when no round before it confirmed its recipe."""
     base = preset(preset_name)
-    rounds = [[base.replace(seed=s) for s in CONFIRMATION[preset_name][0]]]
+    seeds = CONFIRMATION[preset_name]
+    sched = _schedule_of(base)
     chosen = (summary or {}).get("chosen", [])
-    if len(chosen) > 1 and len(CONFIRMATION[preset_name]) > 1:
-        spec = _spec(preset_name)
-        up = spec.config(chosen[1], 0).replace(**_schedule_of(base))
-        rounds.append([up.replace(seed=s) for s in CONFIRMATION[preset_name][1]])
+    spec = _spec(preset_name)
+    first = spec.config(chosen[0], 0).replace(**sched) if chosen else base
+    rounds = [[first.replace(seed=s) for s in seeds[0]]]
+    if len(chosen) > 1 and len(seeds) > 1:
+        up = spec.config(chosen[1], 0).replace(**sched)
+        rounds.append([up.replace(seed=s) for s in seeds[1]])
+        won = (refined or {}).get("chosen", [])
+        if won and len(seeds) > 2:
+            ref = _spec(preset_name, refine=True).config(won[0], 0).replace(**sched)
+            rounds.append([ref.replace(seed=s) for s in seeds[2]])
     return rounds
 
 
@@ -588,34 +601,45 @@ def round_name(i: int, seed: int) -> str:
     return f"02/subject round {i + 1}/seed {seed}"
 
 
-def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None) -> Plan:
-    """The confirmation as chapter 2's plan: the preset's subject on the first round's
-    seeds; each later round (the runner-up on fresh seeds) only if the round before it did
-    not confirm its recipe."""
+def _none_confirmed(runs: dict, rounds: tuple) -> bool:
+    """Whether no round in ``rounds`` (tuples of run names) confirmed its recipe."""
+    return not any(confirmed(seed_rows([runs[n] for n in names if runs.get(n) is not None]))
+                   for names in rounds)
+
+
+def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None,
+                      refined: dict | None = None) -> Plan:
+    """The confirmation as chapter 2's plan: the search's winner on the first round's
+    seeds; each later round (``round_configs``) only if no round before it confirmed its
+    recipe."""
     _spec(preset_name)
     summary = summary if summary is not None else read_summary(preset_name)
+    if refined is None and preset_name in REFINEMENTS:
+        refined = read_summary(preset_name, refine=True)
     p, before = Plan(), ()
-    for i, cfgs in enumerate(round_configs(preset_name, summary)):
+    for i, cfgs in enumerate(round_configs(preset_name, summary, refined)):
         names = tuple(round_name(i, c.seed) for c in cfgs)
         for name, cfg in zip(names, cfgs):
             if i == 0:
                 p.add(Planned(name, "02", "subject", cfg, labels={"round": 1, "seed": cfg.seed}))
             else:
-                p.add(Planned(name, "02", "subject", cfg, after=before,
+                p.add(Planned(name, "02", "subject", cfg,
+                              after=tuple(n for r in before for n in r),
                               labels={"round": i + 1, "seed": cfg.seed},
-                              when=lambda runs, b=before: not confirmed(
-                                  seed_rows([runs[n] for n in b if runs[n] is not None])),
-                              note=f"only if round {i} did not confirm its recipe"))
-        before = names
+                              when=lambda runs, b=before: _none_confirmed(runs, b),
+                              note=f"only if no round before round {i + 1} confirmed its "
+                                   f"recipe"))
+        before = before + (names,)
     return p
 
 
 def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
-                 summary: dict | None = None, train: bool = True) -> dict:
+                 summary: dict | None = None, train: bool = True,
+                 refined: dict | None = None) -> dict:
     """The subject on fresh seeds, round by round (``confirmation_plan``: from the store,
     or trained). With ``train=False`` only what the store holds is read, and the rounds
     still to train are listed under "pending" (a round with no run is left out)."""
-    plan = confirmation_plan(preset_name, summary)
+    plan = confirmation_plan(preset_name, summary, refined)
     pending = []
     if train:
         runs = plan_runs(plan, store=store)
@@ -685,12 +709,14 @@ def describe_confirmation(c: dict) -> str:
     text += ("confirmed." if c["confirmed"] else
              f"not confirmed (the rule needs {math.ceil(CONFIRM_SHARE * c['of'])}); every "
              f"verdict downstream carries this pass rate.")
-    if len(c["rounds"]) > 1:
-        first, second = c["rounds"][0], c["rounds"][1]
-        text += (f" The search's winner passed on {first['passed']} of {first['of']} seeds of "
-                 f"the first round, so the runner-up ({second['recipe']['arch']} at width "
-                 f"{second['recipe']['d_model']}) was tried on the second and passed on "
-                 f"{second['passed']} of {second['of']}.")
+    for i, r in enumerate(c["rounds"][1:], start=1):
+        prev = c["rounds"][i - 1]
+        rr = r["recipe"]
+        text += (f" {ROUND_NAMES[i - 1].capitalize()} passed on {prev['passed']} of "
+                 f"{prev['of']} seeds of round {i}, so {ROUND_NAMES[i]} ({rr['arch']} at "
+                 f"width {rr['d_model']}, phi {rr['phi']:g}, initial scale "
+                 f"{rr['init_scale']:g}) was tried on round {i + 1}'s seeds and passed on "
+                 f"{r['passed']} of {r['of']}.")
     for i, r in enumerate(c["rounds"]):
         counts = {}
         for row in r["per_seed"]:
@@ -699,10 +725,12 @@ def describe_confirmation(c: dict) -> str:
                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv:
                                                          -kv[1])) + ".")
     if len(c["rounds"]) > 1:
+        k = c.get("chosen_round", 0)
         if not c["confirmed"]:
-            text += (f" Neither recipe was confirmed; the book keeps the one with the "
-                     f"higher pass rate, the "
-                     f"{'winner' if c.get('chosen_round', 0) == 0 else 'runner-up'}.")
+            text += (f" No recipe was confirmed; the book keeps the one with the highest "
+                     f"pass rate, {ROUND_NAMES[k]} (round {k + 1}).")
+        else:
+            text += f" The book's subject is {ROUND_NAMES[k]} (round {k + 1})."
     if c.get("pending"):
         text += (f" Not in the store yet (read from the store only; a later round runs "
                  f"only if the one before it is not confirmed): {', '.join(c['pending'])}.")
