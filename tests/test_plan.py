@@ -132,8 +132,8 @@ def test_the_book_plan_declares_each_chapter_once_and_builds_fine_tunes_later():
     assert set(table["chapter"]) == {"02", "06"}
     assert set(table.loc[table["role"] == "fine-tune", "state"]) == {"waiting"}
     s = plan_summary(table)
-    waits = [e for e in p if e.chapter in ("02", "06") and e.after]   # fine-tunes, round 2
-    assert s["to_train"] == s["runs"] and s["waiting"] == len(waits) > len(
+    waits = [e for e in p if e.chapter in ("02", "06") and e.after]   # the fine-tunes only
+    assert s["to_train"] == s["runs"] and s["waiting"] == len(waits) == len(
         [e for e in tunes if e.chapter == "06"])
 
 

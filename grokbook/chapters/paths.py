@@ -155,12 +155,9 @@ LOOKUP_STOP = {"train.stop_at": 0.0, "train.stop_after_grokked": 0.0,
 
 
 def claim_seeds(preset_name: str) -> list[int]:
-    """The seeds the verdicts read: the first ``claim_seeds`` of the subject's first
-    confirmation round (the preset's own seed where it names none)."""
-    from ..core.config import preset
-    chosen = settings.of(preset_name)
-    first = (chosen["confirmation"] or ((preset(preset_name).seed,),))[0]
-    return list(first[:chosen["claim_seeds"]])
+    """The seeds the verdicts read: the first ``claim_seeds`` of the subject's seeds
+    (``settings.subject_seeds``)."""
+    return settings.subject_seeds(preset_name)[:settings.of(preset_name)["claim_seeds"]]
 
 
 def claim1_configs(preset_name: str = "cpu", arch: str | None = None,

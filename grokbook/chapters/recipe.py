@@ -16,22 +16,33 @@ from ..analysis.definitions import GROKKED_AT, GROKKED_SPLIT, OOD_SPLIT, heldout
 from ..analysis.definitions import still_rising
 from ..analysis.wang import BEFORE_AT, seed_class
 from ..core.config import preset
-from ..core.plan import Planned, plan_runs
+from ..core.plan import Plan, Planned, plan_runs
 from ..core.store import load_run
+from . import settings
 from . import subject as S
 
 CONTRAST = "02/contrast: dense transformer"
 
 
 def first_seed(preset_name: str) -> int:
-    """The first confirmation seed: the run the chapters show one seed of."""
-    return S.CONFIRMATION[preset_name][0][0]
+    """The subject's first seed: the run the chapters show one seed of."""
+    return settings.subject_seeds(preset_name)[0]
+
+
+def subject_name(seed: int) -> str:
+    return f"02/subject/seed {seed}"
 
 
 def plan(preset_name: str):
-    """Chapter 2's runs: the subject on the confirmation seeds (a runner-up round only if
-    the first fails), and the dense transformer on the first seed."""
-    p = S.confirmation_plan(preset_name)
+    """Chapter 2's runs: the subject (the preset's recipe) on its seeds (the confirmation
+    round the book keeps, ``settings.subject_seeds``) and the dense transformer on the
+    first. The other confirmation rounds are not the book's runs: the chapter reads them
+    from the committed confirmation record (``grokbook subject`` trains them)."""
+    base = preset(preset_name)
+    p = Plan()
+    for s in settings.subject_seeds(preset_name):
+        p.add(Planned(subject_name(s), "02", "subject", base.replace(seed=s),
+                      labels={"seed": s}))
     p.add(Planned(CONTRAST, "02", "contrast",
                   preset(preset_name, arch="dense", seed=first_seed(preset_name))))
     return p
@@ -39,20 +50,15 @@ def plan(preset_name: str):
 
 def chapter_runs(preset_name: str, store=None) -> dict:
     """{"subject": the first seed's run, "contrast": the dense run, "seeds": [the subject on
-    the first round's seeds], "runner_up": [the runner-up's round, where it was trained]}
-    from the store (trained if missing)."""
+    each of its seeds]} from the store (trained if missing)."""
     p = plan(preset_name)
     runs = plan_runs(p, store=store)
-    rounds = {}
-    for e in p:
-        if e.role == "subject" and runs[e.name] is not None:
-            rounds.setdefault(e.labels["round"], []).append(runs[e.name])
-    return {"subject": rounds[1][0], "contrast": runs[CONTRAST], "seeds": rounds[1],
-            "runner_up": rounds.get(2, [])}
+    seeds = [runs[e.name] for e in p if e.role == "subject"]
+    return {"subject": seeds[0], "contrast": runs[CONTRAST], "seeds": seeds}
 
 
 def seed_runs(preset_name: str, store=None, progress: bool = False) -> list:
-    """The subject (the preset's recipe) on its confirmation seeds."""
+    """The subject (the preset's recipe) on its seeds."""
     return chapter_runs(preset_name, store)["seeds"]
 
 

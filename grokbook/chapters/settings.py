@@ -18,7 +18,10 @@ DEFAULTS = {
     # seeds; the second only if the search's winner fails on the first); None: the
     # preset's own seed only
     "confirmation": None,
-    "claim_seeds": 3,          # how many of the first round's seeds the verdicts read
+    "subject_round": 0,        # the confirmation round whose recipe is the preset's subject
+                               # and whose seeds the book trains (the committed confirmation's
+                               # chosen round; tests hold the two together)
+    "claim_seeds": 3,          # how many of the subject round's seeds the verdicts read
     "sweep_grid": {"phis": [5.4, 6.3, 7.2, 8.4], "seeds": None, "sizes": [50, 75, 100]},
     "sweep_stop_at": GROKKED_AT,  # chapter 3: a sweep run ends once held-out ID reaches it
                                # (the subject's own points are its chapter-2 runs)
@@ -82,3 +85,13 @@ def of(preset_name: str) -> dict:
         raise ConfigError(f"preset: unknown preset {preset_name!r}; allowed: "
                           f"{', '.join(PRESETS)}")
     return {**DEFAULTS, **PRESETS[preset_name]}
+
+
+def subject_seeds(preset_name: str) -> list[int]:
+    """The seeds the book trains its subject on: the subject round's confirmation seeds (the
+    preset's own seed where it names none)."""
+    from ..core.config import preset
+    chosen = of(preset_name)
+    if not chosen["confirmation"]:
+        return [preset(preset_name).seed]
+    return list(chosen["confirmation"][chosen["subject_round"]])

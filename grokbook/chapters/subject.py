@@ -286,6 +286,12 @@ DECLARATION_HISTORY = {"cpu": (
     "that passed on most seeds' (the subject issue's own words: the best recipe, with its "
     "pass rate). No run, seed or score changed; the reported rate did (the winner's 3 of 8, "
     "not the runner-up's 0 of 8), and the cpu preset was already the winner.",
+    "With neither round confirmed, a refinement near the winner was declared and committed "
+    "(commit de0d65d) before any of its runs: its grid, its new search seeds (105-107), a "
+    "tie-break on the depth of the wait (chosen because a shallow wait is what the winner's "
+    "failed seeds showed), and a third confirmation round on fresh seeds 61-68. It is a "
+    "decision informed by the confirmation seeds 41-48; those seeds choose nothing in it and "
+    "confirm nothing after it. The book's subject is the round the confirmation keeps.",
 )}
 
 
@@ -672,6 +678,31 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
     return out
 
 
+def confirmation_path(preset_name: str, root=None) -> Path:
+    return Path(root or REPO) / "results" / f"subject_confirmation_{preset_name}.json"
+
+
+def confirmation_record(preset_name: str = "cpu", store=None, root=None) -> dict | None:
+    """The confirmation as the book shows it: the committed record that ``grokbook subject``
+    wrote (every round, including those the book does not train), where it exists;
+    otherwise read or trained now (``confirmation``). None where the preset declares no
+    confirmation."""
+    if preset_name not in CONFIRMATION:
+        return None
+    p = confirmation_path(preset_name, root)
+    if p.exists():
+        try:
+            rec = json.loads(p.read_text())
+        except ValueError as e:
+            raise ConfigError(f"{p}: not a confirmation record ({e}); restore it from the "
+                              f"repository or run `grokbook subject --preset "
+                              f"{preset_name}`") from None
+        return {**rec, "source": f"the committed record {p.name} (commit "
+                                 f"{rec.get('commit', 'unknown')}, read "
+                                 f"{str(rec.get('read', ''))[:10]})"}
+    return confirmation(preset_name, store=store)
+
+
 def chosen_round(rounds: list) -> int:
     """The round whose recipe is the book's subject: the first confirmed one; when none is,
     the one with the most seeds passed (the earlier round, the search's winner, on a tie),
@@ -701,6 +732,8 @@ def recipe_of(cfg) -> dict:
 
 def describe_confirmation(c: dict) -> str:
     """The confirmation in words, computed."""
+    if not c:
+        return "No confirmation on fresh seeds is declared for this preset."
     r = c["recipe"]
     text = (f"Subject: {r['arch']} at width {r['d_model']}, phi {r['phi']:g}, weight decay "
             f"{r['weight_decay']:g}, initial scale {r['init_scale']:g}. On {c['of']} fresh "
@@ -731,6 +764,9 @@ def describe_confirmation(c: dict) -> str:
                      f"pass rate, {ROUND_NAMES[k]} (round {k + 1}).")
         else:
             text += f" The book's subject is {ROUND_NAMES[k]} (round {k + 1})."
+    if c.get("source"):
+        text += (f" Read from {c['source']}; `grokbook subject --preset {c['preset']}` "
+                 f"reads or retrains every round and rewrites it.")
     if c.get("pending"):
         text += (f" Not in the store yet (read from the store only; a later round runs "
                  f"only if the one before it is not confirmed): {', '.join(c['pending'])}.")
@@ -748,8 +784,11 @@ def search_table(summary: dict) -> pd.DataFrame:
 def ranking_table(summary: dict, stage: int) -> pd.DataFrame:
     """A stage's ranking as the summary holds it (the best points first)."""
     st = next((s for s in summary.get("stages", []) if s["stage"] == stage), None)
-    return pd.DataFrame(st["ranking"] if st else [],
-                        columns=["point", "seeds", "passed", "median_seconds_to_grok"])
+    cols = ["point", "seeds", "passed", "median_seconds_to_grok"]
+    rows = st["ranking"] if st else []
+    if any("median_heldout_at_memorized" in r for r in rows):
+        cols.append("median_heldout_at_memorized")
+    return pd.DataFrame(rows, columns=cols)
 
 
 def outcome_chart(summary: dict):
@@ -772,6 +811,29 @@ def outcome_chart(summary: dict):
         row=alt.Row("weight_decay:O", title="weight decay"),
         tooltip=["point", "seed", "outcome", "memorized_step", "heldout_at_memorized",
                  "grokked_step"]).properties(width=110, height=90)
+
+
+def describe_refinement(refined: dict | None) -> str:
+    """The refinement in words, computed from its summary."""
+    if not refined:
+        return ("No refinement summary is kept for this preset; `grokbook subject --refine` "
+                "writes one.")
+    d = refined["declaration"]
+    text = [f"The refinement crossed {d['points']} points (commit {refined['commit']}, "
+            f"{refined['started'][:10]}, on {refined['device']}), each within the full "
+            f"budget; ties on seeds passed went to the lowest held-out ID at memorization."]
+    for st in refined.get("stages", []):
+        best = st["ranking"][:3]
+        text.append(f"Stage {st['stage']} ran {st['points']} point(s) on seed(s) "
+                    f"{', '.join(map(str, st['seeds']))}; the top: " + "; ".join(
+                        f"{t['point']} ({t['passed']} of {t['seeds']} seeds passed, median "
+                        f"held-out at memorization "
+                        f"{t.get('median_heldout_at_memorized', float('nan')):.2f})"
+                        for t in best) + ".")
+    if refined.get("chosen"):
+        text.append("Its winner, tried on the third set of fresh seeds only if neither "
+                    "earlier round was confirmed, is " + _label(refined["chosen"][0]) + ".")
+    return " ".join(text)
 
 
 def describe_search(summary: dict | None) -> str:

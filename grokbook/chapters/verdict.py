@@ -110,7 +110,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
                 if row.status == "ok"}
 
     seeds = [runs[e.name] for e in recipe.plan(preset_name)          # the preset's recipe
-             if e.role == "subject" and e.labels["round"] == 1 and e.name in runs]
+             if e.role == "subject" and e.name in runs]
     return {"preset": preset_name, "default": seeds[0],
             "phi_table": phi_table, "size_table": size_table,
             "phi_runs": ok_runs(phi_table), "size_runs": ok_runs(size_table),
