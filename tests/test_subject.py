@@ -252,3 +252,16 @@ def test_a_later_round_runs_only_when_no_earlier_round_confirmed(monkeypatch):
                             refined={"chosen": [{"arch": "trm", "data.phi": 3.5}]})
     third = [e for e in p if e.labels["round"] == 3]
     assert len(third) == 2 and all(len(e.after) == 4 for e in third)
+
+
+def test_the_book_trains_the_round_the_committed_confirmation_keeps():
+    from pathlib import Path
+    from grokbook.chapters import recipe, settings
+    path = Path(__file__).resolve().parents[1] / "results" / "subject_confirmation_cpu.json"
+    c = json.loads(path.read_text())
+    assert settings.of("cpu")["subject_round"] == c["chosen_round"]
+    seeds = settings.subject_seeds("cpu")
+    assert seeds == c["confirmation_seeds"] == list(S.CONFIRMATION["cpu"][c["chosen_round"]])
+    planned = [e for e in recipe.plan("cpu") if e.role == "subject"]
+    assert [e.config.seed for e in planned] == seeds
+    assert all(e.config == preset("cpu").replace(seed=e.config.seed) for e in planned)
