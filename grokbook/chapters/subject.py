@@ -685,8 +685,8 @@ def confirmation_path(preset_name: str, root=None) -> Path:
 def confirmation_record(preset_name: str = "cpu", store=None, root=None) -> dict | None:
     """The confirmation as the book shows it: the committed record that ``grokbook subject``
     wrote (every round, including those the book does not train), where it exists;
-    otherwise read or trained now (``confirmation``). None where the preset declares no
-    confirmation."""
+    otherwise what the store holds (``confirmation`` without training). None where the
+    preset declares no confirmation or the store holds none of its runs."""
     if preset_name not in CONFIRMATION:
         return None
     p = confirmation_path(preset_name, root)
@@ -700,7 +700,10 @@ def confirmation_record(preset_name: str = "cpu", store=None, root=None) -> dict
         return {**rec, "source": f"the committed record {p.name} (commit "
                                  f"{rec.get('commit', 'unknown')}, read "
                                  f"{str(rec.get('read', ''))[:10]})"}
-    return confirmation(preset_name, store=store)
+    try:        # no record: what the store holds (the book's own build trains none of it)
+        return confirmation(preset_name, store=store, train=False)
+    except ConfigError:
+        return None
 
 
 def chosen_round(rounds: list) -> int:
@@ -733,7 +736,9 @@ def recipe_of(cfg) -> dict:
 def describe_confirmation(c: dict) -> str:
     """The confirmation in words, computed."""
     if not c:
-        return "No confirmation on fresh seeds is declared for this preset."
+        return ("No confirmation on fresh seeds is recorded for this preset: none is "
+                "declared, or no record is committed and none of its runs is in the store "
+                "(`grokbook subject --preset <preset>` trains them and writes the record).")
     r = c["recipe"]
     text = (f"Subject: {r['arch']} at width {r['d_model']}, phi {r['phi']:g}, weight decay "
             f"{r['weight_decay']:g}, initial scale {r['init_scale']:g}. On {c['of']} fresh "
