@@ -265,3 +265,14 @@ def test_the_book_trains_the_round_the_committed_confirmation_keeps():
     planned = [e for e in recipe.plan("cpu") if e.role == "subject"]
     assert [e.config.seed for e in planned] == seeds
     assert all(e.config == preset("cpu").replace(seed=e.config.seed) for e in planned)
+
+
+def test_a_broken_results_file_is_a_clear_error_naming_it(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "subject_confirmation_cpu.json").write_text("{not json")
+    (tmp_path / "results" / "subject_refine_cpu.json").write_text("[1,")
+    with pytest.raises(S.ConfigError, match="subject_confirmation_cpu.json.*grokbook subject"):
+        S.confirmation_record("cpu", root=tmp_path)
+    with pytest.raises(S.ConfigError, match="subject_refine_cpu.json.*--refine"):
+        S.read_summary("cpu", root=tmp_path, refine=True)
+    assert S.read_summary("cpu", root=tmp_path) is None        # absent: None, not an error

@@ -262,7 +262,7 @@ def cmd_subject(args):
               file=sys.stderr)
     else:
         subject.write_confirmation(out, args.out or
-                                   f"results/subject_confirmation_{args.preset}.json")
+                                   subject.confirmation_path(args.preset, "."))
     if args.json:
         print(json.dumps(out))
     else:

@@ -380,14 +380,15 @@ def rank(rows: list[dict], spec: Search) -> list[dict]:
         table.append({"point": label, **point, "seeds": len(rs),
                       "passed": sum(r["passed"] for r in rs),
                       "median_seconds_to_grok": statistics.median(secs)})
-    if spec.tiebreak == "margin":
-        for t in table:
-            held = [r["heldout_at_memorized"] for r in by[t["point"]]
-                    if r.get("heldout_at_memorized") is not None]
-            t["median_heldout_at_memorized"] = statistics.median(held) if held else 1.0
-        return sorted(table, key=lambda t: (-t["passed"], t["median_heldout_at_memorized"],
-                                            t["median_seconds_to_grok"], t["point"]))
-    return sorted(table, key=lambda t: (-t["passed"], t["median_seconds_to_grok"], t["point"]))
+    if spec.tiebreak != "margin":
+        return sorted(table, key=lambda t: (-t["passed"], t["median_seconds_to_grok"],
+                                            t["point"]))
+    for t in table:
+        held = [r["heldout_at_memorized"] for r in by[t["point"]]
+                if r.get("heldout_at_memorized") is not None]
+        t["median_heldout_at_memorized"] = statistics.median(held) if held else 1.0
+    return sorted(table, key=lambda t: (-t["passed"], t["median_heldout_at_memorized"],
+                                        t["median_seconds_to_grok"], t["point"]))
 
 
 def search_plan(preset_name: str = "cpu", device: str = "cpu",
@@ -510,24 +511,34 @@ def _plain(x):
 REPO = Path(__file__).resolve().parents[2]
 
 
-def summary_path(preset_name: str, root=None, refine: bool = False) -> Path:
-    """The committed search (or refinement) summary of ``preset_name`` (``results/`` of
-    the repository)."""
-    kind = "refine" if refine else "search"
+def _result_path(kind: str, preset_name: str, root=None) -> Path:
+    """``results/subject_<kind>_<preset>.json`` of the repository (or of ``root``)."""
     return Path(root or REPO) / "results" / f"subject_{kind}_{preset_name}.json"
 
 
-def read_summary(preset_name: str, root=None, refine: bool = False) -> dict | None:
-    """The committed search (or refinement) summary, or None where it is not (a package
-    installed without the repository's ``results/``)."""
-    p = summary_path(preset_name, root, refine)
+def _read_json(p: Path, what: str, command: str) -> dict | None:
+    """A committed results file, or None where it is not; a clear error naming the file
+    and the command that rewrites it where it is not JSON."""
     if not p.exists():
         return None
     try:
         return json.loads(p.read_text())
     except ValueError as e:
-        raise ConfigError(f"{p}: not a search summary ({e}); restore it from the "
-                          f"repository or run `grokbook subject --search`") from None
+        raise ConfigError(f"{p}: not a {what} ({e}); restore it from the repository or run "
+                          f"`{command}`") from None
+
+
+def summary_path(preset_name: str, root=None, refine: bool = False) -> Path:
+    """The committed search (or refinement) summary of ``preset_name``."""
+    return _result_path("refine" if refine else "search", preset_name, root)
+
+
+def read_summary(preset_name: str, root=None, refine: bool = False) -> dict | None:
+    """The committed search (or refinement) summary, or None where it is not (a package
+    installed without the repository's ``results/``)."""
+    return _read_json(summary_path(preset_name, root, refine), "search summary",
+                      f"grokbook subject --preset {preset_name} "
+                      f"{'--refine' if refine else '--search'}")
 
 
 ROUND_NAMES = ("the search's winner", "the search's runner-up", "the refinement's winner")
@@ -679,7 +690,7 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
 
 
 def confirmation_path(preset_name: str, root=None) -> Path:
-    return Path(root or REPO) / "results" / f"subject_confirmation_{preset_name}.json"
+    return _result_path("confirmation", preset_name, root)
 
 
 def confirmation_record(preset_name: str = "cpu", store=None, root=None) -> dict | None:
@@ -690,13 +701,8 @@ def confirmation_record(preset_name: str = "cpu", store=None, root=None) -> dict
     if preset_name not in CONFIRMATION:
         return None
     p = confirmation_path(preset_name, root)
-    if p.exists():
-        try:
-            rec = json.loads(p.read_text())
-        except ValueError as e:
-            raise ConfigError(f"{p}: not a confirmation record ({e}); restore it from the "
-                              f"repository or run `grokbook subject --preset "
-                              f"{preset_name}`") from None
+    rec = _read_json(p, "confirmation record", f"grokbook subject --preset {preset_name}")
+    if rec is not None:
         return {**rec, "source": f"the committed record {p.name} (commit "
                                  f"{rec.get('commit', 'unknown')}, read "
                                  f"{str(rec.get('read', ''))[:10]})"}
