@@ -225,7 +225,7 @@ def test_the_refinement_is_declared_near_the_winner_on_seeds_of_its_own():
     searched = [s for st in S.SEARCHES["cpu"].stages for s in st[0]]
     assert not set(seeds) & set(searched)
     assert not set(S.search_seeds("cpu")) & set(S.confirmation_seeds("cpu"))
-    assert len(S.CONFIRMATION["cpu"]) == 3 and all(len(r) == 8 for r in S.CONFIRMATION["cpu"])
+    assert len(S.CONFIRMATION["cpu"]) == 4 and all(len(r) == 8 for r in S.CONFIRMATION["cpu"])
     assert all(cfg.train.max_steps == ref.budget_steps(p) for p, cfg in
                ((p, ref.config(p, 105)) for p in points))
     # ties on seeds passed go to the deeper wait, then the faster grok
@@ -276,3 +276,56 @@ def test_a_broken_results_file_is_a_clear_error_naming_it(tmp_path):
     with pytest.raises(S.ConfigError, match="subject_refine_cpu.json.*--refine"):
         S.read_summary("cpu", root=tmp_path, refine=True)
     assert S.read_summary("cpu", root=tmp_path) is None        # absent: None, not an error
+
+
+def test_one_round_trains_alone_beside_the_failed_rounds_of_the_record(store, tmp_path,
+                                                                         capsys):
+    """``grokbook subject --round N`` trains round N only, and only after the record's
+    earlier rounds all failed; the earlier rounds are kept as recorded, with their stamp."""
+    up = {"arch": "trm", "data.phi": 3.0, "model.init_scale": 2.0}
+    summary, refined = {"chosen": [up, up]}, {"chosen": [{**up, "data.phi": 3.5}]}
+    failed = {"passed": 0, "of": 2, "complete": True, "confirmed": False,
+              "recipe": {"phi": 4.0}, "seeds": [0, 1], "per_seed": []}
+    record = {"preset": "test", "rounds": [failed, {**failed, "seeds": [2, 3]}],
+              "commit": "abc", "read": "2026-01-01", "source": "the committed record"}
+    out = S.confirm_round("test", 3, record, store=store, summary=summary, refined=refined)
+    assert len(out["rounds"]) == 3 and out["rounds"][0] == {**failed, "commit": "abc",
+                                                            "read": "2026-01-01"}
+    third = out["rounds"][2]
+    assert third["seeds"] == list(S.CONFIRMATION["test"][2]) and third["complete"]
+    assert third["recipe"]["phi"] == 3.5 and "source" not in out and out["pending"] == []
+    assert out["chosen_round"] == S.chosen_round(out["rounds"])
+    # only rounds 1 and 2 of the test confirmation were declared before round 3
+    runs = list((store / "runs").iterdir())
+    assert len(runs) == 2
+    confirmed_first = {**record, "rounds": [{**failed, "confirmed": True}, failed]}
+    with pytest.raises(S.ConfigError, match="already confirmed"):
+        S.confirm_round("test", 3, confirmed_first, store=store, summary=summary,
+                        refined=refined)
+    with pytest.raises(S.ConfigError, match="does not hold rounds 1-2"):
+        S.confirm_round("test", 3, {"rounds": [failed]}, store=store, summary=summary,
+                        refined=refined)
+    with pytest.raises(S.ConfigError, match="declares rounds 1, 2, 3; got 7"):
+        S.confirm_round("test", 7, record, store=store, summary=summary, refined=refined)
+    from grokbook.book.cli import main
+    assert main(["subject", "--preset", "test", "--round", "3", "--no-train"]) == 2
+    assert "--round" in capsys.readouterr().err
+
+
+def test_the_fourth_round_s_budget_is_the_rate_its_recipe_s_own_runs_measured():
+    """The fourth round's rate is the median steps/s of the refinement's stage-2 runs (the
+    committed record), so its step budget is the pass rule's 600 s at that rate; the recipe
+    is the refinement's winner and the seeds are fresh."""
+    import statistics
+    refined = S.read_summary("cpu", refine=True)
+    rates = [r["steps"] / r["wall_seconds"] for r in refined["rows"] if r["stage"] == 2]
+    assert len(rates) == 6
+    assert S.REMEASURED["cpu"][("trm", 128)] == pytest.approx(statistics.median(rates), abs=0.05)
+    rounds = S.round_configs("cpu", S.read_summary("cpu"), refined)
+    assert len(rounds) == 4
+    third, fourth = rounds[2][0], rounds[3][0]
+    assert fourth.train.max_steps == int(S.BUDGET_SECONDS * 17.9 // 100) * 100 == 10700
+    assert fourth.replace(**{"train.max_steps": third.train.max_steps}, seed=third.seed) \
+        == third
+    assert not set(S.CONFIRMATION["cpu"][3]) & (set(S.search_seeds("cpu"))
+                                                | set(S.confirmation_seeds("cpu")[:24]))

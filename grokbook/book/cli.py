@@ -254,8 +254,14 @@ def cmd_subject(args):
         path = args.out or subject.summary_path(args.preset, ".", args.refine)
         return _emit({"preset": args.preset, "summary": str(path), "chosen": chosen},
                      args.json)
-    out = subject.confirmation(args.preset, store=args.store, progress=not args.json,
-                               train=not args.no_train)
+    if args.round is not None:
+        if args.no_train:
+            raise ConfigError("--round trains one round; it cannot be used with --no-train")
+        out = subject.confirm_round(args.preset, args.round,
+                                    subject.confirmation_record(args.preset), store=args.store)
+    else:
+        out = subject.confirmation(args.preset, store=args.store, progress=not args.json,
+                                   train=not args.no_train)
     if out["pending"] and not args.out:     # a partial read never replaces the record
         print(f"grokbook subject: {len(out['pending'])} confirmation run(s) not in the "
               f"store; the summary was not written (give --out to write it anyway)",
@@ -417,6 +423,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, help="training processes at once")
     p.add_argument("--no-train", action="store_true", help="report the confirmation runs "
                    "the store holds; train nothing (the rest are listed as pending)")
+    p.add_argument("--round", type=int, help="train this confirmation round alone, beside "
+                   "the earlier rounds of the committed record (which must all have failed)")
     p.add_argument("--group-size", type=int, help="runs stacked into one network (GPU)")
     p.add_argument("--out", help="the summary's path (default results/subject_search_"
                    "<preset>.json, or results/subject_confirmation_<preset>.json)")

@@ -36,7 +36,7 @@ DEFAULTS = {
 
 PRESETS = {
     "test": {
-        "confirmation": ((0, 1), (2, 3), (4, 5)),
+        "confirmation": ((0, 1), (2, 3), (4, 5), (6, 7)),
         "claim_seeds": 2,
         # seconds: a token grid that shows the machinery; phi 8.0 is above this graph's
         # max_phi (~5.6) and shows the "skipped" row
@@ -52,7 +52,10 @@ PRESETS = {
         # fresh seeds, none used by the subject search or its refinement
         # (chapters.subject.SEARCHES, REFINEMENTS): the search's winner, its runner-up, the
         # refinement's winner (the third round was added with the refinement, before its runs)
-        "confirmation": (tuple(range(41, 49)), tuple(range(51, 59)), tuple(range(61, 69))),
+        # (the fourth, the refinement's winner at its re-measured budget, was added while the
+        # third was running, before any of its own runs: chapters.subject.REMEASURED)
+        "confirmation": (tuple(range(41, 49)), tuple(range(51, 59)), tuple(range(61, 69)),
+                         tuple(range(71, 79))),
         # fixed before the sweep's runs: the phi values of the search's grid (the subject's
         # among them) under this graph's max_phi (~8.5), and graph sizes spanning 4x at the
         # subject's phi; the claim seeds each; a run ends once held-out ID reaches 0.9
