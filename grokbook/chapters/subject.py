@@ -834,7 +834,8 @@ def describe_confirmation(c: dict) -> str:
         text += (f" {ROUND_NAMES[i - 1].capitalize()} passed on {prev['passed']} of "
                  f"{prev['of']} seeds of round {i}, so {ROUND_NAMES[i]} ({rr['arch']} at "
                  f"width {rr['d_model']}, phi {rr['phi']:g}, initial scale "
-                 f"{rr['init_scale']:g}) was tried on round {i + 1}'s seeds and passed on "
+                 f"{rr['init_scale']:g}, at most {rr['max_steps']:,} steps) was tried on "
+                 f"round {i + 1}'s seeds and passed on "
                  f"{r['passed']} of {r['of']}.")
     for i, r in enumerate(c["rounds"]):
         counts = {}
