@@ -281,35 +281,56 @@ def test_a_broken_results_file_is_a_clear_error_naming_it(tmp_path):
 def test_one_round_trains_alone_beside_the_failed_rounds_of_the_record(store, tmp_path,
                                                                          capsys):
     """``grokbook subject --round N`` trains round N only, and only after the record's
-    earlier rounds all failed; the earlier rounds are kept as recorded, with their stamp."""
+    earlier rounds (on the runs the plan declares for them) all failed; everything is
+    checked before anything trains; the earlier rounds keep their own stamps."""
+    from grokbook.core.store import run_id
     up = {"arch": "trm", "data.phi": 3.0, "model.init_scale": 2.0}
     summary, refined = {"chosen": [up, up]}, {"chosen": [{**up, "data.phi": 3.5}]}
-    failed = {"passed": 0, "of": 2, "complete": True, "confirmed": False,
-              "recipe": {"phi": 4.0}, "seeds": [0, 1], "per_seed": []}
-    record = {"preset": "test", "rounds": [failed, {**failed, "seeds": [2, 3]}],
+    plan = S.confirmation_plan("test", summary, refined)
+
+    def failed(i, **over):
+        ids = [run_id(e.config) for e in plan if e.labels["round"] == i]
+        return {"passed": 0, "of": 2, "complete": True, "confirmed": False,
+                "recipe": {"phi": 4.0}, "seeds": list(S.CONFIRMATION["test"][i - 1]),
+                "per_seed": [{"run": x} for x in ids], **over}
+
+    own = {"commit": "old", "read": "2025-01-01"}
+    record = {"preset": "test", "rounds": [failed(1, **own), failed(2)], "search_seeds": [],
               "commit": "abc", "read": "2026-01-01", "source": "the committed record"}
-    out = S.confirm_round("test", 3, record, store=store, summary=summary, refined=refined)
-    assert len(out["rounds"]) == 3 and out["rounds"][0] == {**failed, "commit": "abc",
-                                                            "read": "2026-01-01"}
+    go = lambda rec, n=3: S.confirm_round("test", n, rec, store=store, summary=summary,  # noqa
+                                          refined=refined)
+    # refused before anything trains: the store stays empty
+    with pytest.raises(S.ConfigError, match="round 1 already confirmed"):
+        go({**record, "rounds": [failed(1, confirmed=True), failed(2)]})
+    with pytest.raises(S.ConfigError, match="does not hold rounds 1-2 complete"):
+        go({"rounds": [failed(1)]})
+    with pytest.raises(S.ConfigError, match="does not hold round 1 complete"):
+        go(None, 2)
+    with pytest.raises(S.ConfigError, match="round 2 of .* is not on the runs"):
+        go({**record, "rounds": [failed(1), failed(1)]})
+    with pytest.raises(S.ConfigError, match="already holds rounds after round 3"):
+        go({**record, "rounds": [failed(1), failed(2), failed(3), failed(4)]})
+    with pytest.raises(S.ConfigError, match="declares rounds 1, 2, 3, 4; got 7"):
+        go(record, 7)
+    assert not (store / "runs").exists() or not list((store / "runs").iterdir())
+    out = go(record)
+    assert [r["seeds"] for r in out["rounds"]] == [list(x) for x in S.CONFIRMATION["test"][:3]]
+    assert out["rounds"][0] == failed(1, **own)                # its own stamp kept
+    assert out["rounds"][1] == {**failed(2), "commit": "abc", "read": "2026-01-01"}
     third = out["rounds"][2]
-    assert third["seeds"] == list(S.CONFIRMATION["test"][2]) and third["complete"]
-    assert third["recipe"]["phi"] == 3.5 and "source" not in out and out["pending"] == []
-    assert out["chosen_round"] == S.chosen_round(out["rounds"])
-    # only rounds 1 and 2 of the test confirmation were declared before round 3
-    runs = list((store / "runs").iterdir())
-    assert len(runs) == 2
-    confirmed_first = {**record, "rounds": [{**failed, "confirmed": True}, failed]}
-    with pytest.raises(S.ConfigError, match="already confirmed"):
-        S.confirm_round("test", 3, confirmed_first, store=store, summary=summary,
-                        refined=refined)
-    with pytest.raises(S.ConfigError, match="does not hold rounds 1-2"):
-        S.confirm_round("test", 3, {"rounds": [failed]}, store=store, summary=summary,
-                        refined=refined)
-    with pytest.raises(S.ConfigError, match="declares rounds 1, 2, 3; got 7"):
-        S.confirm_round("test", 7, record, store=store, summary=summary, refined=refined)
+    assert third["recipe"]["phi"] == 3.5 and third["commit"] and third["read"]
+    assert [r["run"] for r in third["per_seed"]] == [
+        run_id(e.config) for e in plan if e.labels["round"] == 3]
+    assert out["search_seeds"] == S.search_seeds("test") and "source" not in out
+    if third["passed"]:                 # the only round with a seed passed is kept
+        assert out["chosen_round"] == 2 and out["per_seed"] == third["per_seed"]
+    else:                               # none passed: the earliest is kept
+        assert out["chosen_round"] == 0 and out["recipe"] == {"phi": 4.0}
+    assert len(list((store / "runs").iterdir())) == 2          # round 3's two runs only
     from grokbook.book.cli import main
-    assert main(["subject", "--preset", "test", "--round", "3", "--no-train"]) == 2
-    assert "--round" in capsys.readouterr().err
+    for extra in (["--no-train"], ["--search"], ["--refine"]):
+        assert main(["subject", "--preset", "test", "--round", "3", *extra]) == 2
+        assert "--round" in capsys.readouterr().err
 
 
 def test_the_fourth_round_s_budget_is_the_rate_its_recipe_s_own_runs_measured():
@@ -329,3 +350,8 @@ def test_the_fourth_round_s_budget_is_the_rate_its_recipe_s_own_runs_measured():
         == third
     assert not set(S.CONFIRMATION["cpu"][3]) & (set(S.search_seeds("cpu"))
                                                 | set(S.confirmation_seeds("cpu")[:24]))
+    # declaring it moved no earlier round: their runs are the committed record's
+    from grokbook.core.store import run_id
+    record = S.confirmation_record("cpu")
+    for i, r in enumerate(record["rounds"][:3]):
+        assert [run_id(c) for c in rounds[i]] == [x["run"] for x in r["per_seed"]]

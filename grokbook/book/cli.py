@@ -242,6 +242,9 @@ def cmd_subject(args):
     if args.no_train and (args.search or args.refine):
         raise ConfigError("--no-train reports the confirmation only; it cannot be used "
                           "with --search or --refine")
+    if args.round is not None and (args.search or args.refine or args.no_train):
+        raise ConfigError("--round trains one confirmation round; it cannot be used with "
+                          "--search, --refine or --no-train")
     if args.search and args.refine:
         raise ConfigError("--search and --refine are two declared searches; give one")
     if args.search or args.refine:
@@ -255,10 +258,9 @@ def cmd_subject(args):
         return _emit({"preset": args.preset, "summary": str(path), "chosen": chosen},
                      args.json)
     if args.round is not None:
-        if args.no_train:
-            raise ConfigError("--round trains one round; it cannot be used with --no-train")
         out = subject.confirm_round(args.preset, args.round,
-                                    subject.confirmation_record(args.preset), store=args.store)
+                                    subject.confirmation_record(args.preset, store=args.store),
+                                    store=args.store)
     else:
         out = subject.confirmation(args.preset, store=args.store, progress=not args.json,
                                    train=not args.no_train)
@@ -414,8 +416,8 @@ def main(argv=None) -> int:
     p.add_argument("--search", action="store_true", help="run the declared search (hours on "
                    "a CPU, minutes on a GPU) and write its summary")
     p.add_argument("--refine", action="store_true", help="run the declared refinement near "
-                   "the search's winner (its winner is the third confirmation round's "
-                   "recipe) and write its summary")
+                   "the search's winner (its winner is the recipe of the third and fourth "
+                   "confirmation rounds) and write its summary")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="where the search trains (default cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "tf32", "bf16"],

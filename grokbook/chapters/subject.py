@@ -591,12 +591,16 @@ def round_configs(preset_name: str, summary: dict | None = None,
     if len(chosen) > 1 and len(seeds) > 1:
         up = booked(spec.config(chosen[1], 0))
         rounds.append([up.replace(seed=s) for s in seeds[1]])
-        won = (refined or {}).get("chosen", [])
+        won = (refined or {}).get("chosen", []) if len(seeds) > 2 else []
         ref_spec = _spec(preset_name, refine=True) if won else None
-        if won and len(seeds) > 2:
+        if won:
             ref = booked(ref_spec.config(won[0], 0))
             rounds.append([ref.replace(seed=s) for s in seeds[2]])
         if won and len(seeds) > 3:
+            if preset_name not in REMEASURED:
+                raise ConfigError(f"preset: {preset_name!r} declares a fourth confirmation "
+                                  f"round but no re-measured rate for it (REMEASURED: "
+                                  f"{', '.join(REMEASURED)})")
             longer = dataclasses.replace(ref_spec, rates=REMEASURED[preset_name])
             ref = booked(longer.config(won[0], 0))
             rounds.append([ref.replace(seed=s) for s in seeds[3]])
@@ -735,32 +739,49 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
                   summary: dict | None = None, refined: dict | None = None) -> dict:
     """Round ``number`` (1-based) of the confirmation, trained on its own, beside the earlier
     rounds as ``record`` (the committed confirmation) holds them: allowed only where the
-    record holds every earlier round complete and none of them confirmed (the condition
-    under which the plan trains a later round), so the record need not be re-trained to add
-    a round. Returns the record with this round in place of anything after it."""
+    record holds every earlier round complete, on the runs the plan names for it, and none
+    of them confirmed (the condition under which the plan trains a later round), so the
+    earlier rounds need not be re-trained to add one. Everything is checked before anything
+    trains. Returns the record with this round as its last (each round stamped with the
+    commit and date it was read at)."""
+    from ..core.store import run_id
+    record = record or {}
     plan = confirmation_plan(preset_name, summary, refined)
     rounds = sorted({e.labels["round"] for e in plan})
     if number not in rounds:
         raise ConfigError(f"--round: the {preset_name} confirmation declares rounds "
                           f"{', '.join(map(str, rounds))}; got {number}")
-    earlier = (record or {}).get("rounds", [])[:number - 1]
+    source = record.get("source", f"the committed record {confirmation_path(preset_name).name}")
+    held = record.get("rounds", [])
+    which = "round 1" if number == 2 else f"rounds 1-{number - 1}"
+    earlier = held[:number - 1]
     if len(earlier) < number - 1 or not all(r.get("complete") for r in earlier):
-        raise ConfigError(f"--round {number}: the committed confirmation record "
-                          f"({confirmation_path(preset_name).name}) does not hold rounds "
-                          f"1-{number - 1} complete; run `grokbook subject --preset "
-                          f"{preset_name}` to train every round in order")
-    if any(r["confirmed"] for r in earlier):
-        raise ConfigError(f"--round {number}: an earlier round already confirmed its recipe "
-                          f"in the committed record, so round {number} is not trained")
+        raise ConfigError(f"--round {number}: {source} does not hold {which} complete; run "
+                          f"`grokbook subject --preset {preset_name}` to train every round "
+                          f"in order")
+    if len(held) > number:
+        raise ConfigError(f"--round {number}: {source} already holds rounds after round "
+                          f"{number}, which this would drop; run `grokbook subject --preset "
+                          f"{preset_name}` to read every round again")
+    for i, r in enumerate(earlier, start=1):
+        ids = [run_id(e.config) for e in plan if e.labels["round"] == i]
+        if [x.get("run") for x in r.get("per_seed", [])] != ids:
+            raise ConfigError(f"--round {number}: round {i} of {source} is not on the runs "
+                              f"the confirmation declares for it now; run `grokbook subject "
+                              f"--preset {preset_name}` to read every round again")
+        if r.get("confirmed"):
+            raise ConfigError(f"--round {number}: round {i} already confirmed its recipe in "
+                              f"{source}, so round {number} is not trained")
     mine = Plan(Planned(e.name, e.chapter, e.role, e.config, labels=e.labels)
                 for e in plan if e.labels["round"] == number)
     runs = plan_runs(mine, store=store)
     got = [runs[e.name] for e in mine]
     stamp = {k: record[k] for k in ("commit", "read") if k in record}
-    out = {k: v for k, v in record.items() if k not in ("commit", "read", "source")}
-    out["rounds"] = ([{**stamp, **r} for r in earlier]
-                     + [_round_entry(seed_rows(got), got, len(got))])
-    out["pending"] = []
+    now = {"commit": _commit(), "read": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    out = {"preset": preset_name, "search_seeds": search_seeds(preset_name),
+           "rule": RULE_TEXT, "share": CONFIRM_SHARE, "pending": [],
+           "rounds": [{**stamp, **r} for r in earlier]
+           + [{**now, **_round_entry(seed_rows(got), got, len(got))}]}
     return _choose(out)
 
 
@@ -919,7 +940,9 @@ def describe_refinement(refined: dict | None) -> str:
                         for t in best) + ".")
     if refined.get("chosen"):
         text.append("Its winner, tried on the third set of fresh seeds only if neither "
-                    "earlier round was confirmed, is " + _label(refined["chosen"][0]) + ".")
+                    "earlier round was confirmed (and, at the step budget its own runs "
+                    "measured, on a fourth set only if no earlier round was), is "
+                    + _label(refined["chosen"][0]) + ".")
     return " ".join(text)
 
 
