@@ -158,11 +158,14 @@ def test_subject_command_prints_the_confirmation(store, capsys, tmp_path):
     assert "preset" in capsys.readouterr().err
 
 
-def test_the_cpu_preset_is_the_search_winner():
-    """Once the committed search names a winner, the cpu preset's subject is that recipe
-    (architecture, width, phi, weight decay, initial scale; the schedule is the book's)."""
+def test_the_cpu_preset_differs_from_the_search_winner_only_where_the_refinement_moved():
+    """The cpu preset's subject is the search's winner except in the knobs the refinement
+    varied (the kept recipe is the refinement's winner; the schedule is the book's)."""
     summary = S.read_summary("cpu")
-    assert S.differences("cpu", summary) == {}
+    moved = S.differences("cpu", summary)
+    assert set(moved) <= {k for k in S.REFINEMENTS["cpu"].knobs if k != "arch"}
+    won = S.read_summary("cpu", refine=True)["chosen"][0]
+    assert all(moved[k][0] == won[k] for k in moved)
     assert S.differences("cpu", {**(summary or {}), "chosen": []}) == {}
     other = {"arch": "looped", "model.d_model": 64, "data.phi": 7.2,
              "train.weight_decay": 1.0, "model.init_scale": 1.0}

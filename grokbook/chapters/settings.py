@@ -56,6 +56,7 @@ PRESETS = {
         # third was running, before any of its own runs: chapters.subject.REMEASURED)
         "confirmation": (tuple(range(41, 49)), tuple(range(51, 59)), tuple(range(61, 69)),
                          tuple(range(71, 79))),
+        "subject_round": 3,    # the committed confirmation keeps round 4 (its highest rate)
         # fixed before the sweep's runs: the phi values of the search's grid (the subject's
         # among them) under this graph's max_phi (~8.5), and graph sizes spanning 4x at the
         # subject's phi; the claim seeds each; a run ends once held-out ID reaches 0.9

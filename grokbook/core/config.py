@@ -199,9 +199,9 @@ ARCHITECTURES = {
     "paper": _sizes(1536, 12, 2, 6, 4, 0.999, 4, 8, **{"train.lr": 4e-5,
                                                        "train.weight_decay": 1.0}),
     "gpu": _sizes(256, 8, 2, 6, 4, 0.999, 2, 4),
-    # cpu: the subject search's winner: one mixer block run 2 x (2 + 1) times, width 128,
-    # initial weights x2 (Omnigrok's lever on the wait); the contrasts at the same width
-    # and their own initial scale (1.0)
+    # cpu: the subject's recipe: one mixer block run 2 x (2 + 1) times, width 128, initial
+    # weights x2 (Omnigrok's lever on the wait); the contrasts at the same width and their
+    # own initial scale (1.0)
     "cpu": _sizes(128, 4, 1, 2, 4, 0.99, 2, 4, **{"model.init_scale": 2.0}),
     "test": _sizes(32, 2, 1, 2, 2, 0.9, 1, 2),
 }
@@ -212,17 +212,19 @@ def _paper() -> Config:
 
 
 def _cpu() -> Config:
-    # Under 10 minutes of one thread per run: the cpu subject search's winner (chapters.subject.SEARCHES["cpu"],
-    # appendix A; subject.differences holds the preset to it): 100 entities with 10 of 20
-    # relations each (free (head, relation) pairs remain for the transfer chapter), 10 % OOD
-    # facts and 5 % held-out ID two-hop facts, phi 6.3, weight decay 0.4, lr 6e-3. 6,500
-    # steps is the search's 10-minute budget at the width-128 TRM's measured 10.9 steps/s
-    # on one thread; a run ends at twice its grokked step (claim 1's "later").
+    # Under 10 minutes of one thread per run: the recipe the subject's confirmation keeps
+    # (chapters.subject; results/subject_confirmation_cpu.json, appendix A; tests hold the
+    # preset to it): 100 entities with 10 of 20 relations each (free (head, relation) pairs
+    # remain for the transfer chapter), 10 % OOD facts and 5 % held-out ID two-hop facts,
+    # phi 5.4, weight decay 0.4, lr 6e-3. 10,700 steps is the rule's 10-minute budget at the
+    # width-128 TRM's 17.9 steps/s on one thread (subject.REMEASURED); evaluation every 100
+    # steps to step 6,500, log-spaced after; a run ends at twice its grokked step (claim 1's
+    # "later").
     return Config(
-        data=DataConfig(n_entities=100, n_relations=20, out_degree=10, phi=6.3,
+        data=DataConfig(n_entities=100, n_relations=20, out_degree=10, phi=5.4,
                         ood_ratio=0.1, iid_test_ratio=0.05),
         train=TrainConfig(batch_size=256, lr=6e-3, weight_decay=0.4, warmup_steps=100,
-                          max_steps=6500, eval_every=100, eval_dense_until=6500,
+                          max_steps=10700, eval_every=100, eval_dense_until=6500,
                           checkpoint_every=250, stop_after_grokked=2.0),
     )
 
