@@ -358,3 +358,30 @@ def test_the_fourth_round_s_budget_is_the_rate_its_recipe_s_own_runs_measured():
     record = S.confirmation_record("cpu")
     for i, r in enumerate(record["rounds"][:3]):
         assert [run_id(c) for c in rounds[i]] == [x["run"] for x in r["per_seed"]]
+
+
+def test_the_confirmation_reads_confirmed_not_confirmed_or_not_measured():
+    """Each class of the confirmation's verdict from records that differ only in what their
+    seeds showed: 6 of 8 passed confirms, 5 of 8 does not (the book carries the rate and
+    keeps the best round), and no record at all is "none recorded", never a failure."""
+    def rnd(passed, max_steps=6500):
+        rows = [{"seed": s, "outcome": S.PASSED if s < passed else S.NOT_GROKKED,
+                 "passed": s < passed} for s in range(8)]
+        return {"recipe": {"arch": "trm", "d_model": 128, "phi": 5.4, "weight_decay": 0.4,
+                           "init_scale": 2.0, "max_steps": max_steps},
+                "seeds": list(range(8)), "passed": passed, "of": 8, "complete": True,
+                "confirmed": S.confirmed(rows), "per_seed": rows}
+
+    def record(*rounds):
+        return S._choose({**S._header("cpu"), "pending": [], "rounds": list(rounds)})
+
+    yes = record(rnd(3), rnd(6, 10700))
+    no = record(rnd(3), rnd(5, 10700))
+    assert yes["confirmed"] and yes["chosen_round"] == 1
+    assert "confirmed." in S.describe_confirmation(yes)
+    assert "The book's subject is" in S.describe_confirmation(yes)
+    assert not no["confirmed"] and no["chosen_round"] == 1 and no["passed"] == 5
+    words = S.describe_confirmation(no)
+    assert "not confirmed (the rule needs 6)" in words and "highest pass rate" in words
+    assert "at most 10,700 steps" in words
+    assert S.describe_confirmation(None).startswith("No confirmation on fresh seeds is recorded")

@@ -580,21 +580,17 @@ def round_configs(preset_name: str, summary: dict | None = None,
     base = preset(preset_name)
     seeds = CONFIRMATION[preset_name]
     sched = _schedule_of(base)
-
-    def booked(cfg):
-        return cfg.replace(**sched)
-
     chosen = (summary or {}).get("chosen", [])
     spec = _spec(preset_name)
-    first = booked(spec.config(chosen[0], 0)) if chosen else base
+    first = spec.config(chosen[0], 0).replace(**sched) if chosen else base
     rounds = [[first.replace(seed=s) for s in seeds[0]]]
     if len(chosen) > 1 and len(seeds) > 1:
-        up = booked(spec.config(chosen[1], 0))
+        up = spec.config(chosen[1], 0).replace(**sched)
         rounds.append([up.replace(seed=s) for s in seeds[1]])
         won = (refined or {}).get("chosen", []) if len(seeds) > 2 else []
-        ref_spec = _spec(preset_name, refine=True) if won else None
         if won:
-            ref = booked(ref_spec.config(won[0], 0))
+            ref_spec = _spec(preset_name, refine=True)
+            ref = ref_spec.config(won[0], 0).replace(**sched)
             rounds.append([ref.replace(seed=s) for s in seeds[2]])
         if won and len(seeds) > 3:
             if preset_name not in REMEASURED:
@@ -602,7 +598,7 @@ def round_configs(preset_name: str, summary: dict | None = None,
                                   f"round but no re-measured rate for it (REMEASURED: "
                                   f"{', '.join(REMEASURED)})")
             longer = dataclasses.replace(ref_spec, rates=REMEASURED[preset_name])
-            ref = booked(longer.config(won[0], 0))
+            ref = longer.config(won[0], 0).replace(**sched)
             rounds.append([ref.replace(seed=s) for s in seeds[3]])
     return rounds
 
@@ -703,8 +699,7 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
         got = resolve(plan, store, train=False)
         runs = {n: (o.run if o.status == STORED else None) for n, o in got.items()}
         pending = [n for n, o in got.items() if o.status in (MISSING, WAITING)]
-    out = {"preset": preset_name, "search_seeds": search_seeds(preset_name),
-           "rule": RULE_TEXT, "share": CONFIRM_SHARE, "rounds": [], "pending": pending}
+    out = {**_header(preset_name), "rounds": [], "pending": pending}
     by_round, planned = {}, {}
     for e in plan:
         planned[e.labels["round"]] = planned.get(e.labels["round"], 0) + 1
@@ -716,6 +711,17 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
     for r, got in sorted(by_round.items()):
         out["rounds"].append(_round_entry(seed_rows(got), got, planned[r]))
     return _choose(out)
+
+
+def _header(preset_name: str) -> dict:
+    """The confirmation record's fixed fields: preset, the seeds that chose, the rule."""
+    return {"preset": preset_name, "search_seeds": search_seeds(preset_name),
+            "rule": RULE_TEXT, "share": CONFIRM_SHARE}
+
+
+def _stamp() -> dict:
+    """The commit and the moment a record (or one round of it) was read at."""
+    return {"commit": _commit(), "read": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def _round_entry(rows: list[dict], runs: list, planned: int) -> dict:
@@ -744,7 +750,6 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
     earlier rounds need not be re-trained to add one. Everything is checked before anything
     trains. Returns the record with this round as its last (each round stamped with the
     commit and date it was read at)."""
-    from ..core.store import run_id
     record = record or {}
     plan = confirmation_plan(preset_name, summary, refined)
     rounds = sorted({e.labels["round"] for e in plan})
@@ -777,11 +782,9 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
     runs = plan_runs(mine, store=store)
     got = [runs[e.name] for e in mine]
     stamp = {k: record[k] for k in ("commit", "read") if k in record}
-    now = {"commit": _commit(), "read": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = {"preset": preset_name, "search_seeds": search_seeds(preset_name),
-           "rule": RULE_TEXT, "share": CONFIRM_SHARE, "pending": [],
+    out = {**_header(preset_name), "pending": [],
            "rounds": [{**stamp, **r} for r in earlier]
-           + [{**now, **_round_entry(seed_rows(got), got, len(got))}]}
+           + [{**_stamp(), **_round_entry(seed_rows(got), got, len(got))}]}
     return _choose(out)
 
 
@@ -822,8 +825,7 @@ def chosen_round(rounds: list) -> int:
 def write_confirmation(c: dict, path) -> None:
     """The confirmation's summary (every round's seeds and milestones), with the commit and
     date it was read at: the committed record of what the chapter's seeds showed."""
-    _write(Path(path), {**c, "commit": _commit(),
-                        "read": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    _write(Path(path), {**c, **_stamp()})
 
 
 def recipe_of(cfg) -> dict:
