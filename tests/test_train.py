@@ -138,3 +138,20 @@ def test_stop_at_ends_the_run_complete_at_the_first_evaluation_that_reaches_it(s
     full = train(small(**{"train.max_steps": 200}), progress=False)
     pd.testing.assert_frame_equal(full.metrics[full.metrics.step <= last].reset_index(drop=True),
                                   run.metrics.reset_index(drop=True))
+
+
+def test_evaluation_numbers_do_not_depend_on_the_pass_size():
+    """The probe sets are evaluated in passes of ``chunk`` rows for speed; every accuracy
+    and loss is bitwise the one-pass value (a cpu-shape TRM after a few real steps)."""
+    import torch
+    from grokbook.core.data import build_dataset
+    from grokbook.core.train import Trainer
+    torch.set_num_threads(1)
+    cfg = preset("cpu").replace(**{"data.n_entities": 40})
+    tr = Trainer(cfg, build_dataset(cfg.data, cfg.seed), "cpu")
+    for _ in range(5):
+        tr.train_step()
+    whole = tr.probes.evaluate(tr.eval_model, chunk=1 << 20)
+    assert tr.probes.y.shape[1] > 512          # so the default takes several passes
+    assert tr.probes.evaluate(tr.eval_model) == whole
+    assert tr.probes.evaluate(tr.eval_model, chunk=97) == whole
