@@ -368,7 +368,7 @@ def test_the_confirmation_reads_confirmed_not_confirmed_or_not_measured():
         rows = [{"seed": s, "outcome": S.PASSED if s < passed else S.NOT_GROKKED,
                  "passed": s < passed} for s in range(8)]
         return {"recipe": {"arch": "trm", "d_model": 128, "phi": 5.4, "weight_decay": 0.4,
-                           "init_scale": 2.0, "max_steps": max_steps},
+                           "init_scale": 2.0, "n_entities": 100, "max_steps": max_steps},
                 "seeds": list(range(8)), "passed": passed, "of": 8, "complete": True,
                 "confirmed": S.confirmed(rows), "per_seed": rows}
 
@@ -385,3 +385,93 @@ def test_the_confirmation_reads_confirmed_not_confirmed_or_not_measured():
     assert "not confirmed (the rule needs 6)" in words and "highest pass rate" in words
     assert "at most 10,700 steps" in words
     assert S.describe_confirmation(None).startswith("No confirmation on fresh seeds is recorded")
+
+
+def test_the_scout_s_runs_are_chapter_3_s_points_on_the_fourth_round_s_seeds():
+    """The scout trains nothing of its own kind: each of its runs is the chapter-3 run of
+    that point (one run id), on the fourth round's first seeds; the fifth round's seeds are
+    fresh; both candidates are one change to the fourth round's recipe."""
+    from grokbook.chapters import sweeps
+    from grokbook.core.store import run_id
+    cfgs = S.scout_configs("cpu")
+    chapter3 = {run_id(e.config) for e in sweeps.plan("cpu")}
+    assert len(cfgs) == 6 and all(run_id(c) in chapter3 for _, c in cfgs)
+    fourth = S.round_configs("cpu", S.read_summary("cpu"), S.read_summary("cpu", refine=True))[3]
+    assert S.SCOUTS["cpu"]["seeds"] == tuple(c.seed for c in fourth[:3])
+    fifth = S.CONFIRMATION["cpu"][4]
+    assert len(fifth) == 8 and not set(fifth) & (set(S.search_seeds("cpu"))
+                                                 | set(S.confirmation_seeds("cpu")[:32]))
+    for i, c in cfgs:
+        change = S.SCOUTS["cpu"]["candidates"][i]
+        assert c.replace(**{k: S._field(fourth[0], k) for k in change},
+                         **{"train.stop_at": fourth[0].train.stop_at,
+                            "train.stop_after_grokked": fourth[0].train.stop_after_grokked}
+                         ) == fourth[0].replace(seed=c.seed)
+
+
+def test_the_scout_chooses_by_passes_then_the_deepest_wait_and_may_choose_none():
+    c = lambda passed, depth: {"passed": passed, "median_heldout_at_memorized": depth}  # noqa
+    assert S.choose_scout([c(2, 0.15), c(3, 0.19)], need=2) == 1
+    assert S.choose_scout([c(2, 0.15), c(2, 0.11)], need=2) == 1
+    assert S.choose_scout([c(2, 0.11), c(2, 0.11)], need=2) == 0
+    assert S.choose_scout([c(2, None), c(2, 0.3)], need=2) == 1
+    assert S.choose_scout([c(1, 0.05), c(0, None)], need=2) is None
+
+
+def test_the_fifth_round_is_the_fourth_with_the_scout_s_change_and_only_a_declared_one():
+    summary = {"chosen": [{"arch": "trm", "data.phi": 3.0}] * 2}
+    refined = {"chosen": [{"arch": "trm", "data.phi": 3.5}]}
+    cands = [{"change": c} for c in S.SCOUTS["test"]["candidates"]]
+    four = S.round_configs("test", summary, refined, {"chosen": None, "candidates": cands})
+    five = S.round_configs("test", summary, refined, {"chosen": 1, "candidates": cands})
+    assert len(four) == 4 and len(five) == 5
+    assert [c.seed for c in five[4]] == list(S.CONFIRMATION["test"][4])
+    assert five[4][0] == four[3][0].replace(seed=five[4][0].seed, **{"data.phi": 3.5})
+    p = S.confirmation_plan("test", summary, refined, {"chosen": 1, "candidates": cands})
+    assert all(len(e.after) == 8 for e in p if e.labels["round"] == 5)
+    with pytest.raises(S.ConfigError, match="subject_confirmation_test.json.*scout.*--scout"):
+        S.round_configs("test", summary, refined, {"chosen": 7, "candidates": cands})
+    with pytest.raises(S.ConfigError, match="scout.*declared: cpu, test"):
+        S.scout_configs("paper")
+
+
+def test_the_scout_trains_its_runs_and_records_its_choice(store, capsys):
+    """End to end at the test preset: refused before anything trains unless the record
+    holds four failed rounds; then it trains its four runs and records each candidate's
+    seeds and its choice beside the rounds, and a fifth round trains only if it chose one."""
+    from grokbook.core.store import run_id
+    summary = {"chosen": [{"arch": "trm", "data.phi": 3.0, "model.init_scale": 2.0}] * 2}
+    refined = {"chosen": [{"arch": "trm", "data.phi": 3.5, "model.init_scale": 2.0}]}
+    plan = S.confirmation_plan("test", summary, refined, {})
+
+    def failed(i, **over):
+        ids = [run_id(e.config) for e in plan if e.labels["round"] == i]
+        return {"passed": 0, "of": 2, "complete": True, "confirmed": False,
+                "recipe": {"phi": 4.0}, "seeds": list(S.CONFIRMATION["test"][i - 1]),
+                "per_seed": [{"run": x} for x in ids], **over}
+
+    record = {"preset": "test", "rounds": [failed(i) for i in (1, 2, 3, 4)], "pending": [],
+              "commit": "abc", "read": "2026-01-01", "source": "the committed record"}
+    go = lambda rec: S.scout("test", rec, store=store, summary=summary,  # noqa: E731
+                             refined=refined)
+    with pytest.raises(S.ConfigError, match="does not hold rounds 1-4 complete"):
+        go({**record, "rounds": record["rounds"][:3]})
+    with pytest.raises(S.ConfigError, match="already confirmed"):
+        go({**record, "rounds": [failed(1, confirmed=True)] + record["rounds"][1:]})
+    assert not (store / "runs").exists() or not list((store / "runs").iterdir())
+    out = go(record)
+    sc = out["scout"]
+    assert out["rounds"] == record["rounds"] and "source" not in out
+    assert [c["change"] for c in sc["candidates"]] == list(S.SCOUTS["test"]["candidates"])
+    assert all(c["of"] == 2 and c["passed"] == sum(r["passed"] for r in c["per_seed"])
+               for c in sc["candidates"])
+    assert sc["chosen"] == S.choose_scout(sc["candidates"], 1) and sc["commit"] and sc["read"]
+    assert len(list((store / "runs").iterdir())) == 4
+    words = S.describe_scout(sc)
+    assert "seeds 6, 7" in words and ("fifth round is" in words) == (sc["chosen"] is not None)
+    rounds = S.round_configs("test", summary, refined, sc)
+    assert len(rounds) == (5 if sc["chosen"] is not None else 4)
+    from grokbook.book.cli import main
+    for extra in (["--no-train"], ["--search"], ["--refine"], ["--round", "5"]):
+        assert main(["subject", "--preset", "test", "--scout", *extra]) == 2
+        assert "--scout" in capsys.readouterr().err

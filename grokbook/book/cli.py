@@ -247,6 +247,9 @@ def cmd_subject(args):
                           "--search, --refine or --no-train")
     if args.search and args.refine:
         raise ConfigError("--search and --refine are two declared searches; give one")
+    if args.scout and (args.search or args.refine or args.no_train or args.round is not None):
+        raise ConfigError("--scout trains the declared scout for a fifth round; it cannot be "
+                          "used with --search, --refine, --no-train or --round")
     if args.search or args.refine:
         out = subject.search(args.preset, device=args.device, precision=args.precision,
                              store=args.store, out=args.out, workers=args.workers,
@@ -257,7 +260,11 @@ def cmd_subject(args):
         path = args.out or subject.summary_path(args.preset, ".", args.refine)
         return _emit({"preset": args.preset, "summary": str(path), "chosen": chosen},
                      args.json)
-    if args.round is not None:
+    if args.scout:
+        out = subject.scout(args.preset,
+                            subject.confirmation_record(args.preset, store=args.store),
+                            store=args.store)
+    elif args.round is not None:
         out = subject.confirm_round(args.preset, args.round,
                                     subject.confirmation_record(args.preset, store=args.store),
                                     store=args.store)
@@ -425,6 +432,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, help="training processes at once")
     p.add_argument("--no-train", action="store_true", help="report the confirmation runs "
                    "the store holds; train nothing (the rest are listed as pending)")
+    p.add_argument("--scout", action="store_true", help="train the declared scout on the "
+                   "fourth round's seeds and record whether a fifth round is trained")
     p.add_argument("--round", type=int, help="train this confirmation round alone, beside "
                    "the earlier rounds of the committed record (which must all have failed)")
     p.add_argument("--group-size", type=int, help="runs stacked into one network (GPU)")

@@ -36,7 +36,7 @@ DEFAULTS = {
 
 PRESETS = {
     "test": {
-        "confirmation": ((0, 1), (2, 3), (4, 5), (6, 7)),
+        "confirmation": ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9)),
         "claim_seeds": 2,
         # seconds: a token grid that shows the machinery; phi 8.0 is above this graph's
         # max_phi (~5.6) and shows the "skipped" row
@@ -54,8 +54,10 @@ PRESETS = {
         # refinement's winner (the third round was added with the refinement, before its runs)
         # (the fourth, the refinement's winner at its re-measured budget, was added while the
         # third was running, before any of its own runs: chapters.subject.REMEASURED)
+        # (the fifth, the fourth's recipe with the change its scout chose, declared with the
+        # scout before any of the scout's runs: chapters.subject.SCOUTS)
         "confirmation": (tuple(range(41, 49)), tuple(range(51, 59)), tuple(range(61, 69)),
-                         tuple(range(71, 79))),
+                         tuple(range(71, 79)), tuple(range(81, 89))),
         "subject_round": 3,    # the committed confirmation keeps round 4 (its highest rate)
         # fixed before the sweep's runs: the phi values of the search's grid (the subject's
         # among them) under this graph's max_phi (~8.5), and graph sizes spanning 4x at the

@@ -285,7 +285,10 @@ REMEASURED = {"cpu": {("trm", 128): 17.9}, "test": {("trm", 32): 90.0}}
 # does, no fifth round is trained and the book keeps the fourth. Seeds 71-73 choose, seeds
 # 81-88 confirm; the pass rule and its step budget are unchanged.
 SCOUTS = {"cpu": {"seeds": (71, 72, 73), "need": 2,
-                  "candidates": ({"data.n_entities": 200}, {"data.phi": 4.5})}}
+                  "candidates": ({"data.n_entities": 200}, {"data.phi": 4.5})},
+          # seconds: the machinery end to end on the test preset's fourth-round seeds
+          "test": {"seeds": (6, 7), "need": 1,
+                   "candidates": ({"data.n_entities": 50}, {"data.phi": 3.5})}}
 
 # Fresh seeds for the confirmation (``settings``: the winner on the first set, the
 # runner-up on the second only if the winner fails). None of them is a search seed.
@@ -331,6 +334,13 @@ DECLARATION_HISTORY = {"cpu": (
     "steps), on fresh seeds 71-78, trained only if no earlier round confirmed. Every failure "
     "of that recipe on its refinement seeds had a clean wait that outlasted 6,500 steps; the "
     "pass rule, including its 600-second budget, is unchanged.",
+    "With the fourth round read (5 of 8: the highest rate, not confirmed), a scout for a "
+    "fifth round was declared and committed (commit fd78d04) before any of its runs: two "
+    "of chapter 3's points beside the subject -- 200 entities, and phi 4.5 -- on the "
+    "fourth round's seeds 71-73 (where the subject itself passed none: two waits not "
+    "clean, one not grokked), judged by the pass rule; a candidate passing on 2 of the 3 "
+    "becomes the fifth round on fresh seeds 81-88, else no fifth round is trained. The "
+    "scout's runs are chapter 3's own, so the book trains nothing extra for it.",
 )}
 
 
@@ -581,16 +591,17 @@ def read_summary(preset_name: str, root=None, refine: bool = False) -> dict | No
 
 
 ROUND_NAMES = ("the search's winner", "the search's runner-up", "the refinement's winner",
-               "the refinement's winner at its measured budget")
+               "the refinement's winner at its measured budget", "the scout's winner")
 
 
 def round_configs(preset_name: str, summary: dict | None = None,
-                  refined: dict | None = None) -> list[list]:
+                  refined: dict | None = None, scout: dict | None = None) -> list[list]:
     """The confirmation rounds' configs, each on the preset's schedule: the search's winner
     on the first set of fresh seeds (the preset's subject where no summary names a winner),
     its runner-up on the second, the refinement's winner (``refined``, the refinement's
     summary) on the third and, on the fourth, the same recipe with the step budget its own
-    runs measured (``REMEASURED``), as far as the summaries name them. A later round is
+    runs measured (``REMEASURED``), and on the fifth, that recipe with the change the
+    scout chose (``scout``: the record's, ``SCOUTS``), as far as they name them. A later round is
     trained only when no round before it confirmed its recipe. Every round keeps the
     preset's evaluation schedule (dense to step ``eval_dense_until``, log-spaced after)."""
     base = preset(preset_name)
@@ -616,7 +627,128 @@ def round_configs(preset_name: str, summary: dict | None = None,
             longer = dataclasses.replace(ref_spec, rates=REMEASURED[preset_name])
             ref = longer.config(won[0], 0).replace(**sched)
             rounds.append([ref.replace(seed=s) for s in seeds[3]])
+            change = scout_change(preset_name, scout)
+            if change and len(seeds) > 4:
+                rounds.append([ref.replace(seed=s, **change) for s in seeds[4]])
     return rounds
+
+
+# ---------------------------------------------------------------- the scout (fifth round)
+def scout_configs(preset_name: str, summary: dict | None = None,
+                  refined: dict | None = None) -> list[tuple]:
+    """(candidate index, config) of every scout run: the fourth round's recipe with each
+    declared change, on the scout's seeds, ending once held-out ID reaches the grokked
+    threshold -- chapter 3's configs of those points (a test holds them to chapter 3's)."""
+    if preset_name not in SCOUTS:
+        raise ConfigError(f"--scout: preset {preset_name!r} declares no scout; declared: "
+                          f"{', '.join(SCOUTS)}")
+    spec = SCOUTS[preset_name]
+    summary = summary if summary is not None else read_summary(preset_name)
+    if refined is None and preset_name in REFINEMENTS:
+        refined = read_summary(preset_name, refine=True)
+    rounds = round_configs(preset_name, summary, refined)
+    if len(rounds) < 4:
+        raise ConfigError(f"--scout: the {preset_name} scout starts from the fourth round's "
+                          f"recipe, which the committed summaries do not name yet (run "
+                          f"`grokbook subject --preset {preset_name} --search`, then --refine)")
+    base = rounds[3][0].replace(**{"train.stop_at": GROKKED_AT,
+                                   "train.stop_after_grokked": 0.0})
+    return [(i, base.replace(seed=seed, **change))
+            for i, change in enumerate(spec["candidates"]) for seed in spec["seeds"]]
+
+
+def _change_label(change: dict) -> str:
+    return ", ".join(f"{k.split('.')[-1]} {v:g}" for k, v in change.items())
+
+
+def choose_scout(candidates: list[dict], need: int):
+    """The index of the scout's winner among ``candidates`` (each with "passed" and
+    "median_heldout_at_memorized"): of those passing on >= ``need`` seeds, the most seeds
+    passed, then the lowest median held-out ID at memorization (the deepest wait), then the
+    earlier declared; None where none reaches ``need``."""
+    ok = [i for i, c in enumerate(candidates) if c["passed"] >= need]
+    if not ok:
+        return None
+    depth = lambda i: candidates[i]["median_heldout_at_memorized"]  # noqa: E731
+    return min(ok, key=lambda i: (-candidates[i]["passed"],
+                                  depth(i) if depth(i) is not None else math.inf, i))
+
+
+def scout(preset_name: str, record: dict | None, store=None, summary: dict | None = None,
+          refined: dict | None = None) -> dict:
+    """Train (or read) the scout's runs and decide the fifth round: ``record`` (the
+    committed confirmation) must hold the first four rounds complete and none confirmed --
+    the scout only chooses a round that would be trained. Returns the record with its
+    "scout" entry: every candidate's per-seed rows, pass count and depth, the chosen
+    index (None: no fifth round), the rule, stamped."""
+    record = record or {}
+    spec = SCOUTS.get(preset_name)
+    cfgs = scout_configs(preset_name, summary, refined)
+    held = record.get("rounds", [])
+    source = record.get("source", f"the committed record {confirmation_path(preset_name).name}")
+    if len(held) < 4 or not all(r.get("complete") for r in held[:4]):
+        raise ConfigError(f"--scout: {source} does not hold rounds 1-4 complete; run "
+                          f"`grokbook subject --preset {preset_name}` first")
+    if any(r.get("confirmed") for r in held):
+        raise ConfigError(f"--scout: a round of {source} already confirmed its recipe, so no "
+                          f"fifth round is trained")
+    plan = Plan(Planned(f"02/scout/{_change_label(spec['candidates'][i])}/seed "
+                        f"{c.seed}", "02", "scout", c, labels={"candidate": i})
+                for i, c in cfgs)
+    runs = plan_runs(plan, store=store)
+    cands = []
+    for i, change in enumerate(spec["candidates"]):
+        rows = seed_rows([runs[e.name] for e in plan if e.labels["candidate"] == i])
+        depths = [r["heldout_at_memorized"] for r in rows
+                  if r["heldout_at_memorized"] is not None]
+        cands.append({"change": change, "passed": sum(r["passed"] for r in rows),
+                      "of": len(rows), "median_heldout_at_memorized":
+                      round(statistics.median(depths), 4) if depths else None,
+                      "per_seed": rows})
+    out = {"pending": [], **{k: v for k, v in record.items() if k != "source"}}
+    out["scout"] = {"seeds": list(spec["seeds"]), "need": spec["need"], "candidates": cands,
+                    "chosen": choose_scout(cands, spec["need"]), **_stamp()}
+    return out
+
+
+def scout_change(preset_name: str, scout_record: dict | None) -> dict:
+    """The declared change the scout chose ({} where none was chosen or none is recorded);
+    a recorded choice that is not a declared candidate is an error naming the record."""
+    if not scout_record or scout_record.get("chosen") is None:
+        return {}
+    cands = SCOUTS.get(preset_name, {}).get("candidates", ())
+    i = scout_record["chosen"]
+    if not isinstance(i, int) or not 0 <= i < len(cands) \
+            or scout_record["candidates"][i]["change"] != cands[i]:
+        raise ConfigError(f"{confirmation_path(preset_name).name}: the scout's chosen "
+                          f"candidate {i!r} is not one of the declared "
+                          f"{[_change_label(c) for c in cands]}; run `grokbook subject "
+                          f"--preset {preset_name} --scout` again")
+    return dict(cands[i])
+
+
+def _recorded_scout(preset_name: str) -> dict | None:
+    """The committed confirmation record's scout, where there is one."""
+    rec = _read_json(confirmation_path(preset_name), "confirmation record",
+                     f"grokbook subject --preset {preset_name}")
+    return (rec or {}).get("scout")
+
+
+def describe_scout(sc: dict | None) -> str:
+    """The scout in words, computed from its record ('' where none is recorded)."""
+    if not sc:
+        return ""
+    parts = [f"{_change_label(c['change'])}: {c['passed']} of {c['of']} passed"
+             + (f" (median held-out ID at memorization "
+                f"{c['median_heldout_at_memorized']:.2f})"
+                if c["median_heldout_at_memorized"] is not None else "")
+             for c in sc["candidates"]]
+    text = (f" The scout for a fifth round (declared before its runs) tried the fourth "
+            f"round's recipe with one change on seeds {', '.join(map(str, sc['seeds']))}: "
+            + "; ".join(parts) + f". It needed {sc['need']} of {len(sc['seeds'])}: ")
+    k = sc.get("chosen")
+    return text + (f"the fifth round is {_change_label(sc['candidates'][k]['change'])}."
+                   if k is not None else "no candidate did, so no fifth round was trained.")
 
 
 def differences(preset_name: str, summary: dict | None = None) -> dict:
@@ -676,7 +808,7 @@ def _none_confirmed(runs: dict, rounds: tuple) -> bool:
 
 
 def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None,
-                      refined: dict | None = None) -> Plan:
+                      refined: dict | None = None, scout: dict | None = None) -> Plan:
     """The confirmation as chapter 2's plan: the search's winner on the first round's
     seeds; each later round (``round_configs``) only if no round before it confirmed its
     recipe."""
@@ -684,8 +816,10 @@ def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None,
     summary = summary if summary is not None else read_summary(preset_name)
     if refined is None and preset_name in REFINEMENTS:
         refined = read_summary(preset_name, refine=True)
+    if scout is None and preset_name in SCOUTS:
+        scout = _recorded_scout(preset_name)
     p, before = Plan(), ()
-    for i, cfgs in enumerate(round_configs(preset_name, summary, refined)):
+    for i, cfgs in enumerate(round_configs(preset_name, summary, refined, scout)):
         names = tuple(round_name(i, c.seed) for c in cfgs)
         for name, cfg in zip(names, cfgs):
             if i == 0:
@@ -703,11 +837,14 @@ def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None,
 
 def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
                  summary: dict | None = None, train: bool = True,
-                 refined: dict | None = None) -> dict:
+                 refined: dict | None = None, scout: dict | None = None) -> dict:
     """The subject on fresh seeds, round by round (``confirmation_plan``: from the store,
     or trained). With ``train=False`` only what the store holds is read, and the rounds
-    still to train are listed under "pending" (a round with no run is left out)."""
-    plan = confirmation_plan(preset_name, summary, refined)
+    still to train are listed under "pending" (a round with no run is left out). The
+    scout (``scout``, else the committed record's) is carried into the result."""
+    if scout is None and preset_name in SCOUTS:
+        scout = _recorded_scout(preset_name)
+    plan = confirmation_plan(preset_name, summary, refined, scout)
     pending = []
     if train:
         runs = plan_runs(plan, store=store)
@@ -726,6 +863,8 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
                           f"yet; run `grokbook subject --preset {preset_name}` to train them")
     for r, got in sorted(by_round.items()):
         out["rounds"].append(_round_entry(seed_rows(got), got, planned[r]))
+    if scout:
+        out["scout"] = scout
     return _choose(out)
 
 
@@ -767,7 +906,7 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
     trains. Returns the record with this round as its last (each round stamped with the
     commit and date it was read at)."""
     record = record or {}
-    plan = confirmation_plan(preset_name, summary, refined)
+    plan = confirmation_plan(preset_name, summary, refined, record.get("scout") or {})
     rounds = sorted({e.labels["round"] for e in plan})
     if number not in rounds:
         raise ConfigError(f"--round: the {preset_name} confirmation declares rounds "
@@ -801,6 +940,8 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
     out = {**_header(preset_name), "pending": [],
            "rounds": [{**stamp, **r} for r in earlier]
            + [{**_stamp(), **_round_entry(seed_rows(got), got, len(got))}]}
+    if record.get("scout"):
+        out["scout"] = record["scout"]
     return _choose(out)
 
 
@@ -872,8 +1013,9 @@ def describe_confirmation(c: dict) -> str:
         rr = r["recipe"]
         text += (f" {ROUND_NAMES[i - 1].capitalize()} passed on {prev['passed']} of "
                  f"{prev['of']} seeds of round {i}, so {ROUND_NAMES[i]} ({rr['arch']} at "
-                 f"width {rr['d_model']}, phi {rr['phi']:g}, initial scale "
-                 f"{rr['init_scale']:g}, at most {rr['max_steps']:,} steps) was tried on "
+                 f"width {rr['d_model']}, {rr['n_entities']} entities, phi {rr['phi']:g}, "
+                 f"initial scale {rr['init_scale']:g}, at most {rr['max_steps']:,} steps) "
+                 f"was tried on "
                  f"round {i + 1}'s seeds and passed on "
                  f"{r['passed']} of {r['of']}.")
     for i, r in enumerate(c["rounds"]):
@@ -883,6 +1025,7 @@ def describe_confirmation(c: dict) -> str:
         text += (f" Round {i + 1}'s outcomes: "
                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv:
                                                          -kv[1])) + ".")
+    text += describe_scout(c.get("scout"))
     if len(c["rounds"]) > 1:
         k = c.get("chosen_round", 0)
         if not c["confirmed"]:
