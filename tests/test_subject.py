@@ -132,7 +132,8 @@ def test_confirmation_reads_rounds_and_tries_the_runner_up_only_after_a_failure(
         ref = {"arch": "trm", "data.phi": 3.5, "model.init_scale": 1.5}
         c3 = S.confirmation("test", store=store, summary={"chosen": [up, up]},
                             refined={"chosen": [ref]})
-        assert [r["seeds"] for r in c3["rounds"]] == [list(x) for x in S.CONFIRMATION["test"]]
+        assert [r["seeds"] for r in c3["rounds"]] == [list(x) for x in
+                                                      S.CONFIRMATION["test"][:4]]
         assert c3["rounds"][2]["recipe"]["phi"] == 3.5 and c3["rounds"][:2] == c2["rounds"]
         assert "the refinement's winner" in S.describe_confirmation(c3)
     else:
@@ -228,7 +229,7 @@ def test_the_refinement_is_declared_near_the_winner_on_seeds_of_its_own():
     searched = [s for st in S.SEARCHES["cpu"].stages for s in st[0]]
     assert not set(seeds) & set(searched)
     assert not set(S.search_seeds("cpu")) & set(S.confirmation_seeds("cpu"))
-    assert len(S.CONFIRMATION["cpu"]) == 4 and all(len(r) == 8 for r in S.CONFIRMATION["cpu"])
+    assert len(S.CONFIRMATION["cpu"]) == 5 and all(len(r) == 8 for r in S.CONFIRMATION["cpu"])
     assert all(cfg.train.max_steps == ref.budget_steps(p) for p, cfg in
                ((p, ref.config(p, 105)) for p in points))
     # ties on seeds passed go to the deeper wait, then the faster grok
@@ -423,12 +424,16 @@ def test_the_fifth_round_is_the_fourth_with_the_scout_s_change_and_only_a_declar
     refined = {"chosen": [{"arch": "trm", "data.phi": 3.5}]}
     cands = [{"change": c} for c in S.SCOUTS["test"]["candidates"]]
     four = S.round_configs("test", summary, refined, {"chosen": None, "candidates": cands})
-    five = S.round_configs("test", summary, refined, {"chosen": 1, "candidates": cands})
+    five = S.round_configs("test", summary, refined, {"chosen": 0, "candidates": cands})
     assert len(four) == 4 and len(five) == 5
     assert [c.seed for c in five[4]] == list(S.CONFIRMATION["test"][4])
-    assert five[4][0] == four[3][0].replace(seed=five[4][0].seed, **{"data.phi": 3.5})
-    p = S.confirmation_plan("test", summary, refined, {"chosen": 1, "candidates": cands})
-    assert all(len(e.after) == 8 for e in p if e.labels["round"] == 5)
+    assert five[4][0].data.n_entities == 50 != four[3][0].data.n_entities
+    assert five[4][0] == four[3][0].replace(seed=five[4][0].seed, **{"data.n_entities": 50})
+    p = S.confirmation_plan("test", summary, refined, {"chosen": 0, "candidates": cands})
+    fifth = [e for e in p if e.labels["round"] == 5]
+    assert len(fifth) == 2 and all(len(e.after) == 8 for e in fifth)
+    words = S.rounds_text({"rounds": [{"passed": 1, "of": 2, "confirmed": False}] * 5})
+    assert "Round 5 (the scout's winner) passed on 1 of 2" in words
     with pytest.raises(S.ConfigError, match="subject_confirmation_test.json.*scout.*--scout"):
         S.round_configs("test", summary, refined, {"chosen": 7, "candidates": cands})
     with pytest.raises(S.ConfigError, match="scout.*declared: cpu, test"):
@@ -447,7 +452,9 @@ def test_the_scout_trains_its_runs_and_records_its_choice(store, capsys):
     def failed(i, **over):
         ids = [run_id(e.config) for e in plan if e.labels["round"] == i]
         return {"passed": 0, "of": 2, "complete": True, "confirmed": False,
-                "recipe": {"phi": 4.0}, "seeds": list(S.CONFIRMATION["test"][i - 1]),
+                "recipe": {"arch": "trm", "d_model": 32, "phi": 4.0, "weight_decay": 0.1,
+                           "init_scale": 1.0, "lr": 0.01, "n_entities": 60, "max_steps": 99},
+                "seeds": list(S.CONFIRMATION["test"][i - 1]),
                 "per_seed": [{"run": x} for x in ids], **over}
 
     record = {"preset": "test", "rounds": [failed(i) for i in (1, 2, 3, 4)], "pending": [],
@@ -471,6 +478,15 @@ def test_the_scout_trains_its_runs_and_records_its_choice(store, capsys):
     assert "seeds 6, 7" in words and ("fifth round is" in words) == (sc["chosen"] is not None)
     rounds = S.round_configs("test", summary, refined, sc)
     assert len(rounds) == (5 if sc["chosen"] is not None else 4)
+    table = S.scout_table(out)
+    assert len(table) == 4 and set(table["seed"]) == {6, 7}
+    # a choice, recorded, makes round 5 trainable beside the failed rounds, scout kept
+    forced = {**out, "scout": {**sc, "chosen": 0}}
+    five = S.confirm_round("test", 5, forced, store=store, summary=summary, refined=refined)
+    assert [r["seeds"] for r in five["rounds"]][4] == list(S.CONFIRMATION["test"][4])
+    assert five["rounds"][4]["recipe"]["n_entities"] == 50 and five["scout"]["chosen"] == 0
+    assert "the fifth round is the fourth's recipe with n_entities 50" in \
+        S.describe_confirmation(five)
     from grokbook.book.cli import main
     for extra in (["--no-train"], ["--search"], ["--refine"], ["--round", "5"]):
         assert main(["subject", "--preset", "test", "--scout", *extra]) == 2

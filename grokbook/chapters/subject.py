@@ -651,8 +651,8 @@ def scout_configs(preset_name: str, summary: dict | None = None,
         raise ConfigError(f"--scout: the {preset_name} scout starts from the fourth round's "
                           f"recipe, which the committed summaries do not name yet (run "
                           f"`grokbook subject --preset {preset_name} --search`, then --refine)")
-    base = rounds[3][0].replace(**{"train.stop_at": GROKKED_AT,
-                                   "train.stop_after_grokked": 0.0})
+    stop = settings.of(preset_name)["sweep_stop_at"]        # chapter 3's stop
+    base = rounds[3][0].replace(**{"train.stop_at": stop, "train.stop_after_grokked": 0.0})
     return [(i, base.replace(seed=seed, **change))
             for i, change in enumerate(spec["candidates"]) for seed in spec["seeds"]]
 
@@ -684,14 +684,10 @@ def scout(preset_name: str, record: dict | None, store=None, summary: dict | Non
     record = record or {}
     spec = SCOUTS.get(preset_name)
     cfgs = scout_configs(preset_name, summary, refined)
-    held = record.get("rounds", [])
-    source = record.get("source", f"the committed record {confirmation_path(preset_name).name}")
-    if len(held) < 4 or not all(r.get("complete") for r in held[:4]):
-        raise ConfigError(f"--scout: {source} does not hold rounds 1-4 complete; run "
-                          f"`grokbook subject --preset {preset_name}` first")
-    if any(r.get("confirmed") for r in held):
-        raise ConfigError(f"--scout: a round of {source} already confirmed its recipe, so no "
-                          f"fifth round is trained")
+    if refined is None and preset_name in REFINEMENTS:
+        refined = read_summary(preset_name, refine=True)
+    _failed_rounds(preset_name, confirmation_plan(preset_name, summary, refined, {}), record,
+                   4, "--scout", "no fifth round is trained")
     plan = Plan(Planned(f"02/scout/{_change_label(spec['candidates'][i])}/seed "
                         f"{c.seed}", "02", "scout", c, labels={"candidate": i})
                 for i, c in cfgs)
@@ -747,7 +743,8 @@ def describe_scout(sc: dict | None) -> str:
             f"round's recipe with one change on seeds {', '.join(map(str, sc['seeds']))}: "
             + "; ".join(parts) + f". It needed {sc['need']} of {len(sc['seeds'])}: ")
     k = sc.get("chosen")
-    return text + (f"the fifth round is {_change_label(sc['candidates'][k]['change'])}."
+    return text + (f"the fifth round is the fourth's recipe with "
+                   f"{_change_label(sc['candidates'][k]['change'])}."
                    if k is not None else "no candidate did, so no fifth round was trained.")
 
 
@@ -911,27 +908,13 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
     if number not in rounds:
         raise ConfigError(f"--round: the {preset_name} confirmation declares rounds "
                           f"{', '.join(map(str, rounds))}; got {number}")
-    source = record.get("source", f"the committed record {confirmation_path(preset_name).name}")
-    held = record.get("rounds", [])
-    which = "round 1" if number == 2 else f"rounds 1-{number - 1}"
-    earlier = held[:number - 1]
-    if len(earlier) < number - 1 or not all(r.get("complete") for r in earlier):
-        raise ConfigError(f"--round {number}: {source} does not hold {which} complete; run "
-                          f"`grokbook subject --preset {preset_name}` to train every round "
-                          f"in order")
-    if len(held) > number:
-        raise ConfigError(f"--round {number}: {source} already holds rounds after round "
-                          f"{number}, which this would drop; run `grokbook subject --preset "
-                          f"{preset_name}` to read every round again")
-    for i, r in enumerate(earlier, start=1):
-        ids = [run_id(e.config) for e in plan if e.labels["round"] == i]
-        if [x.get("run") for x in r.get("per_seed", [])] != ids:
-            raise ConfigError(f"--round {number}: round {i} of {source} is not on the runs "
-                              f"the confirmation declares for it now; run `grokbook subject "
-                              f"--preset {preset_name}` to read every round again")
-        if r.get("confirmed"):
-            raise ConfigError(f"--round {number}: round {i} already confirmed its recipe in "
-                              f"{source}, so round {number} is not trained")
+    earlier = _failed_rounds(preset_name, plan, record, number - 1, f"--round {number}",
+                             f"round {number} is not trained")
+    if len(record.get("rounds", [])) > number:
+        raise ConfigError(f"--round {number}: {_source(record, preset_name)} already holds "
+                          f"rounds after round {number}, which this would drop; run "
+                          f"`grokbook subject --preset {preset_name}` to read every round "
+                          f"again")
     mine = Plan(Planned(e.name, e.chapter, e.role, e.config, labels=e.labels)
                 for e in plan if e.labels["round"] == number)
     runs = plan_runs(mine, store=store)
@@ -943,6 +926,34 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
     if record.get("scout"):
         out["scout"] = record["scout"]
     return _choose(out)
+
+
+def _source(record: dict, preset_name: str) -> str:
+    return record.get("source", f"the committed record {confirmation_path(preset_name).name}")
+
+
+def _failed_rounds(preset_name: str, plan: Plan, record: dict, n: int, flag: str,
+                   then: str) -> list:
+    """The record's first ``n`` rounds, checked: all complete, each on the runs ``plan``
+    declares for it now, none confirmed (else a ConfigError naming ``flag`` and the
+    record)."""
+    source, held = _source(record, preset_name), record.get("rounds", [])
+    which = "round 1" if n == 1 else f"rounds 1-{n}"
+    earlier = held[:n]
+    if len(earlier) < n or not all(r.get("complete") for r in earlier):
+        raise ConfigError(f"{flag}: {source} does not hold {which} complete; run "
+                          f"`grokbook subject --preset {preset_name}` to train every round "
+                          f"in order")
+    for i, r in enumerate(earlier, start=1):
+        ids = [run_id(e.config) for e in plan if e.labels["round"] == i]
+        if [x.get("run") for x in r.get("per_seed", [])] != ids:
+            raise ConfigError(f"{flag}: round {i} of {source} is not on the runs the "
+                              f"confirmation declares for it now; run `grokbook subject "
+                              f"--preset {preset_name}` to read every round again")
+        if r.get("confirmed"):
+            raise ConfigError(f"{flag}: round {i} already confirmed its recipe in {source}, "
+                              f"so {then}")
+    return earlier
 
 
 def confirmation_path(preset_name: str, root=None) -> Path:
@@ -1001,7 +1012,8 @@ def describe_confirmation(c: dict) -> str:
                 "declared, or no record is committed and none of its runs is in the store "
                 "(`grokbook subject --preset <preset>` trains them and writes the record).")
     r = c["recipe"]
-    text = (f"Subject: {r['arch']} at width {r['d_model']}, phi {r['phi']:g}, weight decay "
+    text = (f"Subject: {r['arch']} at width {r['d_model']}, {r['n_entities']} "
+            f"entities, phi {r['phi']:g}, weight decay "
             f"{r['weight_decay']:g}, initial scale {r['init_scale']:g}. On {c['of']} fresh "
             f"seeds ({', '.join(map(str, c['confirmation_seeds']))}), {c['passed']} pass the "
             f"rule ({c['rule']}): ")
@@ -1048,6 +1060,29 @@ def search_table(summary: dict) -> pd.DataFrame:
     cols = ["stage", "point", "seed", "outcome", "memorized_step", "heldout_at_memorized",
             "grokked_step", "wait_ratio", "predicted_cpu_seconds", "run"]
     return pd.DataFrame(summary.get("rows", []), columns=cols)
+
+
+def scout_table(record: dict | None) -> pd.DataFrame:
+    """One row per scout run: the change tried, seed, outcome and milestones (empty where
+    the record holds no scout)."""
+    cols = ["change", "seed", "outcome", "memorized_step", "heldout_at_memorized",
+            "grokked_step", "heldout_at_end", "steps", "wall_seconds", "run"]
+    rows = [{"change": _change_label(c["change"]), **r}
+            for c in ((record or {}).get("scout") or {}).get("candidates", [])
+            for r in c["per_seed"]]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def rounds_text(record: dict | None) -> str:
+    """Each confirmation round's recipe change and pass count, in words (the appendix's
+    account of why each later declaration was made)."""
+    rounds = (record or {}).get("rounds", [])
+    if not rounds:
+        return "No confirmation round is recorded yet."
+    names = list(ROUND_NAMES) + ["a later round"] * len(rounds)
+    return " ".join(f"Round {i + 1} ({names[i]}) passed on {r['passed']} of {r['of']} fresh "
+                    f"seeds{' and confirmed its recipe' if r['confirmed'] else ''}."
+                    for i, r in enumerate(rounds))
 
 
 def ranking_table(summary: dict, stage: int) -> pd.DataFrame:
