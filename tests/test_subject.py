@@ -398,12 +398,12 @@ def test_the_scout_s_runs_are_chapter_3_s_points_on_the_fourth_round_s_seeds():
     chapter3 = {run_id(e.config) for e in sweeps.plan("cpu")}
     assert len(cfgs) == 6 and all(run_id(c) in chapter3 for _, c in cfgs)
     fourth = S.round_configs("cpu", S.read_summary("cpu"), S.read_summary("cpu", refine=True))[3]
-    assert S.SCOUTS["cpu"]["seeds"] == tuple(c.seed for c in fourth[:3])
+    assert all(sc["seeds"] == tuple(c.seed for c in fourth[:3]) for sc in S.SCOUTS["cpu"])
     fifth = S.CONFIRMATION["cpu"][4]
     assert len(fifth) == 8 and not set(fifth) & (set(S.search_seeds("cpu"))
                                                  | set(S.confirmation_seeds("cpu")[:32]))
     for i, c in cfgs:
-        change = S.SCOUTS["cpu"]["candidates"][i]
+        change = S.SCOUTS["cpu"][0]["candidates"][i]
         assert c.replace(**{k: S._field(fourth[0], k) for k in change},
                          **{"train.stop_at": fourth[0].train.stop_at,
                             "train.stop_after_grokked": fourth[0].train.stop_after_grokked}
@@ -422,20 +422,30 @@ def test_the_scout_chooses_by_passes_then_the_deepest_wait_and_may_choose_none()
 def test_the_fifth_round_is_the_fourth_with_the_scout_s_change_and_only_a_declared_one():
     summary = {"chosen": [{"arch": "trm", "data.phi": 3.0}] * 2}
     refined = {"chosen": [{"arch": "trm", "data.phi": 3.5}]}
-    cands = [{"change": c} for c in S.SCOUTS["test"]["candidates"]]
-    four = S.round_configs("test", summary, refined, {"chosen": None, "candidates": cands})
-    five = S.round_configs("test", summary, refined, {"chosen": 0, "candidates": cands})
+    cands = [{"change": c} for c in S.SCOUTS["test"][0]["candidates"]]
+    later = [{"change": c} for c in S.SCOUTS["test"][1]["candidates"]]
+    none = {"chosen": None, "candidates": cands}
+    four = S.round_configs("test", summary, refined, [none])
+    five = S.round_configs("test", summary, refined, [{"chosen": 0, "candidates": cands}])
+    # the second scout's choice, the first having chosen none
+    second = S.round_configs("test", summary, refined, [none, {"chosen": 0, "candidates": later}])
+    assert second[4][0] == four[3][0].replace(seed=second[4][0].seed,
+                                              **S.SCOUTS["test"][1]["candidates"][0])
     assert len(four) == 4 and len(five) == 5
     assert [c.seed for c in five[4]] == list(S.CONFIRMATION["test"][4])
     assert five[4][0].data.n_entities == 50 != four[3][0].data.n_entities
     assert five[4][0] == four[3][0].replace(seed=five[4][0].seed, **{"data.n_entities": 50})
-    p = S.confirmation_plan("test", summary, refined, {"chosen": 0, "candidates": cands})
+    p = S.confirmation_plan("test", summary, refined, [{"chosen": 0, "candidates": cands}])
     fifth = [e for e in p if e.labels["round"] == 5]
     assert len(fifth) == 2 and all(len(e.after) == 8 for e in fifth)
     words = S.rounds_text({"rounds": [{"passed": 1, "of": 2, "confirmed": False}] * 5})
     assert "Round 5 (the scout's winner) passed on 1 of 2" in words
-    with pytest.raises(S.ConfigError, match="subject_confirmation_test.json.*scout.*--scout"):
-        S.round_configs("test", summary, refined, {"chosen": 7, "candidates": cands})
+    with pytest.raises(S.ConfigError, match="subject_confirmation_test.json.*scout 1.*--scout"):
+        S.round_configs("test", summary, refined, [{"chosen": 7, "candidates": cands}])
+    with pytest.raises(S.ConfigError, match="scout 2's chosen candidate 0 is not one"):
+        S.round_configs("test", summary, refined, [none, {"chosen": 0, "candidates": cands}])
+    # a record written with one scout, under "scout", reads as a list of one
+    assert S.scouts_of({"scout": none}) == [none] and S.scouts_of({}) == []
     with pytest.raises(S.ConfigError, match="scout.*declared: cpu, test"):
         S.scout_configs("paper")
 
@@ -455,7 +465,8 @@ def test_the_scout_trains_its_runs_and_records_its_choice(store, capsys):
                 "recipe": {"arch": "trm", "d_model": 32, "phi": 4.0, "weight_decay": 0.1,
                            "init_scale": 1.0, "lr": 0.01, "n_entities": 60, "max_steps": 99},
                 "seeds": list(S.CONFIRMATION["test"][i - 1]),
-                "per_seed": [{"run": x} for x in ids], **over}
+                "per_seed": [{"run": x, "outcome": S.NOT_GROKKED, "passed": False}
+                             for x in ids], **over}
 
     record = {"preset": "test", "rounds": [failed(i) for i in (1, 2, 3, 4)], "pending": [],
               "commit": "abc", "read": "2026-01-01", "source": "the committed record"}
@@ -467,24 +478,33 @@ def test_the_scout_trains_its_runs_and_records_its_choice(store, capsys):
         go({**record, "rounds": [failed(1, confirmed=True)] + record["rounds"][1:]})
     assert not (store / "runs").exists() or not list((store / "runs").iterdir())
     out = go(record)
-    sc = out["scout"]
-    assert out["rounds"] == record["rounds"] and "source" not in out
-    assert [c["change"] for c in sc["candidates"]] == list(S.SCOUTS["test"]["candidates"])
+    sc, = out["scouts"]
+    assert out["rounds"] == record["rounds"] and "source" not in out and sc["scout"] == 1
+    assert [c["change"] for c in sc["candidates"]] == list(S.SCOUTS["test"][0]["candidates"])
     assert all(c["of"] == 2 and c["passed"] == sum(r["passed"] for r in c["per_seed"])
                for c in sc["candidates"])
     assert sc["chosen"] == S.choose_scout(sc["candidates"], 1) and sc["commit"] and sc["read"]
-    assert len(list((store / "runs").iterdir())) == 4
+    assert len(list((store / "runs").iterdir())) == 4      # its own runs only
     words = S.describe_scout(sc)
     assert "seeds 6, 7" in words and ("fifth round is" in words) == (sc["chosen"] is not None)
-    rounds = S.round_configs("test", summary, refined, sc)
+    rounds = S.round_configs("test", summary, refined, [sc])
     assert len(rounds) == (5 if sc["chosen"] is not None else 4)
     table = S.scout_table(out)
     assert len(table) == 4 and set(table["seed"]) == {6, 7}
     # a choice, recorded, makes round 5 trainable beside the failed rounds, scout kept
-    forced = {**out, "scout": {**sc, "chosen": 0}}
+    if sc["chosen"] is None:     # the next scout runs; after it, every declared one is held
+        two = go(out)
+        assert [x["scout"] for x in two["scouts"]] == [1, 2]
+        with pytest.raises(S.ConfigError, match="already holds every scout"):
+            go(two)
+    else:
+        with pytest.raises(S.ConfigError, match="already chose the fifth round"):
+            go(out)
+    forced = {**out, "scouts": [{**sc, "chosen": 0}]}
     five = S.confirm_round("test", 5, forced, store=store, summary=summary, refined=refined)
     assert [r["seeds"] for r in five["rounds"]][4] == list(S.CONFIRMATION["test"][4])
-    assert five["rounds"][4]["recipe"]["n_entities"] == 50 and five["scout"]["chosen"] == 0
+    assert five["rounds"][4]["recipe"]["n_entities"] == 50
+    assert five["scouts"][0]["chosen"] == 0
     assert "the fifth round is the fourth's recipe with n_entities 50" in \
         S.describe_confirmation(five)
     from grokbook.book.cli import main

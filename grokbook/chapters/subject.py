@@ -610,13 +610,14 @@ ROUND_NAMES = ("the search's winner", "the search's runner-up", "the refinement'
 
 
 def round_configs(preset_name: str, summary: dict | None = None,
-                  refined: dict | None = None, scout: dict | None = None) -> list[list]:
+                  refined: dict | None = None, scouts: list | None = None) -> list[list]:
     """The confirmation rounds' configs, each on the preset's schedule: the search's winner
     on the first set of fresh seeds (the preset's subject where no summary names a winner),
     its runner-up on the second, the refinement's winner (``refined``, the refinement's
     summary) on the third and, on the fourth, the same recipe with the step budget its own
     runs measured (``REMEASURED``), and on the fifth, that recipe with the change the
-    scout chose (``scout``: the record's, ``SCOUTS``), as far as they name them. A later round is
+    scouts chose (``scouts``: the record's, ``SCOUTS``), as far as they name them. A later
+    round is
     trained only when no round before it confirmed its recipe. Every round keeps the
     preset's evaluation schedule (dense to step ``eval_dense_until``, log-spaced after)."""
     base = preset(preset_name)
@@ -642,7 +643,7 @@ def round_configs(preset_name: str, summary: dict | None = None,
             longer = dataclasses.replace(ref_spec, rates=REMEASURED[preset_name])
             ref = longer.config(won[0], 0).replace(**sched)
             rounds.append([ref.replace(seed=s) for s in seeds[3]])
-            change = scout_change(preset_name, scout)
+            change = scout_change(preset_name, scouts)
             if change and len(seeds) > 4:
                 rounds.append([ref.replace(seed=s, **change) for s in seeds[4]])
     return rounds
@@ -650,14 +651,14 @@ def round_configs(preset_name: str, summary: dict | None = None,
 
 # ---------------------------------------------------------------- the scout (fifth round)
 def scout_configs(preset_name: str, summary: dict | None = None,
-                  refined: dict | None = None) -> list[tuple]:
-    """(candidate index, config) of every scout run: the fourth round's recipe with each
-    declared change, on the scout's seeds, ending once held-out ID reaches the grokked
-    threshold -- chapter 3's configs of those points (a test holds them to chapter 3's)."""
+                  refined: dict | None = None, index: int = 0) -> list[tuple]:
+    """(candidate index, config) of every run of scout ``index`` (0-based): the fourth
+    round's recipe with each declared change, on the scout's seeds, ending where chapter 3
+    ends a run (the first scout's runs are chapter 3's points; a test holds them to it)."""
     if preset_name not in SCOUTS:
         raise ConfigError(f"--scout: preset {preset_name!r} declares no scout; declared: "
                           f"{', '.join(SCOUTS)}")
-    spec = SCOUTS[preset_name]
+    spec = SCOUTS[preset_name][index]
     summary = summary if summary is not None else read_summary(preset_name)
     if refined is None and preset_name in REFINEMENTS:
         refined = read_summary(preset_name, refine=True)
@@ -689,21 +690,38 @@ def choose_scout(candidates: list[dict], need: int):
                                   depth(i) if depth(i) is not None else math.inf, i))
 
 
+def scouts_of(record: dict | None) -> list:
+    """The scouts a confirmation record holds, in order (a record written before there
+    could be several holds one, under "scout")."""
+    record = record or {}
+    return list(record.get("scouts") or ([record["scout"]] if record.get("scout") else []))
+
+
 def scout(preset_name: str, record: dict | None, store=None, summary: dict | None = None,
           refined: dict | None = None) -> dict:
-    """Train (or read) the scout's runs and decide the fifth round: ``record`` (the
-    committed confirmation) must hold the first four rounds complete and none confirmed --
-    the scout only chooses a round that would be trained. Returns the record with its
-    "scout" entry: every candidate's per-seed rows, pass count and depth, the chosen
-    index (None: no fifth round), the rule, stamped."""
+    """Train (or read) the next declared scout's runs and decide the fifth round:
+    ``record`` (the committed confirmation) must hold the first four rounds complete and
+    none confirmed, and every earlier scout must have chosen nothing -- a scout only
+    chooses a round that would be trained. Returns the record with the scout appended to
+    its "scouts": every candidate's per-seed rows, pass count and depth, the chosen index
+    (None: none reached the need), the rule, stamped."""
     record = record or {}
-    spec = SCOUTS.get(preset_name)
-    cfgs = scout_configs(preset_name, summary, refined)
+    done = scouts_of(record)
+    declared = SCOUTS.get(preset_name, ())
+    if declared and len(done) >= len(declared):
+        raise ConfigError(f"--scout: {_source(record, preset_name)} already holds every "
+                          f"scout the {preset_name} preset declares ({len(declared)})")
+    if any(d.get("chosen") is not None for d in done):
+        raise ConfigError(f"--scout: scout {len(done)} of {_source(record, preset_name)} "
+                          f"already chose the fifth round; no later scout runs")
+    index = len(done)
+    cfgs = scout_configs(preset_name, summary, refined, index)
+    spec = declared[index]
     if refined is None and preset_name in REFINEMENTS:
         refined = read_summary(preset_name, refine=True)
-    _failed_rounds(preset_name, confirmation_plan(preset_name, summary, refined, {}), record,
+    _failed_rounds(preset_name, confirmation_plan(preset_name, summary, refined, []), record,
                    4, "--scout", "no fifth round is trained")
-    plan = Plan(Planned(f"02/scout/{_change_label(spec['candidates'][i])}/seed "
+    plan = Plan(Planned(f"02/scout {index + 1}/{_change_label(spec['candidates'][i])}/seed "
                         f"{c.seed}", "02", "scout", c, labels={"candidate": i})
                 for i, c in cfgs)
     runs = plan_runs(plan, store=store)
@@ -716,37 +734,41 @@ def scout(preset_name: str, record: dict | None, store=None, summary: dict | Non
                       "of": len(rows), "median_heldout_at_memorized":
                       round(statistics.median(depths), 4) if depths else None,
                       "per_seed": rows})
-    out = {"pending": [], **{k: v for k, v in record.items() if k != "source"}}
-    out["scout"] = {"seeds": list(spec["seeds"]), "need": spec["need"], "candidates": cands,
-                    "chosen": choose_scout(cands, spec["need"]), **_stamp()}
+    out = {"pending": [], **{k: v for k, v in record.items() if k not in ("source", "scout")}}
+    out["scouts"] = done + [{"scout": index + 1, "seeds": list(spec["seeds"]),
+                             "need": spec["need"], "candidates": cands,
+                             "chosen": choose_scout(cands, spec["need"]), **_stamp()}]
     return out
 
 
-def scout_change(preset_name: str, scout_record: dict | None) -> dict:
-    """The declared change the scout chose ({} where none was chosen or none is recorded);
-    a recorded choice that is not a declared candidate is an error naming the record."""
-    if not scout_record or scout_record.get("chosen") is None:
-        return {}
-    cands = SCOUTS.get(preset_name, {}).get("candidates", ())
-    i = scout_record["chosen"]
-    if not isinstance(i, int) or not 0 <= i < len(cands) \
-            or scout_record["candidates"][i]["change"] != cands[i]:
-        raise ConfigError(f"{confirmation_path(preset_name).name}: the scout's chosen "
-                          f"candidate {i!r} is not one of the declared "
-                          f"{[_change_label(c) for c in cands]}; run `grokbook subject "
-                          f"--preset {preset_name} --scout` again")
-    return dict(cands[i])
+def scout_change(preset_name: str, scouts: list | None) -> dict:
+    """The declared change a scout chose (the first scout that chose; {} where none did or
+    none is recorded); a recorded choice that is not that scout's declared candidate is an
+    error naming the record."""
+    declared = SCOUTS.get(preset_name, ())
+    for j, sc in enumerate(scouts or []):
+        i = sc.get("chosen")
+        if i is None:
+            continue
+        cands = declared[j]["candidates"] if j < len(declared) else ()
+        if not isinstance(i, int) or not 0 <= i < len(cands) \
+                or sc["candidates"][i]["change"] != cands[i]:
+            raise ConfigError(f"{confirmation_path(preset_name).name}: scout {j + 1}'s chosen "
+                              f"candidate {i!r} is not one of its declared "
+                              f"{[_change_label(c) for c in cands]}; run `grokbook subject "
+                              f"--preset {preset_name} --scout` again")
+        return dict(cands[i])
+    return {}
 
 
-def _recorded_scout(preset_name: str) -> dict | None:
-    """The committed confirmation record's scout, where there is one."""
-    rec = _read_json(confirmation_path(preset_name), "confirmation record",
-                     f"grokbook subject --preset {preset_name}")
-    return (rec or {}).get("scout")
+def _recorded_scouts(preset_name: str) -> list:
+    """The committed confirmation record's scouts, in order."""
+    return scouts_of(_read_json(confirmation_path(preset_name), "confirmation record",
+                                f"grokbook subject --preset {preset_name}"))
 
 
 def describe_scout(sc: dict | None) -> str:
-    """The scout in words, computed from its record ('' where none is recorded)."""
+    """One scout in words, computed from its record ('' where none is recorded)."""
     if not sc:
         return ""
     parts = [f"{_change_label(c['change'])}: {c['passed']} of {c['of']} passed"
@@ -754,13 +776,14 @@ def describe_scout(sc: dict | None) -> str:
                 f"{c['median_heldout_at_memorized']:.2f})"
                 if c["median_heldout_at_memorized"] is not None else "")
              for c in sc["candidates"]]
-    text = (f" The scout for a fifth round (declared before its runs) tried the fourth "
+    n = sc.get("scout", 1)
+    text = (f" Scout {n} for a fifth round (declared before its runs) tried the fourth "
             f"round's recipe with one change on seeds {', '.join(map(str, sc['seeds']))}: "
             + "; ".join(parts) + f". It needed {sc['need']} of {len(sc['seeds'])}: ")
     k = sc.get("chosen")
     return text + (f"the fifth round is the fourth's recipe with "
                    f"{_change_label(sc['candidates'][k]['change'])}."
-                   if k is not None else "no candidate did, so no fifth round was trained.")
+                   if k is not None else "no candidate did.")
 
 
 def differences(preset_name: str, summary: dict | None = None) -> dict:
@@ -820,7 +843,7 @@ def _none_confirmed(runs: dict, rounds: tuple) -> bool:
 
 
 def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None,
-                      refined: dict | None = None, scout: dict | None = None) -> Plan:
+                      refined: dict | None = None, scouts: list | None = None) -> Plan:
     """The confirmation as chapter 2's plan: the search's winner on the first round's
     seeds; each later round (``round_configs``) only if no round before it confirmed its
     recipe."""
@@ -828,10 +851,10 @@ def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None,
     summary = summary if summary is not None else read_summary(preset_name)
     if refined is None and preset_name in REFINEMENTS:
         refined = read_summary(preset_name, refine=True)
-    if scout is None and preset_name in SCOUTS:
-        scout = _recorded_scout(preset_name)
+    if scouts is None and preset_name in SCOUTS:
+        scouts = _recorded_scouts(preset_name)
     p, before = Plan(), ()
-    for i, cfgs in enumerate(round_configs(preset_name, summary, refined, scout)):
+    for i, cfgs in enumerate(round_configs(preset_name, summary, refined, scouts)):
         names = tuple(round_name(i, c.seed) for c in cfgs)
         for name, cfg in zip(names, cfgs):
             if i == 0:
@@ -849,14 +872,14 @@ def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None,
 
 def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
                  summary: dict | None = None, train: bool = True,
-                 refined: dict | None = None, scout: dict | None = None) -> dict:
+                 refined: dict | None = None, scouts: list | None = None) -> dict:
     """The subject on fresh seeds, round by round (``confirmation_plan``: from the store,
     or trained). With ``train=False`` only what the store holds is read, and the rounds
     still to train are listed under "pending" (a round with no run is left out). The
-    scout (``scout``, else the committed record's) is carried into the result."""
-    if scout is None and preset_name in SCOUTS:
-        scout = _recorded_scout(preset_name)
-    plan = confirmation_plan(preset_name, summary, refined, scout)
+    scouts (``scouts``, else the committed record's) are carried into the result."""
+    if scouts is None and preset_name in SCOUTS:
+        scouts = _recorded_scouts(preset_name)
+    plan = confirmation_plan(preset_name, summary, refined, scouts)
     pending = []
     if train:
         runs = plan_runs(plan, store=store)
@@ -875,8 +898,8 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
                           f"yet; run `grokbook subject --preset {preset_name}` to train them")
     for r, got in sorted(by_round.items()):
         out["rounds"].append(_round_entry(seed_rows(got), got, planned[r]))
-    if scout:
-        out["scout"] = scout
+    if scouts:
+        out["scouts"] = scouts
     return _choose(out)
 
 
@@ -918,7 +941,7 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
     trains. Returns the record with this round as its last (each round stamped with the
     commit and date it was read at)."""
     record = record or {}
-    plan = confirmation_plan(preset_name, summary, refined, record.get("scout") or {})
+    plan = confirmation_plan(preset_name, summary, refined, scouts_of(record))
     rounds = sorted({e.labels["round"] for e in plan})
     if number not in rounds:
         raise ConfigError(f"--round: the {preset_name} confirmation declares rounds "
@@ -938,8 +961,8 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
     out = {**_header(preset_name), "pending": [],
            "rounds": [{**stamp, **r} for r in earlier]
            + [{**_stamp(), **_round_entry(seed_rows(got), got, len(got))}]}
-    if record.get("scout"):
-        out["scout"] = record["scout"]
+    if scouts_of(record):
+        out["scouts"] = scouts_of(record)
     return _choose(out)
 
 
@@ -1052,7 +1075,9 @@ def describe_confirmation(c: dict) -> str:
         text += (f" Round {i + 1}'s outcomes: "
                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv:
                                                          -kv[1])) + ".")
-    text += describe_scout(c.get("scout"))
+    text += "".join(describe_scout(sc) for sc in scouts_of(c))
+    if scouts_of(c) and not scout_change(c["preset"], scouts_of(c)):
+        text += " No scout chose, so no fifth round was trained."
     if len(c["rounds"]) > 1:
         k = c.get("chosen_round", 0)
         if not c["confirmed"]:
@@ -1080,11 +1105,11 @@ def search_table(summary: dict) -> pd.DataFrame:
 def scout_table(record: dict | None) -> pd.DataFrame:
     """One row per scout run: the change tried, seed, outcome and milestones (empty where
     the record holds no scout)."""
-    cols = ["change", "seed", "outcome", "memorized_step", "heldout_at_memorized",
+    cols = ["scout", "change", "seed", "outcome", "memorized_step", "heldout_at_memorized",
             "grokked_step", "heldout_at_end", "steps", "wall_seconds", "run"]
-    rows = [{"change": _change_label(c["change"]), **r}
-            for c in ((record or {}).get("scout") or {}).get("candidates", [])
-            for r in c["per_seed"]]
+    rows = [{"scout": sc.get("scout", n), "change": _change_label(c["change"]), **r}
+            for n, sc in enumerate(scouts_of(record), start=1)
+            for c in sc["candidates"] for r in c["per_seed"]]
     return pd.DataFrame(rows, columns=cols)
 
 
