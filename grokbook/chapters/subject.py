@@ -356,6 +356,11 @@ DECLARATION_HISTORY = {"cpu": (
     "clean, one not grokked), judged by the pass rule; a candidate passing on 2 of the 3 "
     "becomes the fifth round on fresh seeds 81-88, else no fifth round is trained. The "
     "scout's runs are chapter 3's own, so the book trains nothing extra for it.",
+    "The first scout chose nothing (200 entities: 0 of 3, every seed memorized late with "
+    "held-out ID above 0.2; phi 4.5: 1 of 3, every wait clean but two seeds not grokked by "
+    "step 10,700), so a second scout was declared and committed (commit f572153) before any "
+    "of its runs: phi 4.5 with weight decay 1.0 and 0.7, on the same seeds with the same "
+    "rule and need. The record keeps both scouts.",
 )}
 
 
