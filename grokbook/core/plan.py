@@ -153,6 +153,9 @@ class Outcome:
 
 # ---------------------------------------------------------------- predicted cost
 RATES_FILE = "rates.json"
+# Raised whenever the library's own cost of a run changes (evaluation in smaller passes: 2),
+# so a rate measured by an older library is measured again, not used.
+COST_VERSION = 2
 
 
 def machine_key(threads: int | None = None) -> str:
@@ -207,7 +210,7 @@ def measure_rate(cfg: Config, steps: int = 12, warmup: int = 3) -> dict:
 def rate_of(cfg: Config, store=None, measure: bool = True, threads: int | None = None):
     """The measured rate of ``cfg``'s shape on this machine (from the store's ``rates.json``,
     measured now and kept there when absent and ``measure``); None when not measured."""
-    key = f"{machine_key(threads)} || {shape_key(resolved(cfg))}"
+    key = f"{machine_key(threads)} || cost v{COST_VERSION} || {shape_key(resolved(cfg))}"
     rates = _rates(store)
     if key in rates:
         return rates[key]
