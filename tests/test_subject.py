@@ -389,14 +389,19 @@ def test_the_confirmation_reads_confirmed_not_confirmed_or_not_measured():
 
 
 def test_the_scout_s_runs_are_chapter_3_s_points_on_the_fourth_round_s_seeds():
-    """The scout trains nothing of its own kind: each of its runs is the chapter-3 run of
-    that point (one run id), on the fourth round's first seeds; the fifth round's seeds are
-    fresh; both candidates are one change to the fourth round's recipe."""
+    """The first scout's runs are chapter 3's configs of its points (one run id each), on
+    the fourth round's first seeds; the fifth round's seeds are fresh; every candidate is
+    a change to the fourth round's recipe."""
     from grokbook.chapters import sweeps
     from grokbook.core.store import run_id
     cfgs = S.scout_configs("cpu")
-    chapter3 = {run_id(e.config) for e in sweeps.plan("cpu")}
-    assert len(cfgs) == 6 and all(run_id(c) in chapter3 for _, c in cfgs)
+    size_phi = sweeps.default_grid("cpu")["size_phi"]
+    for i, c in cfgs:
+        point = {**S.SCOUTS["cpu"][0]["candidates"][i], "seed": c.seed}
+        if "data.n_entities" in point:
+            point["data.phi"] = size_phi
+        assert run_id(sweeps.point_config("cpu", point)) == run_id(c)
+    assert len(cfgs) == 6
     fourth = S.round_configs("cpu", S.read_summary("cpu"), S.read_summary("cpu", refine=True))[3]
     assert all(sc["seeds"] == tuple(c.seed for c in fourth[:3]) for sc in S.SCOUTS["cpu"])
     fifth = S.CONFIRMATION["cpu"][4]
@@ -511,3 +516,17 @@ def test_the_scout_trains_its_runs_and_records_its_choice(store, capsys):
     for extra in (["--no-train"], ["--search"], ["--refine"], ["--round", "5"]):
         assert main(["subject", "--preset", "test", "--scout", *extra]) == 2
         assert "--scout" in capsys.readouterr().err
+
+
+def test_the_verdicts_read_the_first_seeds_that_passed():
+    """The claim seeds are the subject's seeds that passed the rule in the committed record
+    (in seed order), topped up with the others in order; without a record, the first."""
+    record = S.confirmation_record("cpu")
+    passed = [r["seed"] for r in record["per_seed"] if r["passed"]]
+    assert S.claim_seeds("cpu") == passed[:3] and len(passed) >= 3
+    assert S.claim_seeds("cpu") != list(S.CONFIRMATION["cpu"][3][:3])   # 71-73 failed
+    assert S.claim_seeds("test") == list(S.CONFIRMATION["test"][0][:2])
+    from grokbook.chapters import paths, recipe
+    assert paths.claim_seeds("cpu") == S.claim_seeds("cpu")
+    assert recipe.first_seed("cpu") == passed[0]
+    assert "passed the rule" in S.describe_claim_seeds("cpu")

@@ -19,7 +19,6 @@ from ..analysis.definitions import (GROKKED_AT, GROKKED_SPLIT, MEMORIZED_AT, MEM
 from ..analysis.lens import bridge_first_layer, bridge_rates, lens_summary, logit_lens
 from ..analysis.patching import causal_tracing, heatmap_matrix, tracing_heatmap
 from ..core.plan import Plan, Planned, plan_runs
-from . import settings
 
 # ---------------------------------------------------------------- summaries
 @dataclass
@@ -155,9 +154,10 @@ LOOKUP_STOP = {"train.stop_at": 0.0, "train.stop_after_grokked": 0.0,
 
 
 def claim_seeds(preset_name: str) -> list[int]:
-    """The seeds the verdicts read: the first ``claim_seeds`` of the subject's seeds
-    (``settings.subject_seeds``)."""
-    return settings.subject_seeds(preset_name)[:settings.of(preset_name)["claim_seeds"]]
+    """The seeds the verdicts read (``subject.claim_seeds``: the first of the subject's
+    seeds that passed the pass rule)."""
+    from .subject import claim_seeds as seeds
+    return seeds(preset_name)
 
 
 def claim1_configs(preset_name: str = "cpu", arch: str | None = None,

@@ -25,8 +25,9 @@ CONTRAST = "02/contrast: dense transformer"
 
 
 def first_seed(preset_name: str) -> int:
-    """The subject's first seed: the run the chapters show one seed of."""
-    return settings.subject_seeds(preset_name)[0]
+    """The first claim seed (``subject.claim_seeds``): the run the chapters show one seed
+    of, and the graph of the dense contrast."""
+    return S.claim_seeds(preset_name)[0]
 
 
 def subject_name(seed: int) -> str:
@@ -49,12 +50,13 @@ def plan(preset_name: str):
 
 
 def chapter_runs(preset_name: str, store=None) -> dict:
-    """{"subject": the first seed's run, "contrast": the dense run, "seeds": [the subject on
+    """{"subject": the first claim seed's run, "contrast": the dense run, "seeds": [the subject on
     each of its seeds]} from the store (trained if missing)."""
     p = plan(preset_name)
     runs = plan_runs(p, store=store)
     seeds = [runs[e.name] for e in p if e.role == "subject"]
-    return {"subject": seeds[0], "contrast": runs[CONTRAST], "seeds": seeds}
+    first = next(r for r in seeds if r.config.seed == first_seed(preset_name))
+    return {"subject": first, "contrast": runs[CONTRAST], "seeds": seeds}
 
 
 def seed_runs(preset_name: str, store=None, progress: bool = False) -> list:

@@ -1033,6 +1033,41 @@ def chosen_round(rounds: list) -> int:
     return max(whole, key=lambda i: (rounds[i]["passed"] / max(1, rounds[i]["of"]), -i))
 
 
+def claim_seeds(preset_name: str) -> list[int]:
+    """The seeds the verdicts read: the first ``claim_seeds`` (``settings``) of the
+    subject's seeds that passed the pass rule in the committed confirmation record, then,
+    where fewer passed, its other seeds in order. A verdict needs what a passing seed has
+    -- a clean wait (its *before*) and grokking (its *after*) -- so a seed that never shows
+    the phenomenon is not where a verdict on it is measured. Without a record of the round
+    the book trains: the subject's first seeds."""
+    seeds = settings.subject_seeds(preset_name)
+    n = settings.of(preset_name)["claim_seeds"]
+    passed = set()
+    if preset_name in CONFIRMATION:
+        rec = _read_json(confirmation_path(preset_name), "confirmation record",
+                         f"grokbook subject --preset {preset_name}") or {}
+        rounds = rec.get("rounds", [])
+        k = settings.of(preset_name)["subject_round"]
+        if k < len(rounds) and rounds[k].get("seeds") == seeds:
+            passed = {r["seed"] for r in rounds[k]["per_seed"] if r.get("passed")}
+    return ([s for s in seeds if s in passed] + [s for s in seeds if s not in passed])[:n]
+
+
+def describe_claim_seeds(preset_name: str) -> str:
+    """Which seeds the verdicts read, and why, in words."""
+    seeds = claim_seeds(preset_name)
+    passed = [s for s in seeds if s in {r["seed"] for r in (confirmation_record(preset_name)
+                                                              or {}).get("per_seed", [])
+                                        if r.get("passed")}]
+    text = (f"The verdicts of chapters 3-7 read seeds {', '.join(map(str, seeds))}: the first "
+            f"{len(seeds)} of the subject's seeds that passed the rule (a verdict needs a "
+            f"seed's clean wait and its grokking)")
+    if len(passed) < len(seeds):
+        text += (f"; only {len(passed)} passed, so the others are the subject's next seeds "
+                 f"in order")
+    return text + "."
+
+
 def write_confirmation(c: dict, path) -> None:
     """The confirmation's summary (every round's seeds and milestones), with the commit and
     date it was read at: the committed record of what the chapter's seeds showed."""
