@@ -783,7 +783,8 @@ def describe_scout(sc: dict | None) -> str:
              for c in sc["candidates"]]
     n = sc.get("scout", 1)
     text = (f" Scout {n} for a fifth round (declared before its runs) tried the fourth "
-            f"round's recipe with one change on seeds {', '.join(map(str, sc['seeds']))}: "
+            f"round's recipe with each of its changes on seeds "
+            f"{', '.join(map(str, sc['seeds']))}: "
             + "; ".join(parts) + f". It needed {sc['need']} of {len(sc['seeds'])}: ")
     k = sc.get("chosen")
     return text + (f"the fifth round is the fourth's recipe with "
