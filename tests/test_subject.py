@@ -530,3 +530,29 @@ def test_the_verdicts_read_the_first_seeds_that_passed():
     assert paths.claim_seeds("cpu") == S.claim_seeds("cpu")
     assert recipe.first_seed("cpu") == passed[0]
     assert "passed the rule" in S.describe_claim_seeds("cpu")
+
+
+def test_the_claim_seeds_top_up_with_the_others_in_order_and_need_the_trained_round(
+        monkeypatch, tmp_path):
+    from grokbook.chapters import settings
+    committed = json.loads(S.confirmation_path("cpu").read_text())
+    k = settings.of("cpu")["subject_round"]
+    path = tmp_path / "subject_confirmation_cpu.json"
+    monkeypatch.setattr(S, "confirmation_path", lambda preset_name, root=None: path)
+
+    def write(passed=(), seeds=None):
+        rec = json.loads(json.dumps(committed))
+        rnd = rec["rounds"][k]
+        for r in rnd["per_seed"]:
+            r["passed"] = r["seed"] in passed
+        if seeds is not None:
+            rnd["seeds"] = seeds
+        path.write_text(json.dumps(rec))
+
+    subject_seeds = settings.subject_seeds("cpu")
+    write(passed=(subject_seeds[6], subject_seeds[2]))
+    assert S.claim_seeds("cpu") == [subject_seeds[2], subject_seeds[6], subject_seeds[0]]
+    assert "only 2 passed" in S.describe_claim_seeds("cpu")
+    write(passed=subject_seeds, seeds=[1, 2, 3])       # not the round the book trains
+    assert S.claim_seeds("cpu") == subject_seeds[:3]
+    assert "no confirmation record" in S.describe_claim_seeds("cpu")

@@ -5,7 +5,7 @@ The subject (``core.config.SUBJECT``, the study's TRM, at the recipe the declare
 new initialisation, none of them used by the search -- and the pass rule of
 ``chapters.subject`` (memorized with held-out ID <= ``wang.BEFORE_AT``, grokked at least
 ``subject.MIN_DELAY`` times later, within the budget) is read on each. The dense
-transformer on the first seed's graph and recipe is the declared contrast.
+transformer on the first claim seed's graph and recipe is the declared contrast.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def subject_name(seed: int) -> str:
 def plan(preset_name: str):
     """Chapter 2's runs: the subject (the preset's recipe) on its seeds (the confirmation
     round the book keeps, ``settings.subject_seeds``) and the dense transformer on the
-    first. The other confirmation rounds are not the book's runs: the chapter reads them
+    first claim seed. The other confirmation rounds are not the book's runs: the chapter reads them
     from the committed confirmation record (``grokbook subject`` trains them)."""
     base = preset(preset_name)
     p = Plan()

@@ -361,6 +361,14 @@ DECLARATION_HISTORY = {"cpu": (
     "step 10,700), so a second scout was declared and committed (commit f572153) before any "
     "of its runs: phi 4.5 with weight decay 1.0 and 0.7, on the same seeds with the same "
     "rule and need. The record keeps both scouts.",
+    "With no fifth round, the seeds the verdicts of chapters 3-7 read were changed from the "
+    "subject's first three (71-73) to the first three that passed the pass rule (74-76): "
+    "71-73 had all failed it (two waits not clean, one not grokked), and a verdict needs a "
+    "seed's before (a clean wait) and after (grokking). The rule depends on the outcome, so "
+    "those verdicts are conditioned on seeds that grokked cleanly; chapter 7's verdict on "
+    "Wang's grokking still reads all eight, and every verdict carries the 5-of-8 rate. It "
+    "was made before any verdict was computed on either set of seeds at this preset; the "
+    "first scout's runs, chapter 3's configs on 71-73, are no longer runs the book reads.",
 )}
 
 
@@ -659,7 +667,8 @@ def scout_configs(preset_name: str, summary: dict | None = None,
                   refined: dict | None = None, index: int = 0) -> list[tuple]:
     """(candidate index, config) of every run of scout ``index`` (0-based): the fourth
     round's recipe with each declared change, on the scout's seeds, ending where chapter 3
-    ends a run (the first scout's runs are chapter 3's points; a test holds them to it)."""
+    ends a run (the first scout's runs are chapter 3's configs of its points; a test holds
+    them to it)."""
     if preset_name not in SCOUTS:
         raise ConfigError(f"--scout: preset {preset_name!r} declares no scout; declared: "
                           f"{', '.join(SCOUTS)}")
@@ -1034,6 +1043,21 @@ def chosen_round(rounds: list) -> int:
     return max(whole, key=lambda i: (rounds[i]["passed"] / max(1, rounds[i]["of"]), -i))
 
 
+def _record_passed(preset_name: str) -> set | None:
+    """The subject's seeds that passed the pass rule, as the committed confirmation record
+    holds them for the round the book trains (``settings``' subject round, on the same
+    seeds); None where no such record is committed."""
+    if preset_name not in CONFIRMATION:
+        return None
+    rec = _read_json(confirmation_path(preset_name), "confirmation record",
+                     f"grokbook subject --preset {preset_name}") or {}
+    rounds = rec.get("rounds", [])
+    k = settings.of(preset_name)["subject_round"]
+    if k >= len(rounds) or rounds[k].get("seeds") != settings.subject_seeds(preset_name):
+        return None
+    return {r["seed"] for r in rounds[k]["per_seed"] if r.get("passed")}
+
+
 def claim_seeds(preset_name: str) -> list[int]:
     """The seeds the verdicts read: the first ``claim_seeds`` (``settings``) of the
     subject's seeds that passed the pass rule in the committed confirmation record, then,
@@ -1042,31 +1066,26 @@ def claim_seeds(preset_name: str) -> list[int]:
     the phenomenon is not where a verdict on it is measured. Without a record of the round
     the book trains: the subject's first seeds."""
     seeds = settings.subject_seeds(preset_name)
-    n = settings.of(preset_name)["claim_seeds"]
-    passed = set()
-    if preset_name in CONFIRMATION:
-        rec = _read_json(confirmation_path(preset_name), "confirmation record",
-                         f"grokbook subject --preset {preset_name}") or {}
-        rounds = rec.get("rounds", [])
-        k = settings.of(preset_name)["subject_round"]
-        if k < len(rounds) and rounds[k].get("seeds") == seeds:
-            passed = {r["seed"] for r in rounds[k]["per_seed"] if r.get("passed")}
-    return ([s for s in seeds if s in passed] + [s for s in seeds if s not in passed])[:n]
+    passed = _record_passed(preset_name) or set()
+    return ([s for s in seeds if s in passed]
+            + [s for s in seeds if s not in passed])[:settings.of(preset_name)["claim_seeds"]]
 
 
 def describe_claim_seeds(preset_name: str) -> str:
     """Which seeds the verdicts read, and why, in words."""
-    seeds = claim_seeds(preset_name)
-    passed = [s for s in seeds if s in {r["seed"] for r in (confirmation_record(preset_name)
-                                                              or {}).get("per_seed", [])
-                                        if r.get("passed")}]
-    text = (f"The verdicts of chapters 3-7 read seeds {', '.join(map(str, seeds))}: the first "
-            f"{len(seeds)} of the subject's seeds that passed the rule (a verdict needs a "
-            f"seed's clean wait and its grokking)")
-    if len(passed) < len(seeds):
-        text += (f"; only {len(passed)} passed, so the others are the subject's next seeds "
-                 f"in order")
-    return text + "."
+    seeds, passed = claim_seeds(preset_name), _record_passed(preset_name)
+    listed = ", ".join(map(str, seeds))
+    if passed is None:
+        return (f"The verdicts of chapters 3-7 read seeds {listed}, the subject's first: no "
+                f"confirmation record says which of its seeds passed the rule.")
+    good = [s for s in seeds if s in passed]
+    text = (f"The verdicts of chapters 3-7 read seeds {listed}: the subject's seeds that "
+            f"passed the rule come first (a verdict needs a seed's clean wait and its "
+            f"grokking), in seed order")
+    if len(good) < len(seeds):
+        text += (f"; only {len(good)} passed, so the rest are the subject's other seeds in "
+                 f"order, which did not pass")
+    return text + (". Chapter 7's verdict on Wang's grokking reads every seed of the round.")
 
 
 def write_confirmation(c: dict, path) -> None:

@@ -200,7 +200,7 @@ def default_grid(preset_name: str, phis=None, seeds=None, sizes=None) -> dict:
     from .paths import claim_seeds
     g = dict(settings.of(preset_name)["sweep_grid"])
     g.setdefault("size_phi", preset(preset_name).data.phi)
-    if g.get("seeds") is None:          # the verdicts' seeds: the subject's first ones
+    if g.get("seeds") is None:          # the verdicts' seeds (subject.claim_seeds)
         g["seeds"] = claim_seeds(preset_name)
     for k, v in (("phis", phis), ("seeds", seeds), ("sizes", sizes)):
         if v is not None:
