@@ -142,7 +142,8 @@ def _cost_words(summary: dict) -> str:
     """The predicted time of the runs to train, and how many could not be predicted."""
     parts = []
     if summary["unpredicted"] < summary["to_train"] or not summary["to_train"]:
-        parts.append(f"about {summary['seconds_to_train'] / 60:.0f} min of one worker")
+        parts.append(f"at most about {summary['seconds_to_train'] / 60:.0f} min of one worker "
+                     f"(every run at its full budget)")
     if summary["unpredicted"]:
         parts.append(f"{summary['unpredicted']} not predicted: their shapes' speed is not "
                      f"measured yet, run without --no-measure")

@@ -227,7 +227,8 @@ def train_plan(preset: str, entries: list[str], out: Path, workers: int | None =
         s = plan_summary(table)
         left = s["seconds_to_train"] / max(1, workers)
         log(f"the plan: {s['runs']} runs, {s['stored']} in the store, {s['to_train']} to "
-            f"train, about {_minutes(left)} on {workers} worker(s)"
+            f"train, at most about {_minutes(left)} on {workers} worker(s) (every run at "
+            f"its full budget; a run that reaches its stop rule ends sooner)"
             + (f"; {s['waiting']} more run(s) wait on those results (at most "
                f"{_minutes(s['seconds_waiting_at_most'] / max(1, workers))} more)"
                if s["waiting"] else ""))
