@@ -30,6 +30,11 @@ def first_seed(preset_name: str) -> int:
     return S.claim_seeds(preset_name)[0]
 
 
+def first_run(preset_name: str, runs: list):
+    """Of the subject's ``runs`` (one per seed), the first claim seed's."""
+    return next(r for r in runs if r.config.seed == first_seed(preset_name))
+
+
 def subject_name(seed: int) -> str:
     return f"02/subject/seed {seed}"
 
@@ -55,8 +60,8 @@ def chapter_runs(preset_name: str, store=None) -> dict:
     p = plan(preset_name)
     runs = plan_runs(p, store=store)
     seeds = [runs[e.name] for e in p if e.role == "subject"]
-    first = next(r for r in seeds if r.config.seed == first_seed(preset_name))
-    return {"subject": first, "contrast": runs[CONTRAST], "seeds": seeds}
+    return {"subject": first_run(preset_name, seeds), "contrast": runs[CONTRAST],
+            "seeds": seeds}
 
 
 def seed_runs(preset_name: str, store=None, progress: bool = False) -> list:

@@ -111,8 +111,7 @@ def collect(preset_name: str = "cpu", store=None, progress: bool = False,
 
     seeds = [runs[e.name] for e in recipe.plan(preset_name)          # the preset's recipe
              if e.role == "subject" and e.name in runs]
-    return {"preset": preset_name, "default": next(
-                r for r in seeds if r.config.seed == recipe.first_seed(preset_name)),
+    return {"preset": preset_name, "default": recipe.first_run(preset_name, seeds),
             "phi_table": phi_table, "size_table": size_table,
             "phi_runs": ok_runs(phi_table), "size_runs": ok_runs(size_table),
             "fake": {(r_, a_, int(s_.split()[1])): r for k, r in under("05/").items()
