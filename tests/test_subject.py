@@ -415,6 +415,34 @@ def test_the_scout_s_runs_are_chapter_3_s_points_on_the_fourth_round_s_seeds():
                          ) == fourth[0].replace(seed=c.seed)
 
 
+def test_every_cpu_scout_changes_only_its_declared_fields_of_the_fourth_round():
+    fourth = S.round_configs("cpu", S.read_summary("cpu"), S.read_summary("cpu", refine=True))[3]
+    stop = {"train.stop_at": fourth[0].train.stop_at,
+            "train.stop_after_grokked": fourth[0].train.stop_after_grokked}
+    for n, spec in enumerate(S.SCOUTS["cpu"]):
+        cfgs = S.scout_configs("cpu", index=n)
+        assert len(cfgs) == len(spec["candidates"]) * len(spec["seeds"])
+        for i, c in cfgs:
+            change = spec["candidates"][i]
+            assert all(S._field(c, k) == v for k, v in change.items())
+            assert c.replace(**{k: S._field(fourth[0], k) for k in change}, **stop) \
+                == fourth[0].replace(seed=c.seed)
+    third = S.SCOUTS["cpu"][2]["candidates"]
+    assert S._change_label(third[0]) == "phi 4.5, precision bf16, max_steps 15,500"
+
+
+def test_the_subject_command_passes_its_workers_to_every_path(monkeypatch):
+    from grokbook.book.cli import main
+    seen = []
+    fake = lambda *a, **k: seen.append(k.get("workers")) or {"pending": ["x"]}  # noqa: E731
+    for name in ("scout", "confirm_round", "confirmation"):
+        monkeypatch.setattr(S, name, fake)
+    monkeypatch.setattr(S, "confirmation_record", lambda *a, **k: {})
+    for extra in (["--scout"], ["--round", "5"], []):
+        assert main(["subject", "--preset", "test", "--workers", "2", "--json", *extra]) == 0
+    assert seen == [2, 2, 2]
+
+
 def test_the_scout_chooses_by_passes_then_the_deepest_wait_and_may_choose_none():
     c = lambda passed, depth: {"passed": passed, "median_heldout_at_memorized": depth}  # noqa
     assert S.choose_scout([c(2, 0.15), c(3, 0.19)], need=2) == 1

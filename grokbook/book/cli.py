@@ -264,14 +264,14 @@ def cmd_subject(args):
     if args.scout:
         out = subject.scout(args.preset,
                             subject.confirmation_record(args.preset, store=args.store),
-                            store=args.store)
+                            store=args.store, workers=args.workers)
     elif args.round is not None:
         out = subject.confirm_round(args.preset, args.round,
                                     subject.confirmation_record(args.preset, store=args.store),
-                                    store=args.store)
+                                    store=args.store, workers=args.workers)
     else:
         out = subject.confirmation(args.preset, store=args.store, progress=not args.json,
-                                   train=not args.no_train)
+                                   train=not args.no_train, workers=args.workers)
     if out["pending"] and not args.out:     # a partial read never replaces the record
         print(f"grokbook subject: {len(out['pending'])} confirmation run(s) not in the "
               f"store; the summary was not written (give --out to write it anyway)",
@@ -430,7 +430,8 @@ def main(argv=None) -> int:
                    help="where the search trains (default cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "tf32", "bf16"],
                    help="the search's train.precision (default auto)")
-    p.add_argument("--workers", type=int, help="training processes at once")
+    p.add_argument("--workers", type=int, help="training processes at once, one thread "
+                   "each (default $GROKBOOK_WORKERS or 1)")
     p.add_argument("--no-train", action="store_true", help="report the confirmation runs "
                    "the store holds; train nothing (the rest are listed as pending)")
     p.add_argument("--scout", action="store_true", help="train the declared scout on the "

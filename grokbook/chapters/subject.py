@@ -736,7 +736,7 @@ def scouts_of(record: dict | None) -> list:
 
 
 def scout(preset_name: str, record: dict | None, store=None, summary: dict | None = None,
-          refined: dict | None = None) -> dict:
+          refined: dict | None = None, workers: int | None = None) -> dict:
     """Train (or read) the next declared scout's runs and decide the fifth round:
     ``record`` (the committed confirmation) must hold the first four rounds complete and
     none confirmed, and every earlier scout must have chosen nothing -- a scout only
@@ -762,7 +762,7 @@ def scout(preset_name: str, record: dict | None, store=None, summary: dict | Non
     plan = Plan(Planned(f"02/scout {index + 1}/{_change_label(spec['candidates'][i])}/seed "
                         f"{c.seed}", "02", "scout", c, labels={"candidate": i})
                 for i, c in cfgs)
-    runs = plan_runs(plan, store=store)
+    runs = plan_runs(plan, store=store, workers=workers)
     cands = []
     for i, change in enumerate(spec["candidates"]):
         rows = seed_rows([runs[e.name] for e in plan if e.labels["candidate"] == i])
@@ -911,7 +911,8 @@ def confirmation_plan(preset_name: str = "cpu", summary: dict | None = None,
 
 def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
                  summary: dict | None = None, train: bool = True,
-                 refined: dict | None = None, scouts: list | None = None) -> dict:
+                 refined: dict | None = None, scouts: list | None = None,
+                 workers: int | None = None) -> dict:
     """The subject on fresh seeds, round by round (``confirmation_plan``: from the store,
     or trained). With ``train=False`` only what the store holds is read, and the rounds
     still to train are listed under "pending" (a round with no run is left out). The
@@ -921,7 +922,7 @@ def confirmation(preset_name: str = "cpu", store=None, progress: bool = False,
     plan = confirmation_plan(preset_name, summary, refined, scouts)
     pending = []
     if train:
-        runs = plan_runs(plan, store=store)
+        runs = plan_runs(plan, store=store, workers=workers)
     else:
         got = resolve(plan, store, train=False)
         runs = {n: (o.run if o.status == STORED else None) for n, o in got.items()}
@@ -971,7 +972,8 @@ def _choose(out: dict) -> dict:
 
 
 def confirm_round(preset_name: str, number: int, record: dict | None, store=None,
-                  summary: dict | None = None, refined: dict | None = None) -> dict:
+                  summary: dict | None = None, refined: dict | None = None,
+                  workers: int | None = None) -> dict:
     """Round ``number`` (1-based) of the confirmation, trained on its own, beside the earlier
     rounds as ``record`` (the committed confirmation) holds them: allowed only where the
     record holds every earlier round complete, on the runs the plan names for it, and none
@@ -994,7 +996,7 @@ def confirm_round(preset_name: str, number: int, record: dict | None, store=None
                           f"again")
     mine = Plan(Planned(e.name, e.chapter, e.role, e.config, labels=e.labels)
                 for e in plan if e.labels["round"] == number)
-    runs = plan_runs(mine, store=store)
+    runs = plan_runs(mine, store=store, workers=workers)
     got = [runs[e.name] for e in mine]
     stamp = {k: record[k] for k in ("commit", "read") if k in record}
     out = {**_header(preset_name), "pending": [],
