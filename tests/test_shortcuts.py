@@ -133,11 +133,28 @@ def test_tune_command_writes_a_summary_and_refuses_claim_seeds(tmp_path, monkeyp
     from grokbook.book.cli import main
     monkeypatch.setattr(S, "SHORTCUTS", S.SHORTCUTS[4:6])     # Grokfast and Muon
     out = tmp_path / "tuning.json"
+    real = S.resolve
+
+    def interrupted(plan, store, workers=None, report=None):   # stopped after one run
+        def hear(o, n, total):
+            report(o, n, total)
+            if o.status == "trained":
+                raise KeyboardInterrupt
+        return real(plan, store, workers=workers, report=hear)
+
+    monkeypatch.setattr(S, "resolve", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        S.tune("test", store=tmp_path / "s", out=out, log=lambda m: None)
+    part = json.loads(out.read_text())
+    assert len(part["rows"]) == 1 and len(part["pending"]) == 3 and part["chosen"] == {}
+    assert S.tuned("test", part) == {}                 # an unfinished tuning chooses nothing
+    monkeypatch.setattr(S, "resolve", real)
     assert main(["shortcuts", "--tune", "--preset", "test", "--store", str(tmp_path / "s"),
                  "--out", str(out), "--json"]) == 0
     summary = json.loads(out.read_text())
     assert set(summary["chosen"]) == {"Grokfast", "Muon"} and summary["commit"]
     assert len(summary["rows"]) == 4 and all(r["run"] for r in summary["rows"])
+    assert summary["pending"] == [] and part["rows"][0] in summary["rows"]
     assert S.tuned("test", summary) == summary["chosen"]
     monkeypatch.setitem(S.settings.PRESETS["test"], "shortcut_tuning_seeds", (0,))
     assert main(["shortcuts", "--tune", "--preset", "test", "--store", str(tmp_path / "s"),

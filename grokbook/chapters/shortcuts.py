@@ -166,29 +166,44 @@ def tune(preset_name: str = "cpu", store=None, out=None, workers: int | None = N
          log=print) -> dict:
     """Run the tuning (``tuning_plan``) through the run store (resumable) and write its
     summary to ``out`` (default ``results/shortcut_tuning_<preset>.json``): every run's
-    milestones, the median steps per value and the chosen value, with commit and dates."""
+    milestones, the median steps per value and the chosen value, with commit and dates.
+    The summary is rewritten as each run finishes, its unfinished runs listed under
+    "pending" and nothing chosen until every run is in, so an interrupted tuning leaves a
+    record of what it has (and the same command resumes it from the store)."""
     out = Path(out or f"results/shortcut_tuning_{preset_name}.json")
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     plan = tuning_plan(preset_name)
     log(f"tuning: {len(plan)} runs ({len(SHORTCUTS)} shortcuts)")
-    runs = runs_of(resolve(plan, store_path(store), workers=workers))
-    rows = []
-    for e in plan:
-        run = runs.get(e.name)
-        if run is None:
-            continue
-        acc = run.accuracy()
-        steps, censored = _steps(run)
-        mem = memorized_step(acc)
-        rows.append({**e.labels, "run": run.id, "memorized_step": mem,
-                     "heldout_at_memorized": heldout_at(acc, mem),
-                     "grokked_step": None if censored else steps, "steps": steps,
-                     "censored": censored})
-    summary = {"preset": preset_name, "commit": _commit(), "started": started,
-               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "declaration": declaration(preset_name), "rows": rows, "chosen": choose(rows)}
-    _write(out, summary)
-    return summary
+    done: dict = {}
+
+    def write(outcomes: dict) -> dict:
+        runs = runs_of(outcomes)
+        rows = [_tuning_row(e, runs[e.name]) for e in plan if e.name in runs]
+        pending = [e.name for e in plan if e.name not in runs]
+        summary = {"preset": preset_name, "commit": _commit(), "started": started,
+                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   "declaration": declaration(preset_name), "rows": rows,
+                   "pending": pending, "chosen": {} if pending else choose(rows)}
+        _write(out, summary)
+        return summary
+
+    def report(outcome, n, total):
+        done[outcome.name] = outcome
+        if outcome.run is not None and outcome.status != "stored":
+            write(done)
+            log(f"tuning: {n} of {total} runs in ({outcome.name})")
+
+    return write(resolve(plan, store_path(store), workers=workers, report=report))
+
+
+def _tuning_row(entry, run) -> dict:
+    acc = run.accuracy()
+    steps, censored = _steps(run)
+    mem = memorized_step(acc)
+    return {**entry.labels, "run": run.id, "memorized_step": mem,
+            "heldout_at_memorized": heldout_at(acc, mem),
+            "grokked_step": None if censored else steps, "steps": steps,
+            "censored": censored}
 
 
 def tuning_path(preset_name: str, root=None) -> Path:
@@ -211,7 +226,7 @@ def tuned(preset_name: str, summary: dict | None = None) -> dict:
     shortcut whose declaration (knob, grid, seeds) is the one it was tuned under; a
     shortcut tuned under another declaration, or not at all, is absent."""
     s = summary if summary is not None else read_tuning(preset_name)
-    if not s:
+    if not s or s.get("pending"):          # an unfinished tuning chooses nothing
         return {}
     now = declaration(preset_name)
     if s["declaration"].get("seeds") != now["seeds"]:
