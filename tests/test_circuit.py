@@ -246,7 +246,7 @@ def test_claim_1_reads_each_claim_seed_and_trains_the_lookup_only_after_a_contro
     monkeypatch.setattr(paths, "after_checkpoint",
                         lambda run: run.checkpoints[-1] if run.id == subject_id else None)
     runs = paths.claim1_runs("test", store=store)
-    assert "lookup" not in runs and set(runs) == {"subject", *(
+    assert "lookup" not in runs and set(runs) == {"subject", "later", *(
         f"seed_control_{s}" for s in paths.CONTROL_SEEDS)}
     ev = paths.claim1_evidence(runs)
     assert not ev["measured"] and "no seed control grokked" in ev["reason"]
@@ -267,3 +267,24 @@ def test_claim_1_over_seeds_reaches_every_class():
     assert paths.claim1_over_seeds([ev(1, S), ev(2, D), ev(3, S)])[0] == "partly"
     assert paths.claim1_over_seeds([ev(1, U), ev(2, U), ev(3, S)])[0] == "not measured"
     assert paths.claim1_over_seeds([ev(1, S), ev(2, S), ev(3, None)])[0] == "not measured"
+
+
+def test_the_run_carried_on_to_twice_its_grokked_step_retraces_the_subject(store):
+    """Claim 1's drift scale where the subject's budget ends before 2x its grokked step:
+    the same config with twice the budget, stopping at 2x its grokked step. Its schedule
+    is constant after warmup, so it holds the subject's checkpoints exactly; one that does
+    not (another seed) is refused."""
+    from grokbook import train
+    from grokbook.chapters import paths
+    cfgs = paths.claim1_configs("test")
+    assert cfgs["later"].train.max_steps == 2 * cfgs["subject"].train.max_steps
+    assert cfgs["later"].replace(**{"train.max_steps": cfgs["subject"].train.max_steps,
+                                    "train.stop_after_grokked":
+                                        cfgs["subject"].train.stop_after_grokked}) \
+        == cfgs["subject"]
+    subject = train(cfgs["subject"], store=store)
+    long = train(cfgs["later"].replace(**{"train.stop_after_grokked": 0.0}), store=store)
+    assert long.checkpoints[-1] > subject.checkpoints[-1]
+    assert all(paths._retraces(long, subject, s) for s in subject.checkpoints)
+    other = train(cfgs["subject"].replace(seed=cfgs["subject"].seed + 1), store=store)
+    assert not paths._retraces(other, subject, subject.checkpoints[-1])

@@ -121,6 +121,15 @@ def test_finetuned_run_records_its_parent_and_reloads(store):
         finetune_config(parent, 7)              # not a stored checkpoint
 
 
+def test_a_fine_tune_runs_its_steps_whatever_the_parent_s_stop_rules(store):
+    parent = train(small().replace(**{"train.stop_after_grokked": 2.0,
+                                      "train.stop_at": 0.05}), progress=False)
+    cfg = finetune_config(parent, parent.checkpoints[-1], lr=1e-3, max_steps=24)
+    t = cfg.train
+    assert (t.stop_at, t.stop_after_grokked, t.stop_after_fitted) == (0.0, 0.0, 0.0)
+    assert train(cfg, progress=False).steps == 24
+
+
 def test_positive_control_trains_hop2_for_half_the_new_facts_and_tests_the_rest():
     cfg = preset("cpu", finetune="new_knowledge")
     main = build_transfer(cfg)

@@ -173,6 +173,10 @@ def claim1_configs(preset_name: str = "cpu", arch: str | None = None,
                                                     **LOOKUP_STOP})}
     for s_ in CONTROL_SEEDS:
         out[f"seed_control_{s_}"] = cfg.replace(**{"train.init_seed": s_, **CONTROL_STOP})
+    # the same run carried on past its budget to LATER_AT x its grokked step (the schedule
+    # is constant after warmup, so it retraces the subject; claim1_evidence checks it)
+    out["later"] = cfg.replace(**{"train.max_steps": int(LATER_AT * cfg.train.max_steps),
+                                  "train.stop_after_grokked": LATER_AT})
     return out
 
 
@@ -245,7 +249,10 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     ds = subject.dataset
     before, before_rule = before_checkpoint(subject)
     after = after_checkpoint(subject)
-    later = later_checkpoint(subject, after)
+    later, later_run = later_checkpoint(subject, after), subject
+    cont = runs.get("later")
+    if later is None and cont is not None:     # the same run carried on past its budget
+        later, later_run = later_checkpoint(cont, after), cont
     tried = {k: r for k, r in runs.items() if k.startswith("seed_control_")}
     control, after2 = next(((r, after_checkpoint(r)) for r in tried.values()
                             if after_checkpoint(r) is not None), (None, None))
@@ -259,7 +266,7 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
           "seed": subject.config.seed,
           "before": _acc_at(subject, before) if before is not None else None,
           "after": _acc_at(subject, after) if after is not None else None,
-          "later": _acc_at(subject, later) if later is not None else None,
+          "later": _acc_at(later_run, later) if later is not None else None,
           "seed_control": _acc_at(control, after2) if after2 is not None else None,
           "lookup": _acc_at(lookup, lookup.checkpoints[-1]) if lookup is not None else None}
     missing = []
@@ -271,6 +278,9 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     if after is not None and later is None:
         missing.append(f"the subject run has no checkpoint at {LATER_AT:g}x its grokked step "
                        f"(no scale for its own drift)")
+    elif later_run is not subject and not _retraces(later_run, subject, after):
+        missing.append(f"the run carried on to {LATER_AT:g}x its grokked step does not retrace "
+                       f"the subject run at step {after} (no scale for its own drift)")
     if not tried:
         missing.append("no seed control was trained (none is, unless the subject grokked)")
     elif after2 is None:
@@ -285,7 +295,7 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     q = C.sample_queries(ds.probes["train_inferred"], n_queries, seed)
     kept, cfs = C.pool_counterfactuals(ds, q, pool, seed)
     models = {"before": subject.load_model(before), "after": subject.load_model(after),
-              "later": subject.load_model(later),
+              "later": later_run.load_model(later),
               "seed_control": control.load_model(after2),
               "seed_control_before": control.load_model(before_checkpoint(control)[0]
                                                         or after2),
@@ -376,6 +386,15 @@ def heldout_split(models: dict, ds, pool: dict, seed: int = 0, n_boot: int = 100
     return out
 
 
+def _retraces(long, run, step) -> bool:
+    """Whether ``long`` holds ``run``'s accuracies at ``step`` (a checkpoint of both)."""
+    a, b = checkpoint_accuracy(long), checkpoint_accuracy(run)
+    if step not in a.index or step not in b.index:
+        return False
+    return bool(np.allclose(a.loc[step].to_numpy(float), b.loc[step].to_numpy(float),
+                            atol=1e-6, equal_nan=True))
+
+
 def _grokked(run) -> bool:
     return run is not None and after_checkpoint(run) is not None
 
@@ -403,6 +422,11 @@ def claim1_plan(preset_name: str = "cpu", arch: str | None = None,
     subject = pre + "subject"
     controls = [pre + k for k in cfgs if k.startswith("seed_control_")]
     p = Plan([Planned(subject, "04", "subject", cfgs["subject"])])
+    p.add(Planned(pre + "later", "04", "drift", cfgs["later"], after=(subject,),
+                  when=lambda runs: _grokked(runs[subject]) and later_checkpoint(
+                      runs[subject], after_checkpoint(runs[subject])) is None,
+                  note=f"trained only if the subject grokked and its run ended before "
+                       f"{LATER_AT:g}x its grokked step"))
     for i, name in enumerate(controls):
         earlier = controls[:i]
         p.add(Planned(name, "04", "seed control", cfgs[name[len(pre):]],

@@ -26,7 +26,9 @@ def finetune_config(parent_run, step: int, lr: float | None = None, max_steps: i
     """Config that fine-tunes ``parent_run`` from its checkpoint ``step`` on a transfer set.
 
     Same data, model and seed as the parent; own learning rate (default: half the parent's,
-    as the study's 2e-5 against 4e-5), a short warmup, dense evaluation and ten checkpoints.
+    as the study's 2e-5 against 4e-5), a short warmup, dense evaluation and ten checkpoints;
+    it runs its ``max_steps`` whatever the parent's stop rules (a grokked start would
+    otherwise "have grokked" at its first evaluation and stop).
     ``overrides`` are dotted fields (``**{"transfer.new_facts": 600}``).
     """
     if step not in parent_run.checkpoints:
@@ -41,7 +43,9 @@ def finetune_config(parent_run, step: int, lr: float | None = None, max_steps: i
         "train.lr": lr if lr is not None else t.lr / 2, "train.max_steps": max_steps,
         "train.warmup_steps": min(t.warmup_steps, max_steps // 10),
         "train.eval_every": max(1, max_steps // 20), "train.eval_dense_until": max_steps,
-        "train.checkpoint_every": max(1, max_steps // 10), "train.device": "auto"}
+        "train.checkpoint_every": max(1, max_steps // 10), "train.device": "auto",
+        # the parent's stop rules would end a fine-tune of a grokked start at once
+        "train.stop_at": 0.0, "train.stop_after_grokked": 0.0, "train.stop_after_fitted": 0.0}
     settings.update(overrides)
     return parent_run.config.replace(**settings)
 

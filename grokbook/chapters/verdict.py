@@ -78,6 +78,33 @@ VERDICT_RULES = {
                  f"shortcut was tuned, or the circuit of the fast ones could not be decided."),
 }
 
+# What was changed after the data it bears on had been seen (chapter 7 lists it beside the
+# scorecard): (verdicts, what changed, why). Rules and thresholds not named here were
+# fixed before their runs.
+CHANGES_AFTER_DATA = (
+    ("every verdict", "the seeds the verdicts read: from the subject's first three to the "
+     "first three that passed the subject's pass rule",
+     "a verdict needs a seed's clean wait (its before) and its grokking (its after); the "
+     "first three had failed the rule. Appendix A's declaration history says what this "
+     "conditions."),
+    ("claim 1", "a run carried on to 2x its grokked step ('later') was added to chapter 4's "
+     "plan after the cpu build showed that two claim seeds' subject runs end at their step "
+     "budget before that step",
+     "without it those seeds have no scale for their own drift. The rule, its thresholds "
+     "and the seeds are unchanged; the run is the subject's config with twice the budget, "
+     "and the evidence checks that it retraces the subject's checkpoints."),
+    ("claim 3", "fine-tunes run their declared steps: the grokked, positive-control and "
+     "replay starts had inherited the subject's stop rule (end at 2x the grokked step) and "
+     "ended after 500 of their 5,000 steps, seen when two seeds' hop 1 was still rising",
+     "a fault, not a choice: the rule reads a settled hop 1, which the declared 5,000 "
+     "steps are for. The rule and its thresholds are unchanged."),
+)
+
+
+def changes_after_data() -> pd.DataFrame:
+    """``CHANGES_AFTER_DATA`` as a table for the chapter."""
+    return pd.DataFrame(CHANGES_AFTER_DATA, columns=["verdicts", "what changed", "why"])
+
 
 # ---------------------------------------------------------------- gathering the runs
 def collect(preset_name: str = "cpu", store=None, progress: bool = False,
