@@ -169,7 +169,8 @@ def test_path_rule_reaches_every_outcome(d, negs, want):
     scale = {"d": 0.06, "lo": 0.04, "hi": 0.09, "p95": 0.1}
     neg = {k: {"d": v, "lo": v - 0.03, "hi": v + 0.03, "p95": v} for k, v in negs.items()}
     outcome, reason = C.path_rule(boot, scale, neg)
-    assert outcome == want and reason
+    assert outcome == want and "seed-to-seed" in reason
+    assert "own-drift" in C.path_rule(boot, scale, neg, scale_name="own-drift")[1]
 
 
 def test_claim1_evidence_tables_charts_and_json(store, monkeypatch):

@@ -235,13 +235,15 @@ def permuted(p: Profile, seed: int = 0, mask=None) -> Profile:
 
 # ---------------------------------------------------------------- the rule
 def path_rule(d: dict, seed_scale: dict, negatives: dict,
-              pair: str = "d(before, after)") -> tuple[str, str]:
+              pair: str = "d(before, after)", scale_name: str = "seed-to-seed"
+              ) -> tuple[str, str]:
     """(outcome, reason) for d(before, after) = ``d`` (a ``bootstrap`` dict; ``pair`` names
     the distance in the reason, e.g. "d(after, shortcut)").
 
     ``seed_scale`` is the bootstrap of d(after, same config under another training seed);
     its ``p95`` is the scale of "same". ``negatives`` maps each negative control to its
-    bootstrap of d(after, control). Rule:
+    bootstrap of d(after, control); ``scale_name`` names the scale in the reason (the
+    caller may pass the larger of several scales). Rule:
 
     - **undetermined** if a negative control's interval reaches down to the seed scale
       (lower end <= CLEAR_MARGIN x seed p95): the metric does not discriminate;
@@ -255,14 +257,14 @@ def path_rule(d: dict, seed_scale: dict, negatives: dict,
         return UNDETERMINED, "a distance could not be computed (no informative cell)"
     if weak:
         return UNDETERMINED, (f"the negative control(s) {', '.join(weak)} are not clearly "
-                              f"farther than the seed-to-seed scale {scale:.3f}")
+                              f"farther than the {scale_name} scale {scale:.3f}")
     if d["d"] <= scale:
-        return SAME, (f"{pair} {d['d']:.3f} is within the seed-to-seed 95th "
+        return SAME, (f"{pair} {d['d']:.3f} is within the {scale_name} 95th "
                       f"percentile {scale:.3f}")
     if d["lo"] > scale:
         return DIFFERENT, (f"{pair} {d['d']:.3f} (interval from {d['lo']:.3f}) "
-                           f"exceeds the seed-to-seed 95th percentile {scale:.3f}")
-    return UNDETERMINED, (f"{pair} {d['d']:.3f} exceeds the seed-to-seed scale "
+                           f"exceeds the {scale_name} 95th percentile {scale:.3f}")
+    return UNDETERMINED, (f"{pair} {d['d']:.3f} exceeds the {scale_name} scale "
                           f"{scale:.3f} but its interval reaches down to {d['lo']:.3f}")
 
 

@@ -313,7 +313,8 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
     scale = max((seed_scale, drift), key=lambda b: b["p95"])
     negs = {k: C.bootstrap(prof["after"], prof[k], seed, n_boot, mask)
             for k in ("random", "lookup", "permuted") if k in prof}
-    outcome, reason = C.path_rule(d, scale, negs)
+    name = "own-drift" if scale is drift else "seed-to-seed"
+    outcome, reason = C.path_rule(d, scale, negs, scale_name=name)
     compared = {}
     for label, (run, step) in (others or {}).items():
         if step is None or not same_graph(run.dataset, ds):
@@ -323,7 +324,7 @@ def claim1_evidence(runs: dict, n_queries: int = CLAIM1_QUERIES, seed: int = 0,
         other = C.profile(run.load_model(step), ds, kept, cfs)
         dist = C.bootstrap(prof["after"], other, seed, n_boot, mask)
         compared[label] = {"run": run.id, "step": int(step), **dict(zip(
-            ("outcome", "reason"), C.path_rule(dist, scale, negs, f"d(after, {label})"))),
+            ("outcome", "reason"), C.path_rule(dist, scale, negs, f"d(after, {label})", name))),
             "d": dist}
     # context, not part of the rule: how far apart two seeds are at the "before" stage
     before_scale = C.bootstrap(prof["before"], prof["seed_control_before"], seed, n_boot, mask)
