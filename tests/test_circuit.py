@@ -289,3 +289,25 @@ def test_the_run_carried_on_to_twice_its_grokked_step_retraces_the_subject(store
     assert all(paths._retraces(long, subject, s) for s in subject.checkpoints)
     other = train(cfgs["subject"].replace(seed=cfgs["subject"].seed + 1), store=store)
     assert not paths._retraces(other, subject, subject.checkpoints[-1])
+
+
+def test_claim_1_reads_drift_from_the_long_run_only_where_it_retraces(store, monkeypatch):
+    """Where the subject's run ends before 2x its grokked step, claim 1's "later" comes
+    from the long run; a long run that does not retrace the subject leaves the seed not
+    measured with that reason, the one that does is accepted (the control)."""
+    from grokbook import train
+    from grokbook.chapters import paths
+    cfgs = paths.claim1_configs("test")
+    subject = train(cfgs["subject"], store=store)
+    long = train(cfgs["later"].replace(**{"train.stop_after_grokked": 0.0}), store=store)
+    other = train(cfgs["later"].replace(**{"train.stop_after_grokked": 0.0,
+                                           "seed": cfgs["subject"].seed + 1}), store=store)
+    mid = subject.checkpoints[len(subject.checkpoints) // 2]
+    monkeypatch.setattr(paths, "after_checkpoint", lambda run: mid)
+    monkeypatch.setattr(paths, "later_checkpoint",     # the subject's run is too short
+                        lambda run, after: None if run.id == subject.id else run.checkpoints[-1])
+    why = lambda cont: paths.claim1_evidence({"subject": subject, "later": cont})  # noqa
+    bad, good = why(other), why(long)
+    assert not bad["measured"] and "does not retrace the subject run" in bad["reason"]
+    assert "does not retrace" not in good["reason"]
+    assert good["later"]["step"] == long.checkpoints[-1] > subject.checkpoints[-1]

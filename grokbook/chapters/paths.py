@@ -166,7 +166,8 @@ def claim1_configs(preset_name: str = "cpu", arch: str | None = None,
     (chapter 2's), the lookup control (the same graph with the training two-hop tails
     permuted: it can memorize them, but no bridge composes them) and the candidates for
     the positive control (the same config under another training seed),
-    ``seed_control_<s>``, in the order they are tried."""
+    ``seed_control_<s>``, in the order they are tried; and ``later``, the subject's config
+    with twice the budget, for the drift scale where the subject's run ends too soon."""
     from ..core.config import SUBJECT, preset
     cfg = preset(preset_name, arch or SUBJECT, **({} if seed is None else {"seed": seed}))
     out = {"subject": cfg, "lookup": cfg.replace(**{"data.shuffle_inferred": True,
@@ -457,8 +458,8 @@ def plan(preset_name: str = "cpu") -> Plan:
 
 def claim1_runs(preset_name: str = "cpu", arch: str | None = None, store=None,
                 progress: bool = False, seed: int | None = None) -> dict:
-    """The runs of ``claim1_plan`` that were trained ({"subject", "seed_control_<s>" ...,
-    "lookup"}), read from the store or trained now."""
+    """The runs of ``claim1_plan`` that were trained ({"subject", "later",
+    "seed_control_<s>" ..., "lookup"}), read from the store or trained now."""
     from ..core.config import SUBJECT
     first = seed is None or seed == claim_seeds(preset_name)[0]
     lookup = first or (arch or SUBJECT) != SUBJECT

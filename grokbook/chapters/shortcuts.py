@@ -38,7 +38,7 @@ from ..analysis.measures import flops_per_step_of
 from ..analysis.seeds import MIN_SEEDS, median_interval, not_measured
 from ..core.config import ConfigError, preset
 from ..core.data import build_dataset
-from ..core.plan import Plan, Planned, plan_runs, resolve, runs_of
+from ..core.plan import Plan, Planned, plan_runs, resolve
 from ..core.store import store_path
 from . import paths, settings, transfer
 from .subject import BEFORE_AT, REPO, _commit, _write
@@ -174,26 +174,28 @@ def tune(preset_name: str = "cpu", store=None, out=None, workers: int | None = N
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     plan = tuning_plan(preset_name)
     log(f"tuning: {len(plan)} runs ({len(SHORTCUTS)} shortcuts)")
-    done: dict = {}
+    rows: dict = {}                    # entry name -> its row, read once per run
 
-    def write(outcomes: dict) -> dict:
-        runs = runs_of(outcomes)
-        rows = [_tuning_row(e, runs[e.name]) for e in plan if e.name in runs]
-        pending = [e.name for e in plan if e.name not in runs]
+    def write() -> dict:
+        pending = [e.name for e in plan if e.name not in rows]
+        done = [rows[e.name] for e in plan if e.name in rows]
         summary = {"preset": preset_name, "commit": _commit(), "started": started,
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   "declaration": declaration(preset_name), "rows": rows,
-                   "pending": pending, "chosen": {} if pending else choose(rows)}
+                   "declaration": declaration(preset_name), "rows": done,
+                   "pending": pending, "chosen": {} if pending else choose(done)}
         _write(out, summary)
         return summary
 
     def report(outcome, n, total):
-        done[outcome.name] = outcome
-        if outcome.run is not None and outcome.status != "stored":
-            write(done)
+        if outcome.run is None:
+            return
+        rows[outcome.name] = _tuning_row(plan.entries[outcome.name], outcome.run)
+        if outcome.status != "stored":
+            write()
             log(f"tuning: {n} of {total} runs in ({outcome.name})")
 
-    return write(resolve(plan, store_path(store), workers=workers, report=report))
+    resolve(plan, store_path(store), workers=workers, report=report)
+    return write()
 
 
 def _tuning_row(entry, run) -> dict:
